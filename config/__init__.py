@@ -1,0 +1,1 @@
+"""Node configuration and genesis: TOML in, validated frozen objects out."""

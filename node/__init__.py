@@ -1,0 +1,1 @@
+"""assetledger node: the composition root (ledger, store, runtime, client API, CLI)."""

@@ -1,0 +1,1 @@
+"""Authenticated, encrypted, bounded trio transport between approved validators."""
