@@ -86,7 +86,6 @@ def unpack(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
             raw=False,
             use_list=True,
             strict_map_key=True,
-            max_buffer_size=limits.buffer_bytes_max,
             max_bin_len=limits.bin_bytes_max,
             max_str_len=limits.str_bytes_max,
             max_array_len=limits.array_items_max,

@@ -1,0 +1,52 @@
+"""Domain separation: a signature is valid for one purpose, one chain and one payload only."""
+
+from __future__ import annotations
+
+import nacl.signing
+import pytest
+
+from consensus.signing import Purpose, sign, signing_bytes, verify
+
+KEY = nacl.signing.SigningKey(b"\x01" * 32)
+PUB = KEY.verify_key.encode()
+
+
+def test_valid_signature_verifies() -> None:
+    sig = sign(KEY, Purpose.TRANSACTION, "chain-a", b"payload")
+    assert len(sig) == 64
+    assert verify(PUB, sig, Purpose.TRANSACTION, "chain-a", b"payload")
+
+
+@pytest.mark.parametrize(
+    ("purpose", "chain", "payload"),
+    [
+        (Purpose.COMMIT, "chain-a", b"payload"),  # a tx signature is not a vote
+        (Purpose.TRANSACTION, "chain-b", b"payload"),  # nor valid on another chain
+        (Purpose.TRANSACTION, "chain-a", b"payloaD"),
+    ],
+)
+def test_signature_is_bound_to_purpose_chain_and_payload(
+    purpose: Purpose, chain: str, payload: bytes
+) -> None:
+    sig = sign(KEY, Purpose.TRANSACTION, "chain-a", b"payload")
+    assert not verify(PUB, sig, purpose, chain, payload)
+
+
+def test_wrong_key_and_malformed_inputs_are_simply_invalid() -> None:
+    sig = sign(KEY, Purpose.TRANSACTION, "c", b"p")
+    other = nacl.signing.SigningKey(b"\x02" * 32).verify_key.encode()
+    assert not verify(other, sig, Purpose.TRANSACTION, "c", b"p")
+    assert not verify(PUB[:31], sig, Purpose.TRANSACTION, "c", b"p")
+    assert not verify(PUB, sig[:63], Purpose.TRANSACTION, "c", b"p")
+    assert not verify(b"\xff" * 32, sig, Purpose.TRANSACTION, "c", b"p")  # not a curve point
+
+
+def test_signed_bytes_are_prefix_free() -> None:
+    # ("ab", "c") and ("a", "bc") must not collide: msgpack framing is self-delimiting.
+    assert signing_bytes(Purpose.TRANSACTION, "ab", b"c") != signing_bytes(
+        Purpose.TRANSACTION, "a", b"bc"
+    )
+
+
+def test_purpose_tags_are_distinct() -> None:
+    assert len({str(p) for p in Purpose}) == len(Purpose)
