@@ -1,0 +1,164 @@
+"""The mempool: a bounded, deduplicated, nonce-ordered pool of admitted transactions.
+
+Rules:
+
+1. Only admitted transactions enter (decoded, right chain, signatures verified, nonce not yet
+   used): the pool never re-checks signatures, so each transaction is verified once per node.
+2. Deduplicated by tx id; one transaction per (signer, nonce): the first one wins, a second one
+   with the same nonce is refused (`nonce_taken`), so nobody can replace a pending transfer.
+3. Bounded by `capacity_txs`; when full, new transactions are refused (`mempool_full`) rather
+   than evicting older ones: a flood cannot push out transactions clients already hold ids for.
+4. A batch only takes, per signer, a contiguous run of nonces starting at the next nonce the
+   chain expects (counting transactions already proposed but not yet committed). A transaction
+   behind a nonce gap waits at most `gap_wait_ms`, then is dropped (`nonce_gap_expired`).
+5. Batches are fair: signers are served round-robin in order of first arrival, so one busy
+   signer cannot starve the others.
+6. Safety never depends on the pool: the ledger rejects a replayed nonce even if a faulty
+   primary proposes one. The pool only keeps honest primaries from proposing waste.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class AdmitRefusal(StrEnum):
+    DUPLICATE = "duplicate"
+    NONCE_USED = "nonce_used"
+    NONCE_TAKEN = "nonce_taken"
+    NONCE_TOO_FAR = "nonce_too_far"
+    MEMPOOL_FULL = "mempool_full"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingTx:
+    tx_id: bytes
+    signer: bytes
+    nonce: int
+    raw: bytes
+    received_ms: int
+
+
+@dataclass(slots=True)
+class _SignerQueue:
+    by_nonce: dict[int, PendingTx]
+    proposed_upto: int = -1  # highest nonce handed out in a batch not yet committed
+
+
+class Mempool:
+    def __init__(self, *, capacity_txs: int, gap_wait_ms: int, nonce_window_max: int = 1024):
+        if capacity_txs <= 0 or gap_wait_ms <= 0 or nonce_window_max <= 0:
+            raise ValueError("mempool limits must be positive")
+        self._capacity_txs = capacity_txs
+        self._gap_wait_ms = gap_wait_ms
+        self._nonce_window_max = nonce_window_max
+        self._by_id: dict[bytes, PendingTx] = {}
+        # Insertion-ordered: the round-robin order of signers is their order of first arrival.
+        self._signers: OrderedDict[bytes, _SignerQueue] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, tx_id: bytes) -> bool:
+        return tx_id in self._by_id
+
+    def get(self, tx_id: bytes) -> PendingTx | None:
+        return self._by_id.get(tx_id)
+
+    def add(self, tx: PendingTx, *, next_nonce: int) -> AdmitRefusal | None:
+        """Admit `tx`; `next_nonce` is the chain's next expected nonce for its signer.
+
+        Returns None when admitted, else the reason it was refused (nothing changes then).
+        """
+        if tx.tx_id in self._by_id:
+            return AdmitRefusal.DUPLICATE
+        if tx.nonce < next_nonce:
+            return AdmitRefusal.NONCE_USED
+        if tx.nonce >= next_nonce + self._nonce_window_max:
+            return AdmitRefusal.NONCE_TOO_FAR
+        queue = self._signers.get(tx.signer)
+        if queue is not None and tx.nonce in queue.by_nonce:
+            return AdmitRefusal.NONCE_TAKEN
+        if len(self._by_id) >= self._capacity_txs:
+            return AdmitRefusal.MEMPOOL_FULL
+        if queue is None:
+            queue = self._signers[tx.signer] = _SignerQueue(by_nonce={})
+        queue.by_nonce[tx.nonce] = tx
+        self._by_id[tx.tx_id] = tx
+        return None
+
+    def take_batch(
+        self, *, txs_max: int, bytes_max: int, next_nonce: Callable[[bytes], int]
+    ) -> list[PendingTx]:
+        """Cut a batch for a proposal and mark its transactions as proposed.
+
+        Proposed transactions stay in the pool (a view change may discard the proposal) but
+        are not handed out again until `release_proposed` or `remove_committed`.
+        """
+        batch: list[PendingTx] = []
+        batch_bytes = 0
+        cursors: dict[bytes, int] = {}
+        active = list(self._signers)
+        while active and len(batch) < txs_max:
+            still_active = []
+            for signer in active:
+                queue = self._signers[signer]
+                nonce = cursors.get(signer)
+                if nonce is None:
+                    nonce = max(next_nonce(signer), queue.proposed_upto + 1)
+                tx = queue.by_nonce.get(nonce)
+                if tx is None:
+                    continue
+                if batch_bytes + len(tx.raw) > bytes_max:
+                    continue
+                batch.append(tx)
+                batch_bytes += len(tx.raw)
+                cursors[signer] = nonce + 1
+                still_active.append(signer)
+                if len(batch) >= txs_max:
+                    break
+            active = still_active
+        for signer, after in cursors.items():
+            self._signers[signer].proposed_upto = after - 1
+        return batch
+
+    def release_proposed(self) -> None:
+        """Forget which transactions were proposed (after a view change discarded proposals)."""
+        for queue in self._signers.values():
+            queue.proposed_upto = -1
+
+    def remove_committed(self, next_nonce: Callable[[bytes], int], signers: Iterable[bytes]) -> int:
+        """Drop every transaction whose nonce the chain has now consumed. Returns how many."""
+        removed = 0
+        for signer in set(signers):
+            queue = self._signers.get(signer)
+            if queue is None:
+                continue
+            floor = next_nonce(signer)
+            for nonce in [n for n in queue.by_nonce if n < floor]:
+                del self._by_id[queue.by_nonce.pop(nonce).tx_id]
+                removed += 1
+            queue.proposed_upto = max(queue.proposed_upto, floor - 1)
+            if not queue.by_nonce:
+                del self._signers[signer]
+        return removed
+
+    def expire(self, *, now_ms: int, next_nonce: Callable[[bytes], int]) -> list[PendingTx]:
+        """Drop transactions that waited behind a nonce gap longer than `gap_wait_ms`."""
+        expired: list[PendingTx] = []
+        for signer in list(self._signers):
+            queue = self._signers[signer]
+            expected = max(next_nonce(signer), queue.proposed_upto + 1)
+            while expected in queue.by_nonce:
+                expected += 1
+            for nonce in sorted(n for n in queue.by_nonce if n > expected):
+                tx = queue.by_nonce[nonce]
+                if now_ms - tx.received_ms >= self._gap_wait_ms:
+                    expired.append(queue.by_nonce.pop(nonce))
+                    del self._by_id[tx.tx_id]
+            if not queue.by_nonce:
+                del self._signers[signer]
+        return expired

@@ -1,0 +1,1 @@
+"""The validator process: drives the replica with trio, persists, executes, serves."""

@@ -1,0 +1,101 @@
+"""Prometheus metrics of one node and a small trio HTTP endpoint that serves them.
+
+prometheus_client renders the exposition format; the endpoint is trio-native so it lives in the
+node's nursery and stops with it (the library's own server would start a thread we do not own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from functools import partial
+
+import trio
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+REQUEST_BYTES_MAX = 8 << 10
+REQUEST_TIMEOUT_S = 5.0
+
+
+class NodeMetrics:
+    """Every metric of a node, in its own registry (several nodes may share one process in tests)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.height = Gauge("assetledger_height", "Height of the last applied block", registry=r)
+        self.view = Gauge("assetledger_view", "Current PBFT view", registry=r)
+        self.view_changes = Counter(
+            "assetledger_view_changes", "View changes this node entered", registry=r
+        )
+        self.commit_latency = Histogram(
+            "assetledger_commit_latency_seconds",
+            "Time from a transaction's admission to its block being applied",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.mempool_size = Gauge(
+            "assetledger_mempool_txs", "Transactions in the mempool", registry=r
+        )
+        self.txs_applied = Counter("assetledger_txs_applied", "Transactions applied", registry=r)
+        self.txs_rejected = Counter(
+            "assetledger_txs_rejected", "Transactions rejected in blocks", ["reason"], registry=r
+        )
+        self.admission_refused = Counter(
+            "assetledger_admission_refused",
+            "Transactions refused at admission",
+            ["reason"],
+            registry=r,
+        )
+        self.peers_connected = Gauge(
+            "assetledger_peers_connected",
+            "Validators this node has a live session with",
+            registry=r,
+        )
+        self.peer_bytes_in = Gauge(
+            "assetledger_peer_bytes_in", "Bytes received from a peer", ["peer"], registry=r
+        )
+        self.peer_bytes_out = Gauge(
+            "assetledger_peer_bytes_out", "Bytes sent to a peer", ["peer"], registry=r
+        )
+        self.consensus_dropped = Gauge(
+            "assetledger_consensus_dropped",
+            "Consensus messages dropped, by reason",
+            ["reason"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def _handle(metrics: NodeMetrics, stream: trio.abc.Stream) -> None:
+    async with stream:
+        request = b""
+        with trio.move_on_after(REQUEST_TIMEOUT_S):
+            while b"\r\n\r\n" not in request and len(request) < REQUEST_BYTES_MAX:
+                chunk = await stream.receive_some(4096)
+                if not chunk:
+                    break
+                request += chunk
+        line = request.split(b"\r\n", 1)[0].split()
+        if len(line) >= 2 and line[0] == b"GET" and line[1].split(b"?")[0] in (b"/metrics", b"/"):
+            status, ctype, body = b"200 OK", CONTENT_TYPE_LATEST.encode(), metrics.render()
+        else:
+            status, ctype, body = b"404 Not Found", b"text/plain", b"only GET /metrics\n"
+        head = b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+        with contextlib.suppress(trio.BrokenResourceError):
+            await stream.send_all(head % (status, ctype, len(body)) + body)
+
+
+async def serve_metrics(
+    metrics: NodeMetrics,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `GET /metrics` until cancelled; reports the bound port through task_status."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(partial(_handle, metrics), listeners)

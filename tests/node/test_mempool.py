@@ -1,0 +1,127 @@
+"""Mempool rules: bounded, deduplicated, nonce-ordered, fair, and gap-expiring."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from node.mempool import AdmitRefusal, Mempool, PendingTx
+
+
+def tx(signer: int, nonce: int, *, size: int = 100, at_ms: int = 0, salt: int = 0) -> PendingTx:
+    return PendingTx(
+        tx_id=bytes([signer, nonce % 256, nonce // 256, salt]) + b"\x00" * 28,
+        signer=bytes([signer]) * 32,
+        nonce=nonce,
+        raw=b"x" * size,
+        received_ms=at_ms,
+    )
+
+
+def chain(nonces: dict[bytes, int] | None = None):
+    table = defaultdict(int, nonces or {})
+    return table, lambda signer: table[signer]
+
+
+def test_admission_refusals_change_nothing() -> None:
+    pool = Mempool(capacity_txs=2, gap_wait_ms=1000)
+    assert pool.add(tx(1, 0), next_nonce=0) is None
+    assert pool.add(tx(1, 0), next_nonce=0) is AdmitRefusal.DUPLICATE
+    assert pool.add(tx(1, 0, salt=1), next_nonce=0) is AdmitRefusal.NONCE_TAKEN
+    assert pool.add(tx(2, 3), next_nonce=5) is AdmitRefusal.NONCE_USED
+    assert pool.add(tx(2, 5000), next_nonce=0) is AdmitRefusal.NONCE_TOO_FAR
+    assert pool.add(tx(2, 0), next_nonce=0) is None
+    assert pool.add(tx(3, 0), next_nonce=0) is AdmitRefusal.MEMPOOL_FULL
+    assert len(pool) == 2
+
+
+def test_batch_takes_contiguous_nonces_only() -> None:
+    pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
+    _, next_nonce = chain()
+    for n in (0, 1, 3):  # 2 is missing
+        pool.add(tx(1, n), next_nonce=0)
+    batch = pool.take_batch(txs_max=10, bytes_max=10_000, next_nonce=next_nonce)
+    assert [t.nonce for t in batch] == [0, 1]
+
+
+def test_proposed_transactions_are_not_handed_out_twice_until_released() -> None:
+    pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
+    _, next_nonce = chain()
+    for n in range(4):
+        pool.add(tx(1, n), next_nonce=0)
+    first = pool.take_batch(txs_max=2, bytes_max=10_000, next_nonce=next_nonce)
+    second = pool.take_batch(txs_max=2, bytes_max=10_000, next_nonce=next_nonce)
+    assert [t.nonce for t in first] == [0, 1]
+    assert [t.nonce for t in second] == [2, 3]
+    assert pool.take_batch(txs_max=2, bytes_max=10_000, next_nonce=next_nonce) == []
+    pool.release_proposed()
+    again = pool.take_batch(txs_max=10, bytes_max=10_000, next_nonce=next_nonce)
+    assert [t.nonce for t in again] == [0, 1, 2, 3]
+
+
+def test_batches_are_round_robin_across_signers() -> None:
+    pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
+    _, next_nonce = chain()
+    for n in range(5):
+        pool.add(tx(1, n), next_nonce=0)
+    pool.add(tx(2, 0), next_nonce=0)
+    batch = pool.take_batch(txs_max=3, bytes_max=10_000, next_nonce=next_nonce)
+    assert [(t.signer[0], t.nonce) for t in batch] == [(1, 0), (2, 0), (1, 1)]
+
+
+def test_batch_respects_byte_limit() -> None:
+    pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
+    _, next_nonce = chain()
+    for n in range(5):
+        pool.add(tx(1, n, size=400), next_nonce=0)
+    batch = pool.take_batch(txs_max=10, bytes_max=1000, next_nonce=next_nonce)
+    assert len(batch) == 2
+
+
+def test_commit_removes_consumed_nonces() -> None:
+    pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
+    table, next_nonce = chain()
+    for n in range(3):
+        pool.add(tx(1, n), next_nonce=0)
+    pool.take_batch(txs_max=2, bytes_max=10_000, next_nonce=next_nonce)
+    table[bytes([1]) * 32] = 2
+    assert pool.remove_committed(next_nonce, [bytes([1]) * 32]) == 2
+    assert len(pool) == 1
+    assert [
+        t.nonce for t in pool.take_batch(txs_max=5, bytes_max=10_000, next_nonce=next_nonce)
+    ] == [2]
+
+
+def test_gap_waits_expire() -> None:
+    pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
+    _, next_nonce = chain()
+    pool.add(tx(1, 0, at_ms=0), next_nonce=0)
+    pool.add(tx(1, 2, at_ms=0), next_nonce=0)
+    assert pool.expire(now_ms=999, next_nonce=next_nonce) == []
+    expired = pool.expire(now_ms=1000, next_nonce=next_nonce)
+    assert [t.nonce for t in expired] == [2]
+    assert len(pool) == 1  # the ready transaction stays
+
+
+def test_limits_are_validated() -> None:
+    with pytest.raises(ValueError):
+        Mempool(capacity_txs=0, gap_wait_ms=1)
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6)), max_size=60), st.integers(1, 8))
+def test_batches_never_repeat_or_skip_nonces(adds: list[tuple[int, int]], txs_max: int) -> None:
+    pool = Mempool(capacity_txs=30, gap_wait_ms=1000)
+    table, next_nonce = chain()
+    for signer, nonce in adds:
+        pool.add(tx(signer, nonce), next_nonce=table[bytes([signer]) * 32])
+    seen: dict[bytes, list[int]] = defaultdict(list)
+    while batch := pool.take_batch(txs_max=txs_max, bytes_max=10**6, next_nonce=next_nonce):
+        assert len(batch) <= txs_max
+        for t in batch:
+            seen[t.signer].append(t.nonce)
+    for nonces in seen.values():
+        assert nonces == list(range(len(nonces)))
+    assert len(pool) <= 30
