@@ -55,7 +55,9 @@ def load_key_file(path: Path) -> nacl.signing.SigningKey:
     """Load a key written by `write_key_file`, refusing files others can read."""
     try:
         mode = path.stat().st_mode
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise KeyFileError(f"{path}: not a valid key file: not UTF-8 text") from exc
     except FileNotFoundError as exc:
         raise KeyFileError(
             f"{path}: no such key file (create one with `assetledger keygen`)"

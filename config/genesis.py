@@ -1,0 +1,341 @@
+"""Genesis: the chain's founding document, from TOML to a validated, frozen `Genesis`.
+
+Every validator must load the same genesis; `Genesis.digest()` is the hash they compare
+(and that the node binds into its chain state), so it is computed from a canonical encoding:
+a msgpack array with a fixed field order, bytes as msgpack bin, optional values as nil,
+roles sorted. Order of `validators`, `accounts` and `assets` is significant (validator order
+fixes the primary rotation) and is kept exactly as written in the file.
+
+Error paths are TOML paths (``genesis.regulator.public_keys[1]``), also for errors raised
+when the objects are built directly in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from config._fields import (
+    HASH_BYTES,
+    INT64_MAX,
+    KEY_BYTES,
+    NAME_PATTERN,
+    TableReader,
+    check_address,
+    check_bytes,
+    check_choice,
+    check_int,
+    check_str,
+    check_tuple,
+    check_unique,
+    hex_to_bytes,
+)
+from config._toml import read_toml, toml_pairs
+from config.errors import ConfigError
+
+GENESIS_FORMAT = "assetledger-genesis-v1"  # first element of the digested array
+GENESIS_FILE_BYTES_MAX = 64 << 20
+REGULATOR_KEYS_MAX = 64
+VALIDATORS_MAX = 256
+ACCOUNTS_MAX = 100_000
+ASSETS_MAX = 10_000
+ASSET_NAME_CHARS_MAX = 128
+DECIMALS_MAX = 18
+CATEGORIES = frozenset({"individual", "entity", "intermediary"})
+ROLES = frozenset({"issuer", "registrar"})
+CHAIN_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+ASSET_ID_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,31}")
+
+
+def _check_key(field: str, value: Any) -> bytes:
+    return check_bytes(field, value, KEY_BYTES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidatorSpec:
+    name: str  # unique, [a-z0-9-]{1,32}
+    public_key: bytes  # Ed25519, 32 bytes
+    address: str  # "host:port" of its peer (p2p) port
+
+    def __post_init__(self) -> None:
+        check_str("name", self.name, pattern=NAME_PATTERN, expected="[a-z0-9-]{1,32}", chars_max=32)
+        _check_key("public_key", self.public_key)
+        check_address("address", self.address)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountSpec:
+    public_key: bytes  # Ed25519, 32 bytes
+    category: str  # "individual" | "entity" | "intermediary"
+    kyc_hash: bytes  # 32 bytes: hash of the off-ledger KYC record
+    expires_at_ms: int | None = None  # unix ms; None = no expiry
+    roles: frozenset[str] = frozenset()  # subset of {"issuer", "registrar"}
+
+    def __post_init__(self) -> None:
+        _check_key("public_key", self.public_key)
+        check_choice("category", self.category, CATEGORIES)
+        check_bytes("kyc_hash", self.kyc_hash, HASH_BYTES)
+        if self.expires_at_ms is not None:
+            check_int("expires_at_ms", self.expires_at_ms, 0, INT64_MAX)
+        if type(self.roles) is not frozenset:
+            raise ConfigError("roles", f"expected a frozenset, got {type(self.roles).__name__}")
+        for role in sorted(self.roles, key=str):
+            check_choice("roles", role, ROLES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssetSpec:
+    asset_id: str  # [A-Z0-9][A-Z0-9._-]{0,31}
+    name: str  # 1..128 printable characters, no surrounding whitespace
+    decimals: int  # 0..18
+    cap: int  # authorised cap in base units, 1..2**63-1
+    issuer: bytes  # public key of an account with role "issuer"
+    document_hash: bytes | None = None  # 32 bytes, e.g. hash of the prospectus
+
+    def __post_init__(self) -> None:
+        check_str(
+            "asset_id",
+            self.asset_id,
+            pattern=ASSET_ID_PATTERN,
+            expected="[A-Z0-9][A-Z0-9._-]{0,31}",
+            chars_max=32,
+        )
+        check_str("name", self.name, chars_max=ASSET_NAME_CHARS_MAX)
+        if not self.name.isprintable() or self.name.strip() != self.name:
+            raise ConfigError(
+                "name",
+                f"{self.name!r} has control characters or leading/trailing whitespace",
+            )
+        check_int("decimals", self.decimals, 0, DECIMALS_MAX)
+        check_int("cap", self.cap, 1, INT64_MAX)
+        _check_key("issuer", self.issuer)
+        if self.document_hash is not None:
+            check_bytes("document_hash", self.document_hash, HASH_BYTES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Genesis:
+    chain_id: str  # [a-z0-9][a-z0-9-]{0,63}
+    genesis_time_ms: int  # unix ms, >= 0
+    regulator_keys: tuple[bytes, ...]  # 1..64 distinct 32-byte keys
+    regulator_threshold: int = 1  # M of N: 1 <= M <= len(regulator_keys)
+    validators: tuple[ValidatorSpec, ...]  # 1..256; names, keys, addresses unique
+    accounts: tuple[AccountSpec, ...] = ()  # distinct keys
+    assets: tuple[AssetSpec, ...] = ()  # distinct ids; issuers are accounts with role issuer
+
+    def __post_init__(self) -> None:
+        check_str(
+            "chain_id",
+            self.chain_id,
+            pattern=CHAIN_ID_PATTERN,
+            expected="[a-z0-9][a-z0-9-]{0,63}",
+            chars_max=64,
+        )
+        check_int("genesis_time_ms", self.genesis_time_ms, 0, INT64_MAX)
+
+        check_tuple("regulator.public_keys", self.regulator_keys, bytes, 1, REGULATOR_KEYS_MAX)
+        for index, key in enumerate(self.regulator_keys):
+            _check_key(f"regulator.public_keys[{index}]", key)
+        check_unique("regulator.public_keys", self.regulator_keys, None, bytes.hex)
+        check_int("regulator.threshold", self.regulator_threshold, 1, len(self.regulator_keys))
+
+        check_tuple("validators", self.validators, ValidatorSpec, 1, VALIDATORS_MAX)
+        check_unique("validators", [v.name for v in self.validators], "name", repr)
+        check_unique("validators", [v.public_key for v in self.validators], "public_key", bytes.hex)
+        check_unique("validators", [v.address for v in self.validators], "address", repr)
+
+        check_tuple("accounts", self.accounts, AccountSpec, 0, ACCOUNTS_MAX)
+        check_unique("accounts", [a.public_key for a in self.accounts], "public_key", bytes.hex)
+
+        check_tuple("assets", self.assets, AssetSpec, 0, ASSETS_MAX)
+        check_unique("assets", [a.asset_id for a in self.assets], "asset_id", repr)
+        roles_by_key = {account.public_key: account.roles for account in self.accounts}
+        for index, asset in enumerate(self.assets):
+            roles = roles_by_key.get(asset.issuer)
+            if roles is None:
+                raise ConfigError(
+                    f"assets[{index}].issuer",
+                    f"{asset.issuer.hex()} is not a registered account (add it to [[accounts]])",
+                )
+            if "issuer" not in roles:
+                raise ConfigError(
+                    f"assets[{index}].issuer",
+                    f'account {asset.issuer.hex()} lacks the role "issuer"',
+                )
+
+    def canonical(self) -> list[Any]:
+        """The fixed-order array whose msgpack encoding `digest()` hashes."""
+        return [
+            GENESIS_FORMAT,
+            self.chain_id,
+            self.genesis_time_ms,
+            list(self.regulator_keys),
+            self.regulator_threshold,
+            [[v.name, v.public_key, v.address] for v in self.validators],
+            [
+                [a.public_key, a.category, a.kyc_hash, a.expires_at_ms, sorted(a.roles)]
+                for a in self.accounts
+            ],
+            [
+                [a.asset_id, a.name, a.decimals, a.cap, a.issuer, a.document_hash]
+                for a in self.assets
+            ],
+        ]
+
+    def digest(self) -> bytes:
+        """SHA-256 of the canonical encoding: equal for equal genesis objects, on every node."""
+        return hashlib.sha256(msgpack.packb(self.canonical(), use_bin_type=True)).digest()
+
+
+# ---------------------------------------------------------------- TOML -> Genesis
+
+_ROOT = "genesis"
+
+
+def _build(path: str, cls: type, **fields: Any) -> Any:
+    try:
+        return cls(**fields)
+    except ConfigError as exc:
+        raise exc.under(path) from None
+
+
+def _validator(table: TableReader, path: str) -> ValidatorSpec:
+    fields = {
+        "name": table.raw("name"),
+        "public_key": table.hex_bytes("public_key", KEY_BYTES),
+        "address": table.raw("address"),
+    }
+    table.finish()
+    return _build(path, ValidatorSpec, **fields)
+
+
+def _roles(table: TableReader) -> frozenset[str]:
+    items = table.array("roles", len(ROLES))
+    for index, role in enumerate(items):
+        check_choice(f"{table.field('roles')}[{index}]", role, ROLES)
+    check_unique(table.field("roles"), items)
+    return frozenset(items)
+
+
+def _account(table: TableReader, path: str) -> AccountSpec:
+    fields = {
+        "public_key": table.hex_bytes("public_key", KEY_BYTES),
+        "category": table.raw("category"),
+        "kyc_hash": table.hex_bytes("kyc_hash", HASH_BYTES),
+        "expires_at_ms": table.raw("expires_at_ms", required=False),
+        "roles": _roles(table),
+    }
+    table.finish()
+    return _build(path, AccountSpec, **fields)
+
+
+def _asset(table: TableReader, path: str) -> AssetSpec:
+    fields = {
+        "asset_id": table.raw("asset_id"),
+        "name": table.raw("name"),
+        "decimals": table.raw("decimals"),
+        "cap": table.raw("cap"),
+        "issuer": table.hex_bytes("issuer", KEY_BYTES),
+        "document_hash": table.hex_bytes("document_hash", HASH_BYTES, required=False),
+    }
+    table.finish()
+    return _build(path, AssetSpec, **fields)
+
+
+def parse_genesis(data: Mapping[str, Any]) -> Genesis:
+    """Build a Genesis from a TOML-parsed mapping; raises ConfigError at the first problem."""
+    root = TableReader(data, _ROOT)
+    chain_id = root.raw("chain_id")
+    genesis_time_ms = root.raw("genesis_time_ms")
+
+    regulator = root.table("regulator", required=True)
+    keys_field = regulator.field("public_keys")
+    key_items = regulator.array("public_keys", REGULATOR_KEYS_MAX, required=True)
+    regulator_keys = tuple(
+        hex_to_bytes(f"{keys_field}[{index}]", item, KEY_BYTES)
+        for index, item in enumerate(key_items)
+    )
+    threshold = regulator.raw("threshold", required=False)
+    regulator.finish()
+
+    validators = tuple(
+        _validator(table, table.path)
+        for table in root.tables("validators", VALIDATORS_MAX, required=True)
+    )
+    accounts = tuple(_account(table, table.path) for table in root.tables("accounts", ACCOUNTS_MAX))
+    assets = tuple(_asset(table, table.path) for table in root.tables("assets", ASSETS_MAX))
+    root.finish()
+    return _build(
+        _ROOT,
+        Genesis,
+        chain_id=chain_id,
+        genesis_time_ms=genesis_time_ms,
+        regulator_keys=regulator_keys,
+        regulator_threshold=1 if threshold is None else threshold,
+        validators=validators,
+        accounts=accounts,
+        assets=assets,
+    )
+
+
+def load_genesis(path: Path) -> Genesis:
+    """Read, parse and validate a genesis file. Errors are prefixed with the file's path."""
+    data = read_toml(path, GENESIS_FILE_BYTES_MAX)
+    try:
+        return parse_genesis(data)
+    except ConfigError as exc:
+        raise exc.in_file(path) from None
+
+
+# ---------------------------------------------------------------- Genesis -> TOML
+
+
+def genesis_to_toml(genesis: Genesis) -> str:
+    """TOML text that `parse_genesis(tomllib.loads(text)) == genesis` holds for."""
+    lines = [
+        f"# assetledger genesis, digest {genesis.digest().hex()}",
+        *toml_pairs([("chain_id", genesis.chain_id), ("genesis_time_ms", genesis.genesis_time_ms)]),
+        "",
+        "[regulator]",
+        *toml_pairs(
+            [
+                ("public_keys", [key.hex() for key in genesis.regulator_keys]),
+                ("threshold", genesis.regulator_threshold),
+            ]
+        ),
+    ]
+    for v in genesis.validators:
+        lines += ["", "[[validators]]"]
+        lines += toml_pairs(
+            [("name", v.name), ("public_key", v.public_key.hex()), ("address", v.address)]
+        )
+    for a in genesis.accounts:
+        lines += ["", "[[accounts]]"]
+        lines += toml_pairs(
+            [
+                ("public_key", a.public_key.hex()),
+                ("category", a.category),
+                ("kyc_hash", a.kyc_hash.hex()),
+                ("roles", sorted(a.roles)),
+                ("expires_at_ms", a.expires_at_ms),
+            ]
+        )
+    for s in genesis.assets:
+        lines += ["", "[[assets]]"]
+        lines += toml_pairs(
+            [
+                ("asset_id", s.asset_id),
+                ("name", s.name),
+                ("decimals", s.decimals),
+                ("cap", s.cap),
+                ("issuer", s.issuer.hex()),
+                ("document_hash", None if s.document_hash is None else s.document_hash.hex()),
+            ]
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,479 @@
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from config.errors import ConfigError
+from config.genesis import (
+    ASSET_ID_PATTERN,
+    CATEGORIES,
+    CHAIN_ID_PATTERN,
+    ROLES,
+    AccountSpec,
+    AssetSpec,
+    Genesis,
+    ValidatorSpec,
+    genesis_to_toml,
+    load_genesis,
+    parse_genesis,
+)
+from tests.config.samples import DELETE, genesis_dict, hexkey, mutate
+
+K = [bytes([i]) * 32 for i in range(256)]
+
+
+def test_parse_valid_example(genesis_data: dict[str, Any]) -> None:
+    g = parse_genesis(genesis_data)
+    assert g.chain_id == "national-assets-1"
+    assert g.regulator_keys == (K[1], K[2])
+    assert g.regulator_threshold == 1
+    assert [v.name for v in g.validators] == ["node-0", "node-1", "node-2", "node-3"]
+    assert g.validators[2] == ValidatorSpec(
+        name="node-2", public_key=K[0x12], address="127.0.0.1:7002"
+    )
+    assert g.accounts[0].roles == frozenset({"issuer"})
+    assert g.accounts[0].expires_at_ms is None
+    assert g.accounts[1].roles == frozenset()
+    assert g.accounts[1].expires_at_ms == 1893456000000
+    assert g.assets[0].document_hash == K[0x40]
+
+
+def test_defaults(genesis_data: dict[str, Any]) -> None:
+    del genesis_data["regulator"]["threshold"]
+    del genesis_data["accounts"]
+    del genesis_data["assets"]
+    g = parse_genesis(genesis_data)
+    assert g.regulator_threshold == 1
+    assert g.accounts == ()
+    assert g.assets == ()
+
+
+def test_round_trip_through_toml(genesis_data: dict[str, Any]) -> None:
+    g = parse_genesis(genesis_data)
+    text = genesis_to_toml(g)
+    again = parse_genesis(tomllib.loads(text))
+    assert again == g
+    assert again.digest() == g.digest()
+    assert g.digest().hex() in text  # the header comment names the digest
+
+
+def test_digest_is_pinned(genesis_data: dict[str, Any]) -> None:
+    # Changing the canonical encoding changes every chain's identity; this must be deliberate.
+    g = parse_genesis(genesis_data)
+    assert g.digest().hex() == "501e8611f957c622887ac77e5818b2c0059245849f149bb239a30de8bc587d82"
+    # ...and it is exactly the documented layout (docs/configuration.md), built by hand here.
+    expected = [
+        "assetledger-genesis-v1",
+        "national-assets-1",
+        1767225600000,
+        [K[1], K[2]],
+        1,
+        [[f"node-{i}", K[0x10 + i], f"127.0.0.1:{7000 + i}"] for i in range(4)],
+        [
+            [K[0x20], "entity", K[0x21], None, ["issuer"]],
+            [K[0x30], "intermediary", K[0x31], 1893456000000, []],
+        ],
+        [["BOND-2036", "Treasury bond 2036", 2, 1_000_000_000_00, K[0x20], K[0x40]]],
+    ]
+    assert g.digest() == hashlib.sha256(msgpack.packb(expected, use_bin_type=True)).digest()
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("chain_id",), "national-assets-2"),
+        (("genesis_time_ms",), 1),
+        (("regulator", "threshold"), 2),
+        (("validators", 1, "address"), "127.0.0.1:7999"),
+        (("accounts", 1, "expires_at_ms"), 1),
+        (("accounts", 1, "roles"), ["registrar"]),
+        (("assets", 0, "cap"), 7),
+        (("assets", 0, "document_hash"), DELETE),
+    ],
+)
+def test_digest_covers_every_field(path: tuple[Any, ...], value: Any) -> None:
+    base = parse_genesis(genesis_dict()).digest()
+    assert parse_genesis(mutate(genesis_dict(), path, value)).digest() != base
+
+
+def test_digest_depends_on_validator_order(genesis_data: dict[str, Any]) -> None:
+    base = parse_genesis(genesis_data)
+    swapped = dataclasses.replace(base, validators=base.validators[::-1])
+    assert swapped.digest() != base.digest()
+
+
+SHORT = "ab" * 31
+INVALID = [
+    # (path, value, expected field, fragment of the reason)
+    (("chain_id",), "Bad_Id", "genesis.chain_id", "is not [a-z0-9]"),
+    (("chain_id",), "-x", "genesis.chain_id", "is not"),
+    (("chain_id",), "a" * 65, "genesis.chain_id", "65 characters"),
+    (("chain_id",), DELETE, "genesis.chain_id", "missing"),
+    (("chain_id",), 7, "genesis.chain_id", "expected a string, got integer 7"),
+    (("chain_idd",), "x", "genesis.chain_idd", "unknown key (allowed: accounts, assets, chain_id"),
+    (("genesis_time_ms",), -1, "genesis.genesis_time_ms", "out of range"),
+    (("genesis_time_ms",), True, "genesis.genesis_time_ms", "got boolean true"),
+    (("genesis_time_ms",), 1.5, "genesis.genesis_time_ms", "got float 1.5"),
+    (("genesis_time_ms",), "0", "genesis.genesis_time_ms", "got string '0'"),
+    (("regulator",), DELETE, "genesis.regulator", "missing"),
+    (("regulator",), "k", "genesis.regulator", "expected a table"),
+    (("regulator", "public_keys"), [], "genesis.regulator.public_keys", "0 items (expected 1..64)"),
+    (("regulator", "public_keys"), hexkey(1), "genesis.regulator.public_keys", "expected an array"),
+    (("regulator", "public_keys"), [hexkey(1)] * 65, "genesis.regulator.public_keys", "65 items"),
+    (
+        ("regulator", "public_keys", 1),
+        SHORT,
+        "genesis.regulator.public_keys[1]",
+        "not 32 bytes of hex (got 31 bytes)",
+    ),
+    (("regulator", "public_keys", 1), hexkey(1), "genesis.regulator.public_keys[1]", "duplicate"),
+    (
+        ("regulator", "public_keys", 0),
+        5,
+        "genesis.regulator.public_keys[0]",
+        "expected 64 hex digits",
+    ),
+    (
+        ("regulator", "threshold"),
+        3,
+        "genesis.regulator.threshold",
+        "3 is out of range (expected 1..2)",
+    ),
+    (("regulator", "threshold"), 0, "genesis.regulator.threshold", "out of range"),
+    (
+        ("regulator", "treshold"),
+        1,
+        "genesis.regulator.treshold",
+        "unknown key (allowed: public_keys, threshold)",
+    ),
+    (("validators",), DELETE, "genesis.validators", "missing"),
+    (("validators",), [], "genesis.validators", "0 items (expected 1..256)"),
+    (("validators",), "node-0", "genesis.validators", "expected an array"),
+    (("validators", 0), "node-0", "genesis.validators[0]", "expected a table"),
+    (
+        ("validators", 2, "public_key"),
+        SHORT,
+        "genesis.validators[2].public_key",
+        "not 32 bytes of hex (got 31 bytes)",
+    ),
+    (("validators", 2, "public_key"), "zz" * 32, "genesis.validators[2].public_key", "not hex"),
+    (
+        ("validators", 2, "public_key"),
+        "0x" + "ab" * 31,
+        "genesis.validators[2].public_key",
+        "no 0x prefix",
+    ),
+    (("validators", 2, "public_key"), "abc", "genesis.validators[2].public_key", "odd number"),
+    (
+        ("validators", 3, "public_key"),
+        hexkey(0x10),
+        "genesis.validators[3].public_key",
+        "same as validators[0]",
+    ),
+    (("validators", 1, "name"), "Node_1", "genesis.validators[1].name", "is not [a-z0-9-]{1,32}"),
+    (("validators", 1, "name"), "", "genesis.validators[1].name", "0 characters"),
+    (("validators", 3, "name"), "node-0", "genesis.validators[3].name", "duplicate name 'node-0'"),
+    (("validators", 1, "name"), DELETE, "genesis.validators[1].name", "missing"),
+    (("validators", 1, "address"), "127.0.0.1", "genesis.validators[1].address", 'not "host:port"'),
+    (
+        ("validators", 1, "address"),
+        "127.0.0.1:70000",
+        "genesis.validators[1].address",
+        "port 70000 is out of range",
+    ),
+    (
+        ("validators", 1, "address"),
+        "127.0.0.1:0",
+        "genesis.validators[1].address",
+        "port 0 is out of range",
+    ),
+    (
+        ("validators", 1, "address"),
+        "bad host:7000",
+        "genesis.validators[1].address",
+        "not an IP address or host name",
+    ),
+    (("validators", 1, "address"), "::1:7000", "genesis.validators[1].address", "[addr]:port"),
+    (("validators", 1, "address"), "[::1]7000", "genesis.validators[1].address", "[ipv6]:port"),
+    (("validators", 1, "address"), "h:+70", "genesis.validators[1].address", "no numeric port"),
+    (
+        ("validators", 2, "address"),
+        "127.0.0.1:7000",
+        "genesis.validators[2].address",
+        "duplicate address",
+    ),
+    (
+        ("validators", 1, "adress"),
+        "x:1",
+        "genesis.validators[1].adress",
+        "unknown key (allowed: address, name, public_key)",
+    ),
+    (("accounts",), {"a": 1}, "genesis.accounts", "expected an array"),
+    (
+        ("accounts", 0, "category"),
+        "bank",
+        "genesis.accounts[0].category",
+        "'bank' is not one of entity, individual, intermediary",
+    ),
+    (("accounts", 0, "kyc_hash"), DELETE, "genesis.accounts[0].kyc_hash", "missing"),
+    (("accounts", 1, "kyc_hash"), SHORT, "genesis.accounts[1].kyc_hash", "got 31 bytes"),
+    (
+        ("accounts", 0, "roles"),
+        ["admin"],
+        "genesis.accounts[0].roles[0]",
+        "'admin' is not one of issuer, registrar",
+    ),
+    (("accounts", 0, "roles"), ["issuer", "issuer"], "genesis.accounts[0].roles[1]", "duplicate"),
+    (("accounts", 0, "roles"), "issuer", "genesis.accounts[0].roles", "expected an array"),
+    (("accounts", 0, "roles"), [1], "genesis.accounts[0].roles[0]", "expected a string"),
+    (("accounts", 1, "expires_at_ms"), -5, "genesis.accounts[1].expires_at_ms", "out of range"),
+    (("accounts", 1, "expires_at_ms"), 2**63, "genesis.accounts[1].expires_at_ms", "out of range"),
+    (
+        ("accounts", 1, "public_key"),
+        hexkey(0x20),
+        "genesis.accounts[1].public_key",
+        "same as accounts[0]",
+    ),
+    (("accounts", 1, "kyc"), "x", "genesis.accounts[1].kyc", "unknown key"),
+    (("assets", 0, "asset_id"), "bond", "genesis.assets[0].asset_id", "is not [A-Z0-9]"),
+    (("assets", 0, "asset_id"), "B" * 33, "genesis.assets[0].asset_id", "33 characters"),
+    (("assets", 0, "name"), "", "genesis.assets[0].name", "0 characters (expected 1..128)"),
+    (("assets", 0, "name"), "x" * 129, "genesis.assets[0].name", "129 characters"),
+    (("assets", 0, "name"), " padded", "genesis.assets[0].name", "whitespace"),
+    (("assets", 0, "name"), "two\nlines", "genesis.assets[0].name", "control characters"),
+    (
+        ("assets", 0, "decimals"),
+        19,
+        "genesis.assets[0].decimals",
+        "19 is out of range (expected 0..18)",
+    ),
+    (("assets", 0, "decimals"), DELETE, "genesis.assets[0].decimals", "missing"),
+    (
+        ("assets", 0, "cap"),
+        0,
+        "genesis.assets[0].cap",
+        "out of range (expected 1..9223372036854775807)",
+    ),
+    (("assets", 0, "cap"), 2**63, "genesis.assets[0].cap", "out of range"),
+    (("assets", 0, "cap"), "100", "genesis.assets[0].cap", "expected an integer, got string '100'"),
+    (("assets", 0, "cap"), 1e6, "genesis.assets[0].cap", "got float"),
+    (("assets", 0, "issuer"), hexkey(0x99), "genesis.assets[0].issuer", "not a registered account"),
+    (("assets", 0, "issuer"), hexkey(0x30), "genesis.assets[0].issuer", 'lacks the role "issuer"'),
+    (("assets", 0, "document_hash"), SHORT, "genesis.assets[0].document_hash", "got 31 bytes"),
+    (
+        ("assets", 1),
+        {"asset_id": "BOND-2036", "name": "x", "decimals": 0, "cap": 1, "issuer": hexkey(0x20)},
+        "genesis.assets[1].asset_id",
+        "duplicate asset_id 'BOND-2036'",
+    ),
+    (("assets", 0, "ticker"), "x", "genesis.assets[0].ticker", "unknown key"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "fragment"), INVALID, ids=[f"{c[2]}:{c[3]}" for c in INVALID]
+)
+def test_invalid_input_names_the_field(
+    path: tuple[Any, ...], value: Any, field: str, fragment: str
+) -> None:
+    data = genesis_dict()
+    if path[0] == "assets" and path[1] == 1:
+        data["assets"].append(value)
+    else:
+        mutate(data, path, value)
+    with pytest.raises(ConfigError) as info:
+        parse_genesis(data)
+    assert info.value.field == field
+    assert fragment in info.value.reason
+    assert str(info.value).startswith(f"{field}: ")
+
+
+def test_not_a_mapping() -> None:
+    with pytest.raises(ConfigError, match=r"^genesis: expected a table, got array$"):
+        parse_genesis([])  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- direct construction
+
+
+def _validator(**changes: Any) -> ValidatorSpec:
+    fields = {"name": "v", "public_key": K[1], "address": "h:1"} | changes
+    return ValidatorSpec(**fields)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: _validator(public_key=bytearray(K[1])),
+            "public_key: expected 32 bytes, got bytearray",
+        ),
+        (lambda: _validator(public_key=K[1][:31]), "public_key: not 32 bytes (got 31 bytes)"),
+        (lambda: _validator(name=None), "name: expected a string, got NoneType"),
+        (
+            lambda: AccountSpec(
+                public_key=K[1], category="entity", kyc_hash=K[2], roles={"issuer"}
+            ),
+            "roles: expected a frozenset, got set",
+        ),
+        (
+            lambda: AccountSpec(
+                public_key=K[1], category="entity", kyc_hash=K[2], expires_at_ms=False
+            ),
+            "expires_at_ms: expected an integer, got boolean false",
+        ),
+        (
+            lambda: AssetSpec(asset_id="A", name="a", decimals=0, cap=True, issuer=K[1]),
+            "cap: expected an integer, got boolean true",
+        ),
+        (
+            lambda: Genesis(
+                chain_id="c", genesis_time_ms=0, regulator_keys=[K[1]], validators=(_validator(),)
+            ),
+            "regulator.public_keys: expected a tuple, got list",
+        ),
+        (
+            lambda: Genesis(
+                chain_id="c", genesis_time_ms=0, regulator_keys=(K[1],), validators=("v",)
+            ),
+            "validators[0]: expected ValidatorSpec, got str",
+        ),
+        (
+            lambda: Genesis(
+                chain_id="c",
+                genesis_time_ms=0,
+                regulator_keys=(K[1],),
+                validators=(_validator(),),
+                assets=(AssetSpec(asset_id="A", name="a", decimals=0, cap=1, issuer=K[9]),),
+            ),
+            "assets[0].issuer: " + K[9].hex() + " is not a registered account",
+        ),
+    ],
+)
+def test_invalid_objects_cannot_be_built(build: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert str(info.value).startswith(message)
+
+
+def test_objects_are_frozen(genesis_data: dict[str, Any]) -> None:
+    g = parse_genesis(genesis_data)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        g.chain_id = "other"  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- files
+
+
+def test_load_genesis_file(tmp_path: Path, genesis_data: dict[str, Any]) -> None:
+    g = parse_genesis(genesis_data)
+    path = tmp_path / "genesis.toml"
+    path.write_text(genesis_to_toml(g))
+    assert load_genesis(path) == g
+
+
+def test_load_reports_file_and_field(tmp_path: Path, genesis_data: dict[str, Any]) -> None:
+    genesis_data["chain_id"] = "BAD"
+    text = genesis_to_toml(parse_genesis(genesis_dict())).replace("national-assets-1", "BAD")
+    path = tmp_path / "genesis.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"genesis\.toml: genesis\.chain_id: 'BAD' is not"):
+        load_genesis(path)
+
+
+def test_load_reports_toml_line(tmp_path: Path) -> None:
+    path = tmp_path / "genesis.toml"
+    path.write_text('chain_id = "x"\n\ngenesis_time_ms = \n')
+    with pytest.raises(ConfigError, match=r"genesis\.toml: line 3: invalid TOML: Invalid value$"):
+        load_genesis(path)
+
+
+# ---------------------------------------------------------------- property
+
+
+@st.composite
+def geneses(draw: st.DrawFn) -> Genesis:
+    keys = st.binary(min_size=32, max_size=32)
+    regulator_keys = draw(st.lists(keys, min_size=1, max_size=4, unique=True))
+    n = draw(st.integers(1, 5))
+    names = draw(
+        st.lists(
+            st.from_regex(r"[a-z0-9-]{1,32}", fullmatch=True), min_size=n, max_size=n, unique=True
+        )
+    )
+    validator_keys = draw(st.lists(keys, min_size=n, max_size=n, unique=True))
+    hosts = st.one_of(
+        st.ip_addresses(v=4).map(str),
+        st.ip_addresses(v=6).map(lambda ip: f"[{ip}]"),
+        st.from_regex(r"[a-z]([a-z0-9-]{0,8}[a-z0-9])?(\.[a-z]{1,5}){0,2}", fullmatch=True),
+    )
+    addresses = draw(
+        st.lists(
+            st.tuples(hosts, st.integers(1, 65535)).map(lambda hp: f"{hp[0]}:{hp[1]}"),
+            min_size=n,
+            max_size=n,
+            unique=True,
+        )
+    )
+    validators = tuple(
+        ValidatorSpec(name=name, public_key=key, address=address)
+        for name, key, address in zip(names, validator_keys, addresses, strict=True)
+    )
+    account_keys = draw(st.lists(keys, max_size=5, unique=True))
+    accounts = tuple(
+        AccountSpec(
+            public_key=key,
+            category=draw(st.sampled_from(sorted(CATEGORIES))),
+            kyc_hash=draw(keys),
+            expires_at_ms=draw(st.none() | st.integers(0, 2**63 - 1)),
+            roles=draw(st.frozensets(st.sampled_from(sorted(ROLES)))),
+        )
+        for key in account_keys
+    )
+    issuers = [a.public_key for a in accounts if "issuer" in a.roles]
+    assets: tuple[AssetSpec, ...] = ()
+    if issuers:
+        ids = draw(
+            st.lists(st.from_regex(ASSET_ID_PATTERN, fullmatch=True), max_size=4, unique=True)
+        )
+        names_alphabet = st.characters(categories=["L", "M", "N", "P", "S"]) | st.just(" ")
+        assets = tuple(
+            AssetSpec(
+                asset_id=asset_id,
+                name=draw(
+                    st.text(names_alphabet, min_size=1, max_size=128).filter(
+                        lambda s: s.strip() == s and s.isprintable()
+                    )
+                ),
+                decimals=draw(st.integers(0, 18)),
+                cap=draw(st.integers(1, 2**63 - 1)),
+                issuer=draw(st.sampled_from(issuers)),
+                document_hash=draw(st.none() | keys),
+            )
+            for asset_id in ids
+        )
+    return Genesis(
+        chain_id=draw(st.from_regex(CHAIN_ID_PATTERN, fullmatch=True)),
+        genesis_time_ms=draw(st.integers(0, 2**63 - 1)),
+        regulator_keys=tuple(regulator_keys),
+        regulator_threshold=draw(st.integers(1, len(regulator_keys))),
+        validators=validators,
+        accounts=accounts,
+        assets=assets,
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(geneses())
+def test_round_trip_property(genesis: Genesis) -> None:
+    again = parse_genesis(tomllib.loads(genesis_to_toml(genesis)))
+    assert again == genesis
+    assert again.digest() == genesis.digest()

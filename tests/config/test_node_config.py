@@ -1,0 +1,404 @@
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.errors import ConfigError
+from config.node_config import (
+    FRAME_OVERHEAD_BYTES,
+    LIMIT_BOUNDS,
+    TIMEOUT_BOUNDS_MS,
+    Limits,
+    NodeConfig,
+    PeerAddress,
+    Timeouts,
+    load_node_config,
+    node_config_to_toml,
+    parse_node_config,
+)
+from tests.config.samples import DELETE, mutate, node_dict
+
+BASE = Path("/srv/node-0")
+
+
+def test_defaults(node_data: dict[str, Any]) -> None:
+    cfg = parse_node_config(node_data, base_dir=BASE)
+    assert cfg.limits == Limits()
+    assert cfg.timeouts == Timeouts()
+    assert cfg.metrics_listen is None
+    assert cfg.peers == ()
+    assert (cfg.log_level, cfg.log_format) == ("info", "json")
+    assert cfg.peer_listen == ("127.0.0.1", 7000)
+    assert cfg.client_listen == ("127.0.0.1", 7100)
+
+
+def test_default_values_are_the_documented_ones() -> None:
+    limits = Limits()
+    assert limits.frame_bytes_max == 1 << 20
+    assert limits.batch_bytes_max == (1 << 20) - FRAME_OVERHEAD_BYTES == 983_040
+    assert limits.tx_bytes_max == 16 << 10
+    assert limits.log_window_seqs % limits.checkpoint_interval_seqs == 0
+    assert Timeouts().view_change_timeout_ms == 2_000
+    # Every field has bounds, and every default lies inside them.
+    assert set(LIMIT_BOUNDS) == {f.name for f in dataclasses.fields(Limits)}
+    assert set(TIMEOUT_BOUNDS_MS) == {f.name for f in dataclasses.fields(Timeouts)}
+    for obj, bounds in ((limits, LIMIT_BOUNDS), (Timeouts(), TIMEOUT_BOUNDS_MS)):
+        for name, (lo, hi) in bounds.items():
+            assert lo <= getattr(obj, name) <= hi, name
+
+
+def test_relative_paths_resolve_against_base_dir(node_data: dict[str, Any]) -> None:
+    node_data["node"]["key_file"] = "/etc/assetledger/node.key"
+    cfg = parse_node_config(node_data, base_dir=BASE)
+    assert cfg.data_dir == BASE / "data"
+    assert cfg.key_file == Path("/etc/assetledger/node.key")  # absolute stays as written
+    assert cfg.genesis_file == BASE / "../genesis.toml"
+
+
+def test_relative_base_dir_is_made_absolute(
+    node_data: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = parse_node_config(node_data, base_dir=Path("conf"))
+    assert cfg.data_dir == tmp_path / "conf" / "data"
+
+
+def test_load_resolves_against_the_files_folder(
+    node_data: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "node-0"
+    folder.mkdir()
+    cfg = parse_node_config(node_data, base_dir=folder)
+    (folder / "node.toml").write_text(node_config_to_toml(cfg, relative_to=folder))
+    monkeypatch.chdir(tmp_path)  # the working directory must not matter
+    loaded = load_node_config(Path("node-0/node.toml"))
+    assert loaded == cfg
+    assert loaded.key_file == folder / "node.key"
+
+
+def _full_config() -> NodeConfig:
+    return NodeConfig(
+        name="node-3",
+        data_dir=Path("/var/lib/assetledger/node-3"),
+        key_file=Path("/etc/assetledger/node-3.key"),
+        genesis_file=Path('/etc/assetledger/genesis "x".toml'),
+        peer_listen=("0.0.0.0", 7003),
+        client_listen=("::", 7103),
+        metrics_listen=("127.0.0.1", 9103),
+        peers=(
+            PeerAddress(name="node-0", address="10.0.0.1:7000"),
+            PeerAddress(name="node-1", address="[fd00::1]:7001"),
+        ),
+        limits=Limits(mempool_txs_max=1000, batch_txs_max=500, log_window_seqs=512),
+        timeouts=Timeouts(view_change_timeout_ms=500, tick_interval_ms=10),
+        log_level="debug",
+        log_format="text",
+    )
+
+
+@pytest.mark.parametrize("relative_to", [None, Path("/etc/assetledger"), Path("/elsewhere")])
+def test_round_trip_through_toml(relative_to: Path | None) -> None:
+    cfg = _full_config()
+    text = node_config_to_toml(cfg, relative_to=relative_to)
+    assert parse_node_config(tomllib.loads(text), base_dir=relative_to or Path("/x")) == cfg
+
+
+def test_round_trip_writes_only_non_default_limits() -> None:
+    text = node_config_to_toml(_full_config())
+    data = tomllib.loads(text)
+    assert data["limits"] == {"mempool_txs_max": 1000, "batch_txs_max": 500, "log_window_seqs": 512}
+    assert data["timeouts"] == {"tick_interval_ms": 10, "view_change_timeout_ms": 500}
+    assert "limits" not in tomllib.loads(
+        node_config_to_toml(parse_node_config(node_dict(), base_dir=BASE))
+    )
+
+
+def test_relative_to_writes_relative_paths() -> None:
+    data = tomllib.loads(node_config_to_toml(_full_config(), relative_to=Path("/etc/assetledger")))
+    assert data["node"]["key_file"] == "node-3.key"
+    assert data["node"]["data_dir"] == "/var/lib/assetledger/node-3"
+
+
+INVALID = [
+    (("node",), DELETE, "node", "missing"),
+    (("node", "name"), "Node 0", "node.name", "is not [a-z0-9-]{1,32}"),
+    (("node", "name"), DELETE, "node.name", "missing"),
+    (("node", "data_dir"), 5, "node.data_dir", "expected a string, got integer 5"),
+    (("node", "data_dir"), "", "node.data_dir", "0 characters"),
+    (("node", "data_dir"), "a\0b", "node.data_dir", "NUL"),
+    (("node", "key_file"), DELETE, "node.key_file", "missing"),
+    (
+        ("node", "genesis"),
+        "g.toml",
+        "node.genesis",
+        "unknown key (allowed: data_dir, genesis_file, key_file, name)",
+    ),
+    (("listen",), DELETE, "listen", "missing"),
+    (("listen", "peer"), "localhost", "listen.peer", 'not "host:port"'),
+    (("listen", "peer"), 7000, "listen.peer", 'expected a "host:port" string, got integer 7000'),
+    (("listen", "peer"), "[::1]7000", "listen.peer", "[ipv6]:port"),
+    (("listen", "client"), "a b:7100", "listen.client", "not an IP address or host name"),
+    (
+        ("listen", "client"),
+        "127.0.0.1:7000",
+        "listen.client",
+        "127.0.0.1:7000 clashes with listen.peer",
+    ),
+    (("listen", "client"), "0.0.0.0:7000", "listen.client", "clashes with listen.peer"),
+    (("listen", "metrics"), "[::]:7100", "listen.metrics", "[::]:7100 clashes with listen.client"),
+    (("listen", "client"), "999.1.1.1:7100", "listen.client", "not an IP address or host name"),
+    (
+        ("listen", "metrics"),
+        "127.0.0.1:70000",
+        "listen.metrics",
+        "out of range (expected 0..65535)",
+    ),
+    (
+        ("listen", "admin"),
+        "127.0.0.1:1",
+        "listen.admin",
+        "unknown key (allowed: client, metrics, peer)",
+    ),
+    (("peers",), {"name": "x"}, "peers", "expected an array"),
+    (
+        ("peers",),
+        [{"name": "node-1", "address": "h:1"}, {"name": "node-1", "address": "h:2"}],
+        "peers[1].name",
+        "duplicate name 'node-1'",
+    ),
+    (
+        ("peers",),
+        [{"name": "node-1", "address": "h:0"}],
+        "peers[0].address",
+        "port 0 is out of range (expected 1..65535)",
+    ),
+    (("peers",), [{"name": "node-1"}], "peers[0].address", "missing"),
+    (
+        ("peers",),
+        [{"name": "node-0", "address": "h:1"}],
+        "peers[0].name",
+        "'node-0' is this node itself",
+    ),
+    (("peers",), [{"name": "node-1", "address": "h:1", "port": 1}], "peers[0].port", "unknown key"),
+    (("peers",), [{"name": "n"}] * 257, "peers", "257 items exceeds the maximum of 256"),
+    (("limits",), 5, "limits", "expected a table, got integer 5"),
+    (
+        ("limits", "batch_bytes_max"),
+        2_000_000,
+        "limits.batch_bytes_max",
+        "2000000 exceeds limits.frame_bytes_max (1048576)",
+    ),
+    (
+        ("limits", "frame_bytes_max"),
+        0,
+        "limits.frame_bytes_max",
+        "0 is out of range (expected 131072..67108864)",
+    ),
+    (("limits", "frame_bytes_max"), 1 << 30, "limits.frame_bytes_max", "out of range"),
+    (
+        ("limits", "tx_bytes_max"),
+        1 << 20,
+        "limits.tx_bytes_max",
+        "exceeds limits.batch_bytes_max (983040)",
+    ),
+    (("limits", "memo_bytes_max"), 4097, "limits.memo_bytes_max", "out of range"),
+    (
+        ("limits", "tx_bytes_max"),
+        256,
+        "limits.memo_bytes_max",
+        "256 is not below limits.tx_bytes_max (256)",
+    ),
+    (
+        ("limits", "batch_txs_max"),
+        60_000,
+        "limits.batch_txs_max",
+        "exceeds limits.mempool_txs_max (50000)",
+    ),
+    (
+        ("limits", "checkpoint_interval_seqs"),
+        60,
+        "limits.checkpoint_interval_seqs",
+        "must be smaller than and divide limits.log_window_seqs (256)",
+    ),
+    (
+        ("limits", "checkpoint_interval_seqs"),
+        256,
+        "limits.checkpoint_interval_seqs",
+        "smaller than",
+    ),
+    (
+        ("limits", "mempool_txs_max"),
+        True,
+        "limits.mempool_txs_max",
+        "expected an integer, got boolean true",
+    ),
+    (("limits", "mempool_txs_max"), 1000.0, "limits.mempool_txs_max", "got float 1000.0"),
+    (("limits", "mempool_txs_max"), -1, "limits.mempool_txs_max", "out of range"),
+    (
+        ("limits", "frame_byte_max"),
+        1,
+        "limits.frame_byte_max",
+        "unknown key (allowed: batch_bytes_max,",
+    ),
+    (
+        ("timeouts", "tick_interval_ms"),
+        0,
+        "timeouts.tick_interval_ms",
+        "0 is out of range (expected 1..60000)",
+    ),
+    (
+        ("timeouts", "view_change_timeout_ms"),
+        50,
+        "timeouts.view_change_timeout_ms",
+        "not above timeouts.tick_interval_ms (50)",
+    ),
+    (
+        ("timeouts", "peer_dead_after_ms"),
+        1000,
+        "timeouts.peer_dead_after_ms",
+        "not above timeouts.keepalive_interval_ms (1000)",
+    ),
+    (
+        ("timeouts", "reconnect_backoff_max_ms"),
+        50,
+        "timeouts.reconnect_backoff_max_ms",
+        "below timeouts.reconnect_backoff_min_ms (100)",
+    ),
+    (
+        ("timeouts", "client_wait_max_ms"),
+        "60s",
+        "timeouts.client_wait_max_ms",
+        "expected an integer, got string '60s'",
+    ),
+    (("timeouts", "timeout_ms"), 1, "timeouts.timeout_ms", "unknown key"),
+    (
+        ("log", "level"),
+        "verbose",
+        "log.level",
+        "'verbose' is not one of debug, error, info, warning",
+    ),
+    (("log", "format"), "xml", "log.format", "'xml' is not one of json, text"),
+    (("log", "format"), 1, "log.format", "expected a string"),
+    (("log", "file"), "x", "log.file", "unknown key (allowed: format, level)"),
+    (
+        ("logging",),
+        {},
+        "logging",
+        "unknown key (allowed: limits, listen, log, node, peers, timeouts)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "fragment"), INVALID, ids=[f"{c[2]}:{c[3]}" for c in INVALID]
+)
+def test_invalid_input_names_the_field(
+    path: tuple[Any, ...], value: Any, field: str, fragment: str
+) -> None:
+    data = mutate(node_dict(), path, value)
+    with pytest.raises(ConfigError) as info:
+        parse_node_config(data, base_dir=BASE)
+    assert info.value.field == field
+    assert fragment in info.value.reason
+    assert str(info.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Limits(batch_bytes_max=2_000_000), "batch_bytes_max: 2000000 exceeds"),
+        (lambda: Limits(log_window_seqs=True), "log_window_seqs: expected an integer, got boolean"),
+        (lambda: Timeouts(tick_interval_ms=0), "tick_interval_ms: 0 is out of range"),
+        (lambda: PeerAddress(name="n", address="n"), "address: 'n' is not \"host:port\""),
+        (
+            lambda: dataclasses.replace(_full_config(), data_dir=Path("rel")),
+            "node.data_dir: 'rel' is not absolute",
+        ),
+        (
+            lambda: dataclasses.replace(_full_config(), key_file="/k"),
+            "node.key_file: expected a Path, got str",
+        ),
+        (
+            lambda: dataclasses.replace(_full_config(), peer_listen=["h", 1]),
+            "listen.peer: expected a (host, port) tuple",
+        ),
+        (
+            lambda: dataclasses.replace(_full_config(), client_listen=("h", 65536)),
+            "listen.client: port 65536 is out of range",
+        ),
+        (
+            lambda: dataclasses.replace(_full_config(), peers=[]),
+            "peers: expected a tuple, got list",
+        ),
+        (
+            lambda: dataclasses.replace(_full_config(), limits={}),
+            "limits: expected Limits, got dict",
+        ),
+        (
+            lambda: dataclasses.replace(_full_config(), log_level="INFO"),
+            "log.level: 'INFO' is not one of",
+        ),
+    ],
+)
+def test_invalid_objects_cannot_be_built(build: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert str(info.value).startswith(message)
+
+
+def test_same_port_on_different_hosts_is_fine(node_data: dict[str, Any]) -> None:
+    node_data["listen"] = {"peer": "10.0.0.1:7000", "client": "127.0.0.1:7000"}
+    assert parse_node_config(node_data, base_dir=BASE).client_listen == ("127.0.0.1", 7000)
+
+
+def test_port_zero_listen_is_allowed_twice(node_data: dict[str, Any]) -> None:
+    # Tests bind port 0 (any free port) on several sockets; that is not a clash.
+    node_data["listen"] = {"peer": "127.0.0.1:0", "client": "127.0.0.1:0", "metrics": "127.0.0.1:0"}
+    cfg = parse_node_config(node_data, base_dir=BASE)
+    assert cfg.metrics_listen == ("127.0.0.1", 0)
+
+
+# ---------------------------------------------------------------- files
+
+
+def test_load_reports_toml_line(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('[node]\nname = "node-0"\ndata_dir = data\n')
+    with pytest.raises(ConfigError) as info:
+        load_node_config(path)
+    assert str(info.value) == f"{path}: line 3: invalid TOML: Invalid value"
+
+
+def test_load_reports_file_and_field(tmp_path: Path, node_data: dict[str, Any]) -> None:
+    path = tmp_path / "node.toml"
+    cfg = parse_node_config(node_data, base_dir=tmp_path)
+    path.write_text(node_config_to_toml(cfg) + "[limits]\nbatch_bytes_max = 2000000\n")
+    with pytest.raises(ConfigError) as info:
+        load_node_config(path)
+    assert str(info.value).startswith(f"{path}: limits.batch_bytes_max: 2000000 exceeds")
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"node\.toml: no such file$"):
+        load_node_config(tmp_path / "node.toml")
+
+
+def test_load_rejects_non_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_bytes(b'[node]\nname = "\xff"\n')
+    with pytest.raises(ConfigError, match=r"node\.toml: not UTF-8 \(byte 15\)$"):
+        load_node_config(path)
+
+
+def test_read_toml_bounds_the_file_size(tmp_path: Path) -> None:
+    from config._toml import read_toml
+
+    path = tmp_path / "big.toml"
+    path.write_text("# " + "x" * 1000 + "\n")
+    with pytest.raises(ConfigError, match=r"big\.toml: larger than 1000 bytes$"):
+        read_toml(path, 1000)
+    assert read_toml(path, 1003) == {}
