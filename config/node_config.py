@@ -37,9 +37,14 @@ from config.errors import ConfigError
 
 NODE_CONFIG_FILE_BYTES_MAX = 1 << 20
 PEERS_MAX = 256
-# Room a block proposal needs around its batch inside one frame: message envelope, view and
-# sequence numbers, the primary's signature, msgpack headers of up to batch_txs_max items.
+# Room a frame needs around the payloads it carries: message envelope, view and sequence
+# numbers, signatures and the commit certificate, msgpack headers of up to batch_txs_max items.
 FRAME_OVERHEAD_BYTES = 64 << 10
+# A VIEW-CHANGE carries at most one proposal payload per sequence number in the log window,
+# each with up to VIEW_CHANGE_SEQ_BYTES of proof around it, plus VIEW_CHANGE_BASE_BYTES for the
+# checkpoint proof and envelope. Same formula as consensus.config.ReplicaLimits.message_bytes_max.
+VIEW_CHANGE_SEQ_BYTES = 1024
+VIEW_CHANGE_BASE_BYTES = 64 << 10
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 LOG_FORMATS = frozenset({"json", "text"})
@@ -48,6 +53,7 @@ _MIB = 1 << 20
 # (lowest, highest) accepted value of every limit; the units are in the field names.
 LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "frame_bytes_max": (2 * FRAME_OVERHEAD_BYTES, 64 * _MIB),
+    "peer_frame_bytes_max": (1 * _MIB, 256 * _MIB),
     "tx_bytes_max": (256, 1 * _MIB),
     "memo_bytes_max": (1, 4096),
     "batch_txs_max": (1, 100_000),
@@ -59,14 +65,16 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "pending_waits_max": (1, 1_000_000),
     "log_window_seqs": (2, 1_000_000),
     "checkpoint_interval_seqs": (1, 500_000),
-    "future_view_messages_max": (1, 1_000_000),
+    "future_view_messages_per_peer_max": (1, 10_000),
     "subscriptions_max": (1, 65_536),
+    "verify_threads": (1, 64),
 }
 _HOUR_MS = 3_600_000
 TIMEOUT_BOUNDS_MS: dict[str, tuple[int, int]] = {
     "tick_interval_ms": (1, 60_000),
     "batch_timeout_ms": (1, 60_000),
     "view_change_timeout_ms": (1, _HOUR_MS),
+    "clock_skew_max_ms": (100, _HOUR_MS),
     "handshake_timeout_ms": (1, 600_000),
     "keepalive_interval_ms": (1, 600_000),
     "peer_dead_after_ms": (1, _HOUR_MS),
@@ -86,29 +94,44 @@ def _check_bounds(obj: Any, bounds: Mapping[str, tuple[int, int]]) -> None:
 class Limits:
     """Every size and count bound of the node. Section ``[limits]``."""
 
-    frame_bytes_max: int = 1 << 20  # one p2p or client frame
+    frame_bytes_max: int = 1 << 20  # one client frame (request or response)
+    peer_frame_bytes_max: int = 16 << 20  # one p2p frame between validators
     tx_bytes_max: int = 16 << 10  # one encoded signed transaction
     memo_bytes_max: int = 256  # a transaction's memo
     batch_txs_max: int = 1000  # transactions per block proposal
-    batch_bytes_max: int = (1 << 20) - FRAME_OVERHEAD_BYTES  # encoded txs per proposal
+    batch_bytes_max: int = 256 << 10  # encoded txs per proposal
     mempool_txs_max: int = 50_000
     peer_send_queue_messages_max: int = 10_000  # per peer
     client_connections_per_address_max: int = 64
     client_requests_in_flight_max: int = 256  # per client connection
     pending_waits_max: int = 20_000  # submit-and-wait waiters, node-wide
-    log_window_seqs: int = 256  # PBFT high minus low watermark
-    checkpoint_interval_seqs: int = 64  # K: divides log_window_seqs, smaller than it
-    future_view_messages_max: int = 1_000  # buffered messages for views ahead of ours
+    log_window_seqs: int = 32  # PBFT high minus low watermark
+    checkpoint_interval_seqs: int = 16  # K: divides log_window_seqs, at most half of it
+    future_view_messages_per_peer_max: int = 64  # buffered per peer for views ahead of ours
     subscriptions_max: int = 64  # block/receipt subscriptions per client connection
+    verify_threads: int = 2  # worker threads for batch signature checks
+
+    @property
+    def view_change_bytes_max(self) -> int:
+        """Largest VIEW-CHANGE a full log window can produce (without frame overhead)."""
+        return (
+            self.log_window_seqs * (self.batch_bytes_max + VIEW_CHANGE_SEQ_BYTES)
+            + VIEW_CHANGE_BASE_BYTES
+        )
 
     def __post_init__(self) -> None:
         _check_bounds(self, LIMIT_BOUNDS)
-        batch_room = self.frame_bytes_max - FRAME_OVERHEAD_BYTES
+        # A client `block` response carries the block's transactions and the ordered payload
+        # with its certificate: twice a batch, in one client frame.
+        batch_room = (self.frame_bytes_max - FRAME_OVERHEAD_BYTES) // 2
         if self.batch_bytes_max > batch_room:
             raise ConfigError(
                 "batch_bytes_max",
-                f"{self.batch_bytes_max} exceeds limits.frame_bytes_max ({self.frame_bytes_max})"
-                f" minus {FRAME_OVERHEAD_BYTES} bytes of frame overhead (at most {batch_room})",
+                f"{self.batch_bytes_max} is too large for limits.frame_bytes_max"
+                f" ({self.frame_bytes_max}): 2 x batch_bytes_max + {FRAME_OVERHEAD_BYTES} bytes"
+                " of frame overhead must fit in one client frame, because a block response"
+                " carries the block's transactions and the ordered payload with its certificate"
+                f" (expected at most {batch_room})",
             )
         if self.tx_bytes_max > self.batch_bytes_max:
             raise ConfigError(
@@ -126,14 +149,29 @@ class Limits:
                 "batch_txs_max",
                 f"{self.batch_txs_max} exceeds limits.mempool_txs_max ({self.mempool_txs_max})",
             )
-        if (
-            self.checkpoint_interval_seqs >= self.log_window_seqs
-            or self.log_window_seqs % self.checkpoint_interval_seqs
-        ):
+        if self.log_window_seqs % self.checkpoint_interval_seqs:
             raise ConfigError(
                 "checkpoint_interval_seqs",
-                f"{self.checkpoint_interval_seqs} must be smaller than and divide"
-                f" limits.log_window_seqs ({self.log_window_seqs})",
+                f"{self.checkpoint_interval_seqs} does not divide limits.log_window_seqs"
+                f" ({self.log_window_seqs}); checkpoints must fall on window boundaries",
+            )
+        if self.log_window_seqs < 2 * self.checkpoint_interval_seqs:
+            raise ConfigError(
+                "checkpoint_interval_seqs",
+                f"{self.checkpoint_interval_seqs} is more than half of limits.log_window_seqs"
+                f" ({self.log_window_seqs}); the window must hold two checkpoint intervals so the"
+                " primary can keep proposing while the previous checkpoint collects signatures"
+                f" (expected at most {self.log_window_seqs // 2})",
+            )
+        peer_frame_min = self.view_change_bytes_max + FRAME_OVERHEAD_BYTES
+        if self.peer_frame_bytes_max < peer_frame_min:
+            raise ConfigError(
+                "peer_frame_bytes_max",
+                f"{self.peer_frame_bytes_max} cannot carry a VIEW-CHANGE for a full log window:"
+                f" limits.log_window_seqs ({self.log_window_seqs}) x (limits.batch_bytes_max"
+                f" ({self.batch_bytes_max}) + {VIEW_CHANGE_SEQ_BYTES})"
+                f" + {VIEW_CHANGE_BASE_BYTES} + {FRAME_OVERHEAD_BYTES} bytes of frame overhead"
+                f" (expected at least {peer_frame_min})",
             )
 
 
@@ -144,6 +182,9 @@ class Timeouts:
     tick_interval_ms: int = 50  # period of the tick event fed to the replica
     batch_timeout_ms: int = 20  # primary cuts a batch after this even if not full
     view_change_timeout_ms: int = 2_000  # base; doubled per consecutive view change
+    # How far a proposal's timestamp may be from this validator's clock before it votes
+    # against the proposal.
+    clock_skew_max_ms: int = 30_000
     handshake_timeout_ms: int = 5_000
     keepalive_interval_ms: int = 1_000
     peer_dead_after_ms: int = 5_000  # silence after which a peer connection is dropped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from pathlib import Path
@@ -21,6 +22,8 @@ def test_examples_load() -> None:
     assert genesis.assets[0].issuer == genesis.accounts[0].public_key
     cfg = parse_node_config(tomllib.loads(EXAMPLES[1]), base_dir=Path("/etc/assetledger/node-0"))
     assert cfg.data_dir == Path("/etc/assetledger/node-0/data")
+    assert (cfg.limits.log_window_seqs, cfg.limits.peer_frame_bytes_max) == (64, 32 << 20)
+    assert cfg.timeouts.clock_skew_max_ms == 10_000
 
 
 @pytest.mark.parametrize(
@@ -32,3 +35,11 @@ def test_tables_match_defaults_and_bounds(
     for name, (lo, hi) in bounds.items():
         row = f"| `{name}` | {getattr(defaults, name)} | {lo}..{hi}"
         assert row in DOC, f"docs/configuration.md lacks or misstates: {row}"
+
+
+@pytest.mark.parametrize(("section", "cls"), [("limits", Limits), ("timeouts", Timeouts)])
+def test_tables_list_exactly_the_fields(section: str, cls: type) -> None:
+    # A renamed or removed field must not leave a stale row behind.
+    table = DOC.split(f"`[{section}]` (optional;", 1)[1].split("\n\n", 2)[1]
+    rows = re.findall(r"^\| `([a-z_]+)` \|", table, re.M)
+    assert rows == [f.name for f in dataclasses.fields(cls)]

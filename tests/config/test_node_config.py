@@ -39,10 +39,18 @@ def test_defaults(node_data: dict[str, Any]) -> None:
 def test_default_values_are_the_documented_ones() -> None:
     limits = Limits()
     assert limits.frame_bytes_max == 1 << 20
-    assert limits.batch_bytes_max == (1 << 20) - FRAME_OVERHEAD_BYTES == 983_040
+    assert limits.peer_frame_bytes_max == 16 << 20
+    assert limits.batch_bytes_max == 256 << 10 == 262_144
     assert limits.tx_bytes_max == 16 << 10
-    assert limits.log_window_seqs % limits.checkpoint_interval_seqs == 0
+    assert (limits.log_window_seqs, limits.checkpoint_interval_seqs) == (32, 16)
+    assert limits.future_view_messages_per_peer_max == 64
+    assert limits.verify_threads == 2
     assert Timeouts().view_change_timeout_ms == 2_000
+    assert Timeouts().clock_skew_max_ms == 30_000
+    # The defaults satisfy the cross-field rules with room to spare.
+    assert 2 * limits.batch_bytes_max + FRAME_OVERHEAD_BYTES == 589_824 <= limits.frame_bytes_max
+    assert limits.view_change_bytes_max == 32 * (262_144 + 1024) + 65_536 == 8_486_912
+    assert limits.view_change_bytes_max + FRAME_OVERHEAD_BYTES <= limits.peer_frame_bytes_max
     # Every field has bounds, and every default lies inside them.
     assert set(LIMIT_BOUNDS) == {f.name for f in dataclasses.fields(Limits)}
     assert set(TIMEOUT_BOUNDS_MS) == {f.name for f in dataclasses.fields(Timeouts)}
@@ -93,8 +101,15 @@ def _full_config() -> NodeConfig:
             PeerAddress(name="node-0", address="10.0.0.1:7000"),
             PeerAddress(name="node-1", address="[fd00::1]:7001"),
         ),
-        limits=Limits(mempool_txs_max=1000, batch_txs_max=500, log_window_seqs=512),
-        timeouts=Timeouts(view_change_timeout_ms=500, tick_interval_ms=10),
+        limits=Limits(
+            mempool_txs_max=1000,
+            batch_txs_max=500,
+            log_window_seqs=64,
+            peer_frame_bytes_max=32 << 20,
+            future_view_messages_per_peer_max=128,
+            verify_threads=4,
+        ),
+        timeouts=Timeouts(view_change_timeout_ms=500, tick_interval_ms=10, clock_skew_max_ms=5000),
         log_level="debug",
         log_format="text",
     )
@@ -110,8 +125,19 @@ def test_round_trip_through_toml(relative_to: Path | None) -> None:
 def test_round_trip_writes_only_non_default_limits() -> None:
     text = node_config_to_toml(_full_config())
     data = tomllib.loads(text)
-    assert data["limits"] == {"mempool_txs_max": 1000, "batch_txs_max": 500, "log_window_seqs": 512}
-    assert data["timeouts"] == {"tick_interval_ms": 10, "view_change_timeout_ms": 500}
+    assert data["limits"] == {
+        "peer_frame_bytes_max": 32 << 20,
+        "batch_txs_max": 500,
+        "mempool_txs_max": 1000,
+        "log_window_seqs": 64,
+        "future_view_messages_per_peer_max": 128,
+        "verify_threads": 4,
+    }
+    assert data["timeouts"] == {
+        "tick_interval_ms": 10,
+        "view_change_timeout_ms": 500,
+        "clock_skew_max_ms": 5000,
+    }
     assert "limits" not in tomllib.loads(
         node_config_to_toml(parse_node_config(node_dict(), base_dir=BASE))
     )
@@ -190,7 +216,66 @@ INVALID = [
         ("limits", "batch_bytes_max"),
         2_000_000,
         "limits.batch_bytes_max",
-        "2000000 exceeds limits.frame_bytes_max (1048576)",
+        "2000000 is too large for limits.frame_bytes_max (1048576)",
+    ),
+    # Twice a batch plus the overhead must fit one client frame: (1048576 - 65536) / 2 = 491520.
+    (
+        ("limits", "batch_bytes_max"),
+        491_521,
+        "limits.batch_bytes_max",
+        "2 x batch_bytes_max + 65536 bytes of frame overhead must fit in one client frame",
+    ),
+    (
+        ("limits", "batch_bytes_max"),
+        491_521,
+        "limits.batch_bytes_max",
+        "(expected at most 491520)",
+    ),
+    (
+        ("limits",),
+        {"frame_bytes_max": 200_000, "batch_bytes_max": 100_000},
+        "limits.batch_bytes_max",
+        "too large for limits.frame_bytes_max (200000)",
+    ),
+    (
+        ("limits", "peer_frame_bytes_max"),
+        (1 << 20) - 1,
+        "limits.peer_frame_bytes_max",
+        "1048575 is out of range (expected 1048576..268435456)",
+    ),
+    (
+        ("limits", "peer_frame_bytes_max"),
+        (256 << 20) + 1,
+        "limits.peer_frame_bytes_max",
+        "out of range (expected 1048576..268435456)",
+    ),
+    # Defaults need 32 x (262144 + 1024) + 65536 + 65536 = 8552448 bytes.
+    (
+        ("limits", "peer_frame_bytes_max"),
+        8_552_447,
+        "limits.peer_frame_bytes_max",
+        "8552447 cannot carry a VIEW-CHANGE for a full log window: limits.log_window_seqs (32)"
+        " x (limits.batch_bytes_max (262144) + 1024) + 65536 + 65536 bytes of frame overhead"
+        " (expected at least 8552448)",
+    ),
+    (
+        ("limits", "log_window_seqs"),
+        64,
+        "limits.peer_frame_bytes_max",
+        "limits.log_window_seqs (64) x (limits.batch_bytes_max (262144) + 1024)",
+    ),
+    (
+        ("limits", "log_window_seqs"),
+        64,
+        "limits.peer_frame_bytes_max",
+        "(expected at least 16973824)",
+    ),
+    (
+        ("limits",),
+        {"log_window_seqs": 32, "batch_bytes_max": 491_520, "peer_frame_bytes_max": 15_892_479},
+        "limits.peer_frame_bytes_max",
+        "limits.batch_bytes_max (491520) + 1024) + 65536 + 65536 bytes of frame overhead"
+        " (expected at least 15892480)",
     ),
     (
         ("limits", "frame_bytes_max"),
@@ -203,7 +288,7 @@ INVALID = [
         ("limits", "tx_bytes_max"),
         1 << 20,
         "limits.tx_bytes_max",
-        "exceeds limits.batch_bytes_max (983040)",
+        "exceeds limits.batch_bytes_max (262144)",
     ),
     (("limits", "memo_bytes_max"), 4097, "limits.memo_bytes_max", "out of range"),
     (
@@ -220,16 +305,61 @@ INVALID = [
     ),
     (
         ("limits", "checkpoint_interval_seqs"),
-        60,
+        12,
         "limits.checkpoint_interval_seqs",
-        "must be smaller than and divide limits.log_window_seqs (256)",
+        "12 does not divide limits.log_window_seqs (32)",
+    ),
+    (
+        ("limits", "log_window_seqs"),
+        24,
+        "limits.checkpoint_interval_seqs",
+        "16 does not divide limits.log_window_seqs (24)",
     ),
     (
         ("limits", "checkpoint_interval_seqs"),
-        256,
+        32,
         "limits.checkpoint_interval_seqs",
-        "smaller than",
+        "32 is more than half of limits.log_window_seqs (32)",
     ),
+    (
+        ("limits", "log_window_seqs"),
+        16,
+        "limits.checkpoint_interval_seqs",
+        "the window must hold two checkpoint intervals so the primary can keep proposing"
+        " while the previous checkpoint collects signatures (expected at most 8)",
+    ),
+    (
+        ("limits", "checkpoint_interval_seqs"),
+        500_001,
+        "limits.checkpoint_interval_seqs",
+        "out of range (expected 1..500000)",
+    ),
+    (
+        ("limits", "future_view_messages_per_peer_max"),
+        0,
+        "limits.future_view_messages_per_peer_max",
+        "0 is out of range (expected 1..10000)",
+    ),
+    (
+        ("limits", "future_view_messages_per_peer_max"),
+        10_001,
+        "limits.future_view_messages_per_peer_max",
+        "10001 is out of range (expected 1..10000)",
+    ),
+    (
+        ("limits", "future_view_messages_max"),
+        64,
+        "limits.future_view_messages_max",
+        "unknown key (allowed: ",
+    ),
+    (
+        ("limits", "verify_threads"),
+        0,
+        "limits.verify_threads",
+        "0 is out of range (expected 1..64)",
+    ),
+    (("limits", "verify_threads"), 65, "limits.verify_threads", "65 is out of range"),
+    (("limits", "verify_threads"), 2.0, "limits.verify_threads", "got float 2.0"),
     (
         ("limits", "mempool_txs_max"),
         True,
@@ -267,6 +397,18 @@ INVALID = [
         50,
         "timeouts.reconnect_backoff_max_ms",
         "below timeouts.reconnect_backoff_min_ms (100)",
+    ),
+    (
+        ("timeouts", "clock_skew_max_ms"),
+        99,
+        "timeouts.clock_skew_max_ms",
+        "99 is out of range (expected 100..3600000)",
+    ),
+    (
+        ("timeouts", "clock_skew_max_ms"),
+        3_600_001,
+        "timeouts.clock_skew_max_ms",
+        "3600001 is out of range (expected 100..3600000)",
     ),
     (
         ("timeouts", "client_wait_max_ms"),
@@ -310,7 +452,20 @@ def test_invalid_input_names_the_field(
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: Limits(batch_bytes_max=2_000_000), "batch_bytes_max: 2000000 exceeds"),
+        (
+            lambda: Limits(batch_bytes_max=2_000_000),
+            "batch_bytes_max: 2000000 is too large for limits.frame_bytes_max",
+        ),
+        (
+            lambda: Limits(peer_frame_bytes_max=1 << 20),
+            "peer_frame_bytes_max: 1048576 cannot carry a VIEW-CHANGE",
+        ),
+        (
+            lambda: Limits(log_window_seqs=32, checkpoint_interval_seqs=32),
+            "checkpoint_interval_seqs: 32 is more than half of limits.log_window_seqs (32)",
+        ),
+        (lambda: Limits(verify_threads=True), "verify_threads: expected an integer, got boolean"),
+        (lambda: Timeouts(clock_skew_max_ms=0), "clock_skew_max_ms: 0 is out of range"),
         (lambda: Limits(log_window_seqs=True), "log_window_seqs: expected an integer, got boolean"),
         (lambda: Timeouts(tick_interval_ms=0), "tick_interval_ms: 0 is out of range"),
         (lambda: PeerAddress(name="n", address="n"), "address: 'n' is not \"host:port\""),
@@ -350,6 +505,52 @@ def test_invalid_objects_cannot_be_built(build: Any, message: str) -> None:
     assert str(info.value).startswith(message)
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        # 2 x 491520 + 65536 == 1048576: twice a batch fills the client frame exactly.
+        {"batch_bytes_max": 491_520},
+        {"frame_bytes_max": 131_072, "batch_bytes_max": 32_768, "tx_bytes_max": 16_384},
+        # 64 x (262144 + 1024) + 65536 + 65536 == 16973824: the VIEW-CHANGE fills the frame.
+        {"log_window_seqs": 64, "peer_frame_bytes_max": 16_973_824},
+        {"log_window_seqs": 2, "checkpoint_interval_seqs": 1},
+        {"log_window_seqs": 48, "checkpoint_interval_seqs": 16},
+        {"log_window_seqs": 32, "checkpoint_interval_seqs": 8},
+        {"future_view_messages_per_peer_max": 10_000, "verify_threads": 64},
+        {"future_view_messages_per_peer_max": 1, "verify_threads": 1},
+    ],
+)
+def test_limits_on_the_edge_of_a_rule_are_accepted(
+    node_data: dict[str, Any], values: dict[str, int]
+) -> None:
+    node_data["limits"] = dict(values)
+    limits = parse_node_config(node_data, base_dir=BASE).limits
+    assert limits == Limits(**values)
+    assert {name: getattr(limits, name) for name in values} == values
+
+
+@pytest.mark.parametrize("skew_ms", [100, 30_000, 3_600_000])
+def test_clock_skew_bounds_are_inclusive(node_data: dict[str, Any], skew_ms: int) -> None:
+    node_data["timeouts"] = {"clock_skew_max_ms": skew_ms}
+    assert parse_node_config(node_data, base_dir=BASE).timeouts.clock_skew_max_ms == skew_ms
+
+
+def test_view_change_bytes_max_is_the_replica_formula() -> None:
+    # node/ sizes consensus' message_bytes_max from this; it must be the replica's own formula.
+    from consensus.config import ReplicaLimits
+
+    limits = Limits(log_window_seqs=64, peer_frame_bytes_max=32 << 20)
+    needed = limits.view_change_bytes_max
+    common = {
+        "log_window_seqs": 64,
+        "checkpoint_interval_seqs": 16,
+        "batch_bytes_max": limits.batch_bytes_max,
+    }
+    ReplicaLimits(message_bytes_max=needed, **common)
+    with pytest.raises(ValueError):
+        ReplicaLimits(message_bytes_max=needed - 1, **common)
+
+
 def test_same_port_on_different_hosts_is_fine(node_data: dict[str, Any]) -> None:
     node_data["listen"] = {"peer": "10.0.0.1:7000", "client": "127.0.0.1:7000"}
     assert parse_node_config(node_data, base_dir=BASE).client_listen == ("127.0.0.1", 7000)
@@ -379,7 +580,9 @@ def test_load_reports_file_and_field(tmp_path: Path, node_data: dict[str, Any]) 
     path.write_text(node_config_to_toml(cfg) + "[limits]\nbatch_bytes_max = 2000000\n")
     with pytest.raises(ConfigError) as info:
         load_node_config(path)
-    assert str(info.value).startswith(f"{path}: limits.batch_bytes_max: 2000000 exceeds")
+    assert str(info.value).startswith(
+        f"{path}: limits.batch_bytes_max: 2000000 is too large for limits.frame_bytes_max"
+    )
 
 
 def test_load_missing_file(tmp_path: Path) -> None:
