@@ -1,0 +1,312 @@
+"""An in-memory `ClientBackend` for API, client and CLI tests.
+
+It is small but not a stub: transactions are decoded and signature-checked with node.tx,
+nonces are sequential per signer, blocks carry real commit certificates signed by a
+deterministic 4-validator set, and mint/transfer move real balances. Tests drive commits
+explicitly (`commit_block`) and can hold any op at a gate to force out-of-order answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import nacl.signing
+import trio
+
+from consensus.certificate import CommitCertificate
+from consensus.encoding import digest, pack
+from consensus.messages import vote_body
+from consensus.signing import Purpose, sign
+from node.api.errors import InvalidArgumentError, NotFoundError, RejectedError
+from node.api.results import (
+    AccountInfo,
+    AssetInfo,
+    BlockInfo,
+    CheckResult,
+    FinalityProof,
+    HistoryPage,
+    ReceiptInfo,
+    StatusInfo,
+    ValidatorInfo,
+)
+from node.ledger.digest import block_hash as ledger_block_hash
+from node.ledger.digest import tx_root
+from node.tx import SignedTransaction, TxDecodeError, decode_signed_transaction, verify_transaction
+from node.tx.kinds import CreateAssetArgs, MintArgs, TransferArgs
+
+CHAIN_ID = "test-chain"
+VALIDATOR_KEYS = tuple(nacl.signing.SigningKey(bytes([i + 1]) * 32) for i in range(4))
+VALIDATORS = tuple((f"v{i}", key.verify_key.encode()) for i, key in enumerate(VALIDATOR_KEYS))
+QUORUM = 3
+
+
+@dataclass
+class Asset:
+    asset: str
+    name: str
+    decimals: int
+    cap: int
+    issuer: bytes
+    supply: int = 0
+    paused: bool = False
+
+
+@dataclass
+class FakeBackend:
+    chain_id: str = CHAIN_ID
+    assets: dict[str, Asset] = field(default_factory=dict)
+    balances: dict[tuple[str, bytes], int] = field(default_factory=dict)
+    accounts: set[bytes] = field(default_factory=set)
+    nonces: dict[bytes, int] = field(default_factory=dict)  # committed next nonce
+    pending_nonces: dict[bytes, int] = field(default_factory=dict)
+    mempool: list[SignedTransaction] = field(default_factory=list)
+    blocks: list[BlockInfo] = field(default_factory=list)
+    receipts: dict[bytes, ReceiptInfo] = field(default_factory=dict)
+    history_index: dict[bytes, list[bytes]] = field(default_factory=dict)
+    # op name -> event the op waits on before answering (tests release it).
+    gates: dict[str, trio.Event] = field(default_factory=dict)
+    # op name -> exception the op raises (error-mapping tests).
+    failures: dict[str, BaseException] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    # Commit the mempool as soon as someone waits for a receipt (client tests).
+    autocommit: bool = False
+    _committed: trio.Event = field(default_factory=trio.Event)
+    _mempool_ids: set[bytes] = field(default_factory=set)
+
+    async def _enter(self, op: str) -> None:
+        self.calls.append(op)
+        gate = self.gates.get(op)
+        if gate is not None:
+            await gate.wait()
+        failure = self.failures.get(op)
+        if failure is not None:
+            raise failure
+
+    # --- test helpers ---------------------------------------------------------------
+
+    def add_asset(self, asset: str, decimals: int, issuer: bytes, cap: int = 10**12) -> None:
+        self.assets[asset] = Asset(
+            asset=asset, name=f"{asset} token", decimals=decimals, cap=cap, issuer=issuer
+        )
+
+    def fund(self, asset: str, account: bytes, amount: int) -> None:
+        self.accounts.add(account)
+        self.balances[(asset, account)] = self.balances.get((asset, account), 0) + amount
+        self.assets[asset].supply += amount
+
+    def commit_block(self) -> BlockInfo:
+        """Apply the whole mempool as the next block, with a real commit certificate."""
+        height = len(self.blocks) + 1
+        txs, self.mempool = self.mempool, []
+        self._mempool_ids.clear()
+        raws = [stx.encode() for stx in txs]
+        prev_hash = self.blocks[-1].block_hash if self.blocks else bytes(32)
+        timestamp_ms = height * 1000
+        root = tx_root(raws)
+        block_hash = ledger_block_hash(
+            chain_id=self.chain_id,
+            height=height,
+            timestamp_ms=timestamp_ms,
+            prev_block_hash=prev_hash,
+            root=root,
+        )
+        body = vote_body(0, height, block_hash)
+        commits = tuple(
+            (name, sign(key, Purpose.COMMIT, self.chain_id, body))
+            for (name, _), key in list(zip(VALIDATORS, VALIDATOR_KEYS, strict=True))[:QUORUM]
+        )
+        certificate = CommitCertificate(
+            view=0, seq=height, digest=block_hash, commits=commits
+        ).encode()
+        proof = FinalityProof(height=height, block_hash=block_hash, certificate=certificate)
+        outcomes = []
+        for index, stx in enumerate(txs):
+            reason = self._apply(stx)
+            outcomes.append(reason or "applied")
+            self.nonces[stx.body.signer] = stx.body.nonce + 1
+            self.receipts[stx.tx_id] = ReceiptInfo(
+                tx_id=stx.tx_id,
+                status="applied" if reason is None else "rejected",
+                reason=reason,
+                height=height,
+                index=index,
+                proof=proof,
+            )
+            self.history_index.setdefault(stx.body.signer, []).append(stx.tx_id)
+        # The ledger's block record layout, so clients can check inclusion against it.
+        block_bytes = pack(
+            [height, timestamp_ms, prev_hash, root, block_hash, bytes(32), raws, outcomes]
+        )
+        block = BlockInfo(
+            height=height,
+            block_hash=block_hash,
+            tx_ids=tuple(stx.tx_id for stx in txs),
+            block=block_bytes,
+            certificate=certificate,
+        )
+        self.blocks.append(block)
+        self._committed.set()
+        self._committed = trio.Event()
+        return block
+
+    def _apply(self, stx: SignedTransaction) -> str | None:
+        args = stx.body.args
+        signer = stx.body.signer
+        if isinstance(args, CreateAssetArgs):
+            if args.asset_id in self.assets:
+                return "asset_exists"
+            self.add_asset(args.asset_id, args.decimals, signer, args.cap)
+            return None
+        if isinstance(args, (MintArgs, TransferArgs)):
+            asset = self.assets.get(args.asset_id)
+            if asset is None:
+                return "unknown_asset"
+            if isinstance(args, MintArgs):
+                if asset.issuer != signer:
+                    return "not_authorized"
+                if asset.supply + args.amount > asset.cap:
+                    return "supply_cap_exceeded"
+                self.fund(args.asset_id, args.to_account, args.amount)
+                return None
+            have = self.balances.get((args.asset_id, signer), 0)
+            if have < args.amount:
+                return "insufficient_balance"
+            self.balances[(args.asset_id, signer)] = have - args.amount
+            key = (args.asset_id, args.to_account)
+            self.balances[key] = self.balances.get(key, 0) + args.amount
+            return None
+        return None  # other kinds: accepted without effect in this fake
+
+    def _admission_problem(self, tx: bytes) -> tuple[SignedTransaction | None, str | None]:
+        try:
+            stx = decode_signed_transaction(tx)
+        except TxDecodeError:
+            return None, "malformed"
+        if stx.body.chain_id != self.chain_id:
+            return stx, "wrong_chain"
+        if not verify_transaction(stx):
+            return stx, "bad_signature"
+        if stx.tx_id in self.receipts or stx.tx_id in self._mempool_ids:
+            return stx, "duplicate"
+        if stx.body.nonce != self._next_nonce(stx.body.signer):
+            return stx, "bad_nonce"
+        return stx, None
+
+    def _next_nonce(self, account: bytes) -> int:
+        return self.pending_nonces.get(account, self.nonces.get(account, 0))
+
+    # --- ClientBackend ----------------------------------------------------------------
+
+    async def submit(self, tx: bytes) -> bytes:
+        await self._enter("submit")
+        stx, problem = self._admission_problem(tx)
+        if problem is not None:
+            raise RejectedError(problem)
+        assert stx is not None
+        self.mempool.append(stx)
+        self._mempool_ids.add(stx.tx_id)
+        self.pending_nonces[stx.body.signer] = stx.body.nonce + 1
+        return stx.tx_id
+
+    async def wait_receipt(self, tx_id: bytes) -> ReceiptInfo:
+        await self._enter("wait_receipt")
+        if self.autocommit and tx_id not in self.receipts and self.mempool:
+            self.commit_block()
+        while tx_id not in self.receipts:
+            await self._committed.wait()
+        return self.receipts[tx_id]
+
+    async def receipt(self, tx_id: bytes) -> ReceiptInfo:
+        await self._enter("receipt")
+        if tx_id not in self.receipts:
+            raise NotFoundError(f"no committed transaction {tx_id.hex()}")
+        return self.receipts[tx_id]
+
+    async def balance(self, asset: str, account: bytes) -> int:
+        await self._enter("balance")
+        if asset not in self.assets:
+            raise NotFoundError(f"unknown asset {asset}")
+        return self.balances.get((asset, account), 0)
+
+    async def account(self, account: bytes) -> AccountInfo:
+        await self._enter("account")
+        if account not in self.accounts:
+            raise NotFoundError(f"account {account.hex()} is not registered")
+        return AccountInfo(
+            account=account,
+            registered=True,
+            category="individual",
+            kyc_hash=bytes(32),
+            expires_at_ms=None,
+            roles=(),
+            frozen=False,
+            frozen_assets=(),
+            next_nonce=self.nonces.get(account, 0),
+        )
+
+    async def next_nonce(self, account: bytes) -> int:
+        await self._enter("next_nonce")
+        return self._next_nonce(account)
+
+    async def asset(self, asset: str) -> AssetInfo:
+        await self._enter("asset")
+        found = self.assets.get(asset)
+        if found is None:
+            raise NotFoundError(f"unknown asset {asset}")
+        return AssetInfo(
+            asset=found.asset,
+            name=found.name,
+            decimals=found.decimals,
+            cap=found.cap,
+            supply=found.supply,
+            paused=found.paused,
+            issuer=found.issuer,
+        )
+
+    async def block(self, height: int) -> BlockInfo:
+        await self._enter("block")
+        if height > len(self.blocks):
+            raise NotFoundError(f"no block at height {height}; the chain is at {len(self.blocks)}")
+        return self.blocks[height - 1]
+
+    async def wait_block(self, height: int) -> BlockInfo:
+        await self._enter("wait_block")
+        while height > len(self.blocks):
+            await self._committed.wait()
+        return self.blocks[height - 1]
+
+    async def block_receipts(self, height: int) -> tuple[ReceiptInfo, ...]:
+        await self._enter("block_receipts")
+        return tuple(self.receipts[tx_id] for tx_id in self.blocks[height - 1].tx_ids)
+
+    async def status(self) -> StatusInfo:
+        await self._enter("status")
+        return StatusInfo(
+            node="v0",
+            chain_id=self.chain_id,
+            height=len(self.blocks),
+            view=0,
+            primary="v0",
+            validators=tuple(ValidatorInfo(name=n, public_key=k) for n, k in VALIDATORS),
+            state_digest=digest(pack(sorted([a, k, v] for (a, k), v in self.balances.items()))),
+            mempool_size=len(self.mempool),
+        )
+
+    async def check(self, tx: bytes) -> CheckResult:
+        await self._enter("check")
+        _, problem = self._admission_problem(tx)
+        return CheckResult(accepted=problem is None, reason=problem)
+
+    async def history(self, account: bytes, limit: int, cursor: bytes | None) -> HistoryPage:
+        await self._enter("history")
+        ids = list(reversed(self.history_index.get(account, [])))
+        start = 0 if cursor is None else int.from_bytes(cursor, "big")
+        if start > len(ids):
+            raise InvalidArgumentError("cursor is past the end of the history")
+        page = ids[start : start + limit]
+        end = start + len(page)
+        return HistoryPage(
+            account=account,
+            tx_ids=tuple(page),
+            next_cursor=end.to_bytes(4, "big") if end < len(ids) else None,
+        )

@@ -1,0 +1,491 @@
+"""`assetledger tx ...` and `assetledger query ...` through click's CliRunner against a real
+server on a loopback port (fake backend)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import nacl.signing
+import pytest
+from click.testing import CliRunner, Result
+
+from config.genesis import Genesis, ValidatorSpec, genesis_to_toml
+from config.keyfile import write_key_file
+from node.api.server import ClientApiServer
+from node.cli.query import query
+from node.cli.tx import tx
+from node.tx import Kind
+from tests.node.api.fake_backend import CHAIN_ID, VALIDATORS, FakeBackend
+from tests.node.api.helpers import ALICE, BOB, ISSUER, pub
+from tests.node.client.server_thread import serving
+
+REGULATOR = nacl.signing.SigningKey(b"\x44" * 32)
+REGULATOR_2 = nacl.signing.SigningKey(b"\x55" * 32)
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    backend = FakeBackend(autocommit=True)
+    backend.add_asset("BOND", 2, pub(ISSUER))
+    backend.fund("BOND", pub(ALICE), 10_000)
+    return backend
+
+
+@pytest.fixture
+def node(backend: FakeBackend) -> Iterator[str]:
+    with serving(ClientApiServer(backend)) as (host, port):
+        yield f"{host}:{port}"
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, Path]:
+    paths = {}
+    for name, key in [
+        ("alice", ALICE),
+        ("issuer", ISSUER),
+        ("regulator", REGULATOR),
+        ("regulator2", REGULATOR_2),
+    ]:
+        paths[name] = tmp_path / f"{name}.key"
+        write_key_file(paths[name], key)
+    return paths
+
+
+def run(group: object, args: list[str]) -> Result:
+    return CliRunner().invoke(group, args, catch_exceptions=False)  # type: ignore[arg-type]
+
+
+def one_line_error(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+BOB_HEX = pub(BOB).hex()
+
+
+def test_transfer_wait_json(node: str, keys: dict[str, Path], backend: FakeBackend) -> None:
+    result = run(
+        tx,
+        [
+            "transfer",
+            "--asset",
+            "BOND",
+            "--to",
+            BOB_HEX,
+            "--amount",
+            "12.50",
+            "--memo",
+            "rent",
+            "--key",
+            str(keys["alice"]),
+            "--wait",
+            "--node",
+            node,
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert set(out) == {"tx_id", "status", "height", "reason"}
+    assert (out["status"], out["height"], out["reason"]) == ("committed", 1, None)
+    assert backend.balances[("BOND", pub(BOB))] == 1250
+    assert bytes.fromhex(out["tx_id"]) in backend.receipts
+
+
+def test_transfer_without_wait_is_pending_and_human_output(
+    node: str, keys: dict[str, Path], backend: FakeBackend
+) -> None:
+    backend.autocommit = False
+    result = run(
+        tx,
+        [
+            "transfer",
+            "--asset",
+            "BOND",
+            "--to",
+            BOB_HEX,
+            "--amount",
+            "1",
+            "--key",
+            str(keys["alice"]),
+            "--node",
+            node,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("pending    tx ")
+    assert backend.mempool[0].body.args.amount == 100
+
+
+def test_rejected_transfer_exits_1(node: str, keys: dict[str, Path]) -> None:
+    result = run(
+        tx,
+        [
+            "transfer",
+            "--asset",
+            "BOND",
+            "--to",
+            BOB_HEX,
+            "--amount",
+            "1000000",
+            "--key",
+            str(keys["alice"]),
+            "--wait",
+            "--node",
+            node,
+            "--json",
+        ],
+    )
+    assert result.exit_code == 1
+    out = json.loads(result.output)
+    assert (out["status"], out["reason"], out["height"]) == ("rejected", "insufficient_balance", 1)
+
+
+def test_admission_refusal_is_rejected_without_height(node: str, keys: dict[str, Path]) -> None:
+    result = run(
+        tx,
+        [
+            "transfer",
+            "--asset",
+            "BOND",
+            "--to",
+            BOB_HEX,
+            "--amount",
+            "1",
+            "--nonce",
+            "5",
+            "--key",
+            str(keys["alice"]),
+            "--node",
+            node,
+            "--json",
+        ],
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.output)["reason"] == "bad_nonce"
+    assert json.loads(result.output)["height"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--amount", "12.505"], ("--amount", "3 decimal places", "asset has 2")),
+        (["--amount", "ten"], ("--amount", "not a decimal number")),
+        (["--asset", "NOPE"], ("unknown asset 'NOPE'", "query asset")),
+        (["--to", "zz"], ("--to", "not hex")),
+        (["--to", "abcd"], ("--to", "expected 64 hex characters")),
+        (["--amount", "0"], ("invalid transaction", "amount")),
+    ],
+)
+def test_user_mistakes_are_one_line(
+    node: str, keys: dict[str, Path], args: list[str], fragments: tuple[str, ...]
+) -> None:
+    base = {"--asset": "BOND", "--to": BOB_HEX, "--amount": "1"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    argv = ["transfer", "--key", str(keys["alice"]), "--node", node]
+    for flag, value in base.items():
+        argv += [flag, value]
+    one_line_error(run(tx, argv), *fragments)
+
+
+def test_bad_key_files(node: str, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.key"
+    argv = ["pause", "--asset", "BOND", "--node", node, "--key"]
+    one_line_error(run(tx, [*argv, str(missing)]), "no such key file", "keygen")
+    garbage = tmp_path / "garbage.key"
+    garbage.write_text("not json")
+    garbage.chmod(0o600)
+    one_line_error(run(tx, [*argv, str(garbage)]), "not a valid key file")
+    loose = tmp_path / "loose.key"
+    write_key_file(loose, ALICE)
+    loose.chmod(0o644)
+    one_line_error(run(tx, [*argv, str(loose)]), "chmod 600")
+
+
+def test_unreachable_node(keys: dict[str, Path]) -> None:
+    with serving(ClientApiServer(FakeBackend())) as (host, port):
+        pass
+    one_line_error(run(query, ["status", "--node", f"{host}:{port}"]), "cannot connect", "--node")
+    one_line_error(run(query, ["status", "--node", "nonsense"]), "--node", "HOST:PORT")
+
+
+def test_every_kind_has_a_command(node: str, keys: dict[str, Path], backend: FakeBackend) -> None:
+    backend.autocommit = False
+    audit = ["--reason-code", "COURT", "--order-ref", "ORD-7"]
+    regulators = ["--key", str(keys["regulator"]), "--key", str(keys["regulator2"])]
+    issuer = ["--key", str(keys["issuer"])]
+    cases: list[tuple[Kind, list[str]]] = [
+        (
+            Kind.REGISTER_ACCOUNT,
+            ["--account", BOB_HEX, "--category", "entity", "--kyc-hash", "ab" * 32, *regulators],
+        ),
+        (Kind.REVOKE_ACCOUNT, ["--account", BOB_HEX, *regulators]),
+        (Kind.GRANT_ROLE, ["--account", BOB_HEX, "--role", "issuer", *regulators]),
+        (Kind.REVOKE_ROLE, ["--account", BOB_HEX, "--role", "registrar", *regulators]),
+        (Kind.SET_SUPPLY_CAP, ["--asset", "BOND", "--cap", "5000.00", *regulators]),
+        (
+            Kind.FORCE_TRANSFER,
+            [
+                "--asset",
+                "BOND",
+                "--from",
+                pub(ALICE).hex(),
+                "--to",
+                BOB_HEX,
+                "--amount",
+                "3",
+                *audit,
+                *regulators,
+            ],
+        ),
+        (
+            Kind.RECOVER_ACCOUNT,
+            ["--lost-account", pub(ALICE).hex(), "--new-account", BOB_HEX, *audit, *regulators],
+        ),
+        (Kind.FREEZE, ["--account", BOB_HEX, *audit, *regulators]),
+        (Kind.UNFREEZE, ["--account", BOB_HEX, "--asset", "BOND", *audit, *regulators]),
+        (
+            Kind.CREATE_ASSET,
+            [
+                "--asset",
+                "BILL",
+                "--name",
+                "Treasury bill",
+                "--decimals",
+                "3",
+                "--cap",
+                "1000.5",
+                *issuer,
+            ],
+        ),
+        (Kind.MINT, ["--asset", "BOND", "--to", BOB_HEX, "--amount", "2.5", *issuer]),
+        (Kind.BURN, ["--asset", "BOND", "--amount", "0.01", *issuer]),
+        (Kind.PAUSE, ["--asset", "BOND", *issuer]),
+        (Kind.UNPAUSE, ["--asset", "BOND", *issuer]),
+        (
+            Kind.TRANSFER,
+            ["--asset", "BOND", "--to", BOB_HEX, "--amount", "0.5", "--key", str(keys["alice"])],
+        ),
+    ]
+    assert {kind for kind, _ in cases} == set(Kind)
+    for kind, argv in cases:
+        command = kind.value.replace("_", "-")
+        result = run(tx, [command, *argv, "--node", node, "--json"])
+        assert result.exit_code == 0, (command, result.output)
+        assert json.loads(result.output)["status"] == "pending"
+        stx = backend.mempool[-1]
+        assert stx.body.kind == kind
+        if "--key" in argv and argv.count("--key") == 2:
+            assert len(stx.signatures) == 2
+    by_kind = {stx.body.kind: stx.body.args for stx in backend.mempool}
+    assert by_kind[Kind.SET_SUPPLY_CAP].cap == 500_000
+    assert by_kind[Kind.CREATE_ASSET].cap == 1_000_500
+    assert by_kind[Kind.MINT].amount == 250
+    assert by_kind[Kind.FREEZE].asset_id is None
+    assert by_kind[Kind.UNFREEZE].asset_id == "BOND"
+    # Nonces came from the node, one after another per signer.
+    regulator_nonces = [s.body.nonce for s in backend.mempool if s.body.signer == pub(REGULATOR)]
+    assert regulator_nonces == list(range(9))
+
+
+def test_query_status_and_balance_json(node: str) -> None:
+    result = run(query, ["status", "--node", node, "--json"])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert {"height", "view", "primary", "validators", "state_digest"} <= set(status)
+    assert status["chain_id"] == CHAIN_ID
+    result = run(
+        query,
+        ["balance", "--asset", "BOND", "--account", pub(ALICE).hex(), "--node", node, "--json"],
+    )
+    assert json.loads(result.output) == {
+        "asset": "BOND",
+        "account": pub(ALICE).hex(),
+        "balance": 10_000,
+    }
+
+
+def test_query_human_output_uses_decimals(node: str) -> None:
+    result = run(
+        query, ["balance", "--asset", "BOND", "--account", pub(ALICE).hex(), "--node", node]
+    )
+    assert result.exit_code == 0, result.output
+    assert "100.00 BOND" in result.output
+    result = run(query, ["asset", "--asset", "BOND", "--node", node])
+    assert "10000000000.00" in result.output and "100.00" in result.output
+    result = run(query, ["status", "--node", node])
+    assert "v0, v1, v2, v3" in result.output
+
+
+def test_query_account_asset_nonce(node: str) -> None:
+    account = json.loads(
+        run(query, ["account", "--account", pub(ALICE).hex(), "--node", node, "--json"]).output
+    )
+    assert account["registered"] is True and account["account"] == pub(ALICE).hex()
+    asset = json.loads(run(query, ["asset", "--asset", "BOND", "--node", node, "--json"]).output)
+    assert (asset["decimals"], asset["supply"], asset["issuer"]) == (2, 10_000, pub(ISSUER).hex())
+    nonce = json.loads(
+        run(query, ["nonce", "--account", pub(ALICE).hex(), "--node", node, "--json"]).output
+    )
+    assert nonce == {"account": pub(ALICE).hex(), "next_nonce": 0}
+    one_line_error(run(query, ["asset", "--asset", "NOPE", "--node", node]), "not_found", "NOPE")
+
+
+def _genesis(tmp_path: Path, validators: tuple[tuple[str, bytes], ...]) -> Path:
+    genesis = Genesis(
+        chain_id=CHAIN_ID,
+        genesis_time_ms=0,
+        regulator_keys=(pub(REGULATOR),),
+        validators=tuple(
+            ValidatorSpec(name=name, public_key=key, address=f"127.0.0.1:{9000 + i}")
+            for i, (name, key) in enumerate(validators)
+        ),
+    )
+    path = tmp_path / "genesis.toml"
+    path.write_text(genesis_to_toml(genesis))
+    return path
+
+
+def test_query_tx_and_block_verify_finality(
+    node: str, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    sent = json.loads(
+        run(
+            tx,
+            [
+                "transfer",
+                "--asset",
+                "BOND",
+                "--to",
+                BOB_HEX,
+                "--amount",
+                "1",
+                "--key",
+                str(keys["alice"]),
+                "--wait",
+                "--node",
+                node,
+                "--json",
+            ],
+        ).output
+    )
+    genesis = _genesis(tmp_path, VALIDATORS)
+    result = run(
+        query, ["tx", "--tx-id", sent["tx_id"], "--genesis", str(genesis), "--node", node, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    receipt = json.loads(result.output)
+    assert (receipt["status"], receipt["height"], receipt["verified"]) == ("applied", 1, True)
+    result = run(
+        query, ["block", "--height", "1", "--genesis", str(genesis), "--node", node, "--json"]
+    )
+    block = json.loads(result.output)
+    assert block["tx_ids"] == [sent["tx_id"]] and block["verified"] is True
+    result = run(query, ["block", "--height", "1", "--node", node])
+    assert sent["tx_id"] in result.output
+    # Against validators the node's certificate was not signed by: refused, one line.
+    strangers = tuple((name, bytes([7 + i]) * 32) for i, (name, _) in enumerate(VALIDATORS))
+    other = tmp_path / "other"
+    other.mkdir()
+    result = run(
+        query,
+        [
+            "tx",
+            "--tx-id",
+            sent["tx_id"],
+            "--genesis",
+            str(_genesis(other, strangers)),
+            "--node",
+            node,
+        ],
+    )
+    one_line_error(result, "does not verify")
+    one_line_error(run(query, ["tx", "--tx-id", "00" * 32, "--node", node]), "not_found")
+    one_line_error(run(query, ["tx", "--tx-id", "xyz", "--node", node]), "--tx-id", "not hex")
+
+
+def test_query_history(node: str, keys: dict[str, Path]) -> None:
+    for _ in range(3):
+        run(
+            tx,
+            [
+                "transfer",
+                "--asset",
+                "BOND",
+                "--to",
+                BOB_HEX,
+                "--amount",
+                "1",
+                "--key",
+                str(keys["alice"]),
+                "--wait",
+                "--node",
+                node,
+            ],
+        )
+    page = json.loads(
+        run(
+            query,
+            ["history", "--account", pub(ALICE).hex(), "--limit", "2", "--node", node, "--json"],
+        ).output
+    )
+    assert len(page["tx_ids"]) == 2 and page["next_cursor"]
+    rest = json.loads(
+        run(
+            query,
+            [
+                "history",
+                "--account",
+                pub(ALICE).hex(),
+                "--cursor",
+                page["next_cursor"],
+                "--node",
+                node,
+                "--json",
+            ],
+        ).output
+    )
+    assert len(rest["tx_ids"]) == 1 and rest["next_cursor"] is None
+
+
+def test_wait_timeout_reports_pending(
+    node: str, keys: dict[str, Path], backend: FakeBackend
+) -> None:
+    backend.autocommit = False  # nothing commits: the node answers `timeout`
+    result = run(
+        tx,
+        [
+            "transfer",
+            "--asset",
+            "BOND",
+            "--to",
+            BOB_HEX,
+            "--amount",
+            "1",
+            "--key",
+            str(keys["alice"]),
+            "--wait",
+            "--timeout-ms",
+            "50",
+            "--node",
+            node,
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert (out["status"], out["height"], out["reason"]) == ("pending", None, None)
+    assert len(backend.mempool) == 1
+
+
+def test_query_account_human(node: str) -> None:
+    result = run(query, ["account", "--account", pub(ALICE).hex(), "--node", node])
+    assert result.exit_code == 0, result.output
+    assert pub(ALICE).hex() in result.output and "individual" in result.output
