@@ -1,0 +1,43 @@
+"""The asset ledger on LMDB: rules per kind, atomic block application, state digest, queries."""
+
+from node.ledger.block import Block
+from node.ledger.errors import (
+    BlockError,
+    GenesisMismatchError,
+    LedgerCorruptError,
+    LedgerError,
+    LedgerFullError,
+)
+from node.ledger.queries import AccountInfo, HistoryEntry
+from node.ledger.reasons import UNAUTHENTIC, ReasonCode
+from node.ledger.records import (
+    AccountStatus,
+    AssetRecord,
+    BlockRecord,
+    Freeze,
+    Receipt,
+    ReceiptStatus,
+)
+from node.ledger.store import Ledger, LedgerLimits, prepare_tx
+
+__all__ = [
+    "UNAUTHENTIC",
+    "AccountInfo",
+    "AccountStatus",
+    "AssetRecord",
+    "Block",
+    "BlockError",
+    "BlockRecord",
+    "Freeze",
+    "GenesisMismatchError",
+    "HistoryEntry",
+    "Ledger",
+    "LedgerCorruptError",
+    "LedgerError",
+    "LedgerFullError",
+    "LedgerLimits",
+    "ReasonCode",
+    "Receipt",
+    "ReceiptStatus",
+    "prepare_tx",
+]

@@ -1,0 +1,61 @@
+"""LMDB key layouts. Fixed-width parts are big-endian so byte order is numeric order."""
+
+from __future__ import annotations
+
+HEIGHT_BYTES = 8
+INDEX_BYTES = 4
+KEY_BYTES = 32
+
+# Named databases. STATE_DBS are the ledger state; their writes (plus receipts) feed the
+# state digest. The others are the chain itself and indices derived from it.
+ACCOUNTS = "accounts"
+ROLES = "roles"
+ASSETS = "assets"
+BALANCES = "balances"
+NONCES = "nonces"
+RECEIPTS = "receipts"
+BLOCKS = "blocks"
+CERTIFICATES = "certificates"
+TX_INDEX = "tx_index"
+HISTORY = "history"
+META = "meta"
+CONSENSUS = "consensus"  # the replica's persisted protocol state (opaque bytes), not ledger state
+STATE_DBS = (ACCOUNTS, ROLES, ASSETS, BALANCES, NONCES)
+ALL_DBS = (*STATE_DBS, RECEIPTS, BLOCKS, CERTIFICATES, TX_INDEX, HISTORY, META, CONSENSUS)
+CONSENSUS_STATE = b"state"
+
+META_CHAIN_ID = b"chain_id"
+META_GENESIS_DIGEST = b"genesis_digest"
+META_HEIGHT = b"height"
+META_STATE_DIGEST = b"state_digest"
+META_BLOCK_HASH = b"block_hash"
+META_TIMESTAMP_MS = b"timestamp_ms"
+META_SCHEMA = b"schema"
+SCHEMA_VERSION = 1
+
+
+def height_key(height: int) -> bytes:
+    return height.to_bytes(HEIGHT_BYTES, "big")
+
+
+def balance_key(asset_id: str, account: bytes) -> bytes:
+    # Asset ids never contain NUL, so "asset\0" is an unambiguous prefix of its holders.
+    return asset_id.encode() + b"\x00" + account
+
+
+def balance_prefix(asset_id: str) -> bytes:
+    return asset_id.encode() + b"\x00"
+
+
+def role_key(account: bytes, role: str) -> bytes:
+    return account + role.encode()
+
+
+def position_key(height: int, index: int) -> bytes:
+    """A transaction's place in the chain: receipts are stored in chain order (appends)."""
+    return height.to_bytes(HEIGHT_BYTES, "big") + index.to_bytes(INDEX_BYTES, "big")
+
+
+def history_key(account: bytes, height: int, index: int) -> bytes:
+    # == account + position_key(height, index); the apply path concatenates directly.
+    return account + height.to_bytes(HEIGHT_BYTES, "big") + index.to_bytes(INDEX_BYTES, "big")

@@ -1,0 +1,577 @@
+"""The LMDB-backed ledger: genesis, `apply_block`, `check` and queries.
+
+One environment, named databases (node/ledger/keys.py). Applying a block is ONE write
+transaction covering state, block record, certificate, receipts, indices and meta: LMDB
+commits all of it or none of it, and with `sync=True` (the default) a returned
+`apply_block` survives power loss.
+
+Nonces and tx ids (decided, see docs/ledger.md): a transaction that is authentic (decodes,
+right chain, valid signatures, the signer's next nonce) consumes its nonce and claims its
+tx id (receipt + tx index) whether its rule applies it or rejects it. An unauthentic one
+changes nothing: otherwise anyone could burn another account's nonce, or a forged copy
+could shadow the real transaction's receipt.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+import msgpack
+
+from config.genesis import Genesis
+from consensus.encoding import digest
+from node.ledger import keys as kl
+from node.ledger import queries as q
+from node.ledger.block import Block
+from node.ledger.digest import block_hash, next_state_digest, tx_root, write_set_hash
+from node.ledger.errors import (
+    BlockError,
+    GenesisMismatchError,
+    LedgerCorruptError,
+    LedgerError,
+    LedgerFullError,
+)
+from node.ledger.reasons import ReasonCode, TxRejectedError
+from node.ledger.records import (
+    AccountRecord,
+    AccountStatus,
+    AssetRecord,
+    BlockRecord,
+    Receipt,
+    ReceiptStatus,
+    decode_int,
+    encode_int,
+)
+from node.ledger.rules import RULES_BY_ARGS, TxContext
+from node.ledger.view import StateView, WriteSet
+from node.tx.codec import decode_signed_transaction
+from node.tx.errors import TxDecodeError
+from node.tx.limits import DEFAULT_TX_LIMITS, TxLimits
+from node.tx.model import SignedTransaction
+from node.tx.verify import verify_transaction
+
+T = TypeVar("T")
+Decoded = SignedTransaction | TxDecodeError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerLimits:
+    map_size_bytes: int = 8 << 30  # LMDB map; sparse, so only used pages take disk
+    block_txs_max: int = 10_000
+    certificate_bytes_max: int = 1 << 20
+    consensus_state_bytes_max: int = 64 << 20
+    history_page_max: int = 1_000
+    tx: TxLimits = field(default=DEFAULT_TX_LIMITS)
+
+    def __post_init__(self) -> None:
+        if not 1 << 20 <= self.map_size_bytes <= 1 << 44:
+            raise ValueError(f"map_size_bytes must be 1 MiB..16 TiB, got {self.map_size_bytes}")
+        if not 1 <= self.block_txs_max <= 1_000_000:
+            raise ValueError(f"block_txs_max must be 1..1000000, got {self.block_txs_max}")
+        if not 0 <= self.certificate_bytes_max <= 64 << 20:
+            raise ValueError("certificate_bytes_max must be 0..64 MiB")
+        if not 1 <= self.consensus_state_bytes_max <= 1 << 30:
+            raise ValueError("consensus_state_bytes_max must be 1 B..1 GiB")
+        if not 1 <= self.history_page_max <= 100_000:
+            raise ValueError("history_page_max must be 1..100000")
+
+
+def prepare_tx(raw: bytes, limits: TxLimits = DEFAULT_TX_LIMITS) -> Decoded:
+    """Decode one raw transaction for `apply_block(decoded=...)`; never raises for bad bytes."""
+    try:
+        return decode_signed_transaction(raw, limits=limits)
+    except TxDecodeError as exc:
+        return exc
+
+
+class Ledger:
+    """Not thread-safe for writers: one task applies blocks; readers may run anywhere."""
+
+    def __init__(
+        self, env: lmdb.Environment, dbs: dict[str, Any], genesis: Genesis, limits: LedgerLimits
+    ) -> None:
+        self._env = env
+        self._dbs = dbs
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.limits = limits
+        self._regulator_keys = frozenset(genesis.regulator_keys)
+        self._threshold = genesis.regulator_threshold
+
+    # ------------------------------------------------------------------ open / genesis
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        genesis: Genesis,
+        *,
+        limits: LedgerLimits | None = None,
+        sync: bool = True,
+    ) -> Ledger:
+        """Create (applying genesis as height 0) or reopen the ledger in directory `path`.
+
+        Raises GenesisMismatchError if the directory holds another chain or genesis.
+        `sync=False` trades durability for speed and is for tests only.
+        """
+        limits = limits or LedgerLimits()
+        Path(path).mkdir(parents=True, exist_ok=True)
+        env = lmdb.open(
+            str(path),
+            subdir=True,
+            max_dbs=len(kl.ALL_DBS),
+            map_size=limits.map_size_bytes,
+            sync=sync,
+            metasync=sync,
+            readahead=False,  # random point reads: readahead only pollutes the page cache
+        )
+        try:
+            dbs = {name: env.open_db(name.encode()) for name in kl.ALL_DBS}
+            ledger = cls(env, dbs, genesis, limits)
+            ledger._init_or_check()
+        except BaseException:
+            env.close()
+            raise
+        return ledger
+
+    def _init_or_check(self) -> None:
+        meta = self._dbs[kl.META]
+        g_digest = self.genesis.digest()
+        with self._env.begin() as txn:
+            stored_chain = txn.get(kl.META_CHAIN_ID, db=meta)
+            stored_digest = txn.get(kl.META_GENESIS_DIGEST, db=meta)
+        if stored_chain is not None:
+            if stored_chain.decode() != self.chain_id:
+                raise GenesisMismatchError(
+                    f"data directory belongs to chain {stored_chain.decode()!r},"
+                    f" not {self.chain_id!r}; use another data directory"
+                )
+            if stored_digest != g_digest:
+                raise GenesisMismatchError(
+                    f"data directory was created from another genesis"
+                    f" (stored digest {stored_digest.hex() if stored_digest else None},"
+                    f" this genesis {g_digest.hex()}); use the original genesis file"
+                )
+            return
+        self._apply_genesis(g_digest)
+
+    def _apply_genesis(self, g_digest: bytes) -> None:
+        g = self.genesis
+        with self._env.begin(write=True) as txn:
+            view = StateView(txn, self._dbs)
+            for spec in g.accounts:
+                view.put_account(
+                    spec.public_key,
+                    AccountRecord(
+                        category=str(spec.category),
+                        kyc_hash=spec.kyc_hash,
+                        expires_at_ms=spec.expires_at_ms,
+                        status=AccountStatus.REGISTERED,
+                        recovered_to=None,
+                        account_freeze=None,
+                        asset_freezes=(),
+                        assets=(),
+                        registered_height=0,
+                    ),
+                )
+                for role in sorted(spec.roles):
+                    view.set_role(spec.public_key, str(role), True)
+            for a in g.assets:
+                view.put_asset(
+                    AssetRecord(
+                        asset_id=a.asset_id,
+                        name=a.name,
+                        decimals=a.decimals,
+                        cap=a.cap,
+                        issuer=a.issuer,
+                        document_hash=a.document_hash,
+                        supply=0,
+                        paused=False,
+                        created_height=0,
+                    )
+                )
+            write_set = view.write_set()
+            view.flush(txn, write_set)
+            state = next_state_digest(0, g_digest, write_set_hash(write_set))
+            root = tx_root(())
+            bhash = block_hash(
+                chain_id=g.chain_id,
+                height=0,
+                timestamp_ms=g.genesis_time_ms,
+                prev_block_hash=g_digest,
+                root=root,
+            )
+            record = BlockRecord(
+                height=0,
+                timestamp_ms=g.genesis_time_ms,
+                prev_block_hash=g_digest,
+                tx_root=root,
+                block_hash=bhash,
+                state_digest=state,
+                txs=(),
+                outcomes=(),
+            )
+            txn.put(kl.height_key(0), record.encode(), db=self._dbs[kl.BLOCKS])
+            self._put_meta(txn, 0, g.genesis_time_ms, bhash, state)
+            meta = self._dbs[kl.META]
+            txn.put(kl.META_CHAIN_ID, g.chain_id.encode(), db=meta)
+            txn.put(kl.META_GENESIS_DIGEST, g_digest, db=meta)
+            txn.put(kl.META_SCHEMA, encode_int(kl.SCHEMA_VERSION), db=meta)
+
+    def _put_meta(
+        self, txn: lmdb.Transaction, height: int, timestamp_ms: int, bhash: bytes, state: bytes
+    ) -> None:
+        meta = self._dbs[kl.META]
+        txn.put(kl.META_HEIGHT, encode_int(height), db=meta)
+        txn.put(kl.META_TIMESTAMP_MS, encode_int(timestamp_ms), db=meta)
+        txn.put(kl.META_BLOCK_HASH, bhash, db=meta)
+        txn.put(kl.META_STATE_DIGEST, state, db=meta)
+
+    def _tip(self, txn: lmdb.Transaction) -> tuple[int, int, bytes, bytes]:
+        meta = self._dbs[kl.META]
+        values = [
+            txn.get(key, db=meta)
+            for key in (
+                kl.META_HEIGHT,
+                kl.META_TIMESTAMP_MS,
+                kl.META_BLOCK_HASH,
+                kl.META_STATE_DIGEST,
+            )
+        ]
+        if any(v is None for v in values):
+            raise LedgerCorruptError("meta record incomplete: the data directory is damaged")
+        return (decode_int(values[0]), decode_int(values[1]), values[2], values[3])  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._env.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ apply
+
+    def apply_block(
+        self,
+        block: Block,
+        *,
+        decoded: Sequence[Decoded] | None = None,
+        signatures_ok: Sequence[bool] | None = None,
+        certificate: bytes | None = None,
+    ) -> list[Receipt]:
+        """Apply one block atomically and return one receipt per transaction.
+
+        `decoded[i]` / `signatures_ok[i]` may carry work already done for `block.txs[i]`
+        (decoding, signature checks in worker threads) so each tx is processed once; the
+        caller guarantees they belong to exactly those bytes. Raises BlockError (store
+        unchanged) if the block does not fit on the tip.
+        """
+        n = len(block.txs)
+        if n > self.limits.block_txs_max:
+            raise BlockError(f"{n} transactions exceeds block_txs_max={self.limits.block_txs_max}")
+        if decoded is not None and len(decoded) != n:
+            raise BlockError(f"decoded has {len(decoded)} entries for {n} transactions")
+        if signatures_ok is not None and len(signatures_ok) != n:
+            raise BlockError(f"signatures_ok has {len(signatures_ok)} entries for {n} transactions")
+        if certificate is not None and len(certificate) > self.limits.certificate_bytes_max:
+            raise BlockError(
+                f"certificate of {len(certificate)} bytes exceeds"
+                f" certificate_bytes_max={self.limits.certificate_bytes_max}"
+            )
+        try:
+            with self._env.begin(write=True) as txn:
+                return self._apply_in(txn, block, decoded, signatures_ok, certificate)
+        except lmdb.MapFullError:
+            raise LedgerFullError(
+                f"the store reached map_size_bytes={self.limits.map_size_bytes}; block"
+                f" {block.height} was not applied. Restart with a larger map size."
+            ) from None
+
+    def _apply_in(
+        self,
+        txn: lmdb.Transaction,
+        block: Block,
+        decoded: Sequence[Decoded] | None,
+        signatures_ok: Sequence[bool] | None,
+        certificate: bytes | None,
+    ) -> list[Receipt]:
+        height, last_ts, prev_hash, prev_state = self._tip(txn)
+        if block.height != height + 1:
+            raise BlockError(f"block height {block.height} does not follow the tip {height}")
+        if block.timestamp_ms < last_ts:
+            raise BlockError(
+                f"block timestamp {block.timestamp_ms} is before the previous block's {last_ts}"
+            )
+        h = block.height
+        ts = block.timestamp_ms
+        view = StateView(txn, self._dbs)
+        ctx = self._context(view, h, ts)
+        receipts: list[Receipt] = []
+        claimed: list[tuple[Receipt, tuple[bytes, ...]]] = []
+        tx_limits = self.limits.tx
+        for i, raw in enumerate(block.txs):
+            item = decoded[i] if decoded is not None else prepare_tx(raw, tx_limits)
+            sig_ok = None if signatures_ok is None else signatures_ok[i]
+            receipt, touched = self._run(
+                view, ctx, item, raw, sig_ok=sig_ok, height=h, index=i, timestamp_ms=ts
+            )
+            receipts.append(receipt)
+            if touched is not None:
+                claimed.append((receipt, touched))
+
+        write_set = view.write_set()
+        view.flush(txn, write_set)
+        dbs = self._dbs
+        receipt_items: list[tuple[bytes, bytes]] = []
+        index_items: list[tuple[bytes, bytes]] = []
+        history_items: list[tuple[bytes, bytes]] = []
+        pack = msgpack.Packer(use_bin_type=True).pack  # local: a Packer is not thread-safe
+        for receipt, touched in claimed:
+            tx_id, index = receipt.tx_id, receipt.index
+            position = kl.position_key(h, index)
+            # Receipts are keyed by position, so a block's receipts are appended to the end of
+            # the tree (a few dirty pages) instead of scattered by random tx ids.
+            receipt_items.append((position, receipt.encode(pack)))
+            index_items.append((tx_id, pack((h, index))))
+            history_items.extend((account + position, tx_id) for account in touched)
+        # Bulk, key-sorted inserts: one C loop per database instead of a Python call per key.
+        for db_name, items in (
+            (kl.RECEIPTS, receipt_items),
+            (kl.TX_INDEX, index_items),
+            (kl.HISTORY, history_items),
+        ):
+            if items:
+                items.sort()
+                txn.cursor(db=dbs[db_name]).putmulti(items)
+        if receipt_items:
+            write_set[kl.RECEIPTS] = receipt_items  # type: ignore[assignment]
+
+        state = next_state_digest(h, prev_state, write_set_hash(write_set))
+        root = tx_root(block.txs)
+        bhash = block_hash(
+            chain_id=self.chain_id, height=h, timestamp_ms=ts, prev_block_hash=prev_hash, root=root
+        )
+        record = BlockRecord(
+            height=h,
+            timestamp_ms=ts,
+            prev_block_hash=prev_hash,
+            tx_root=root,
+            block_hash=bhash,
+            state_digest=state,
+            txs=tuple(bytes(tx) for tx in block.txs),
+            outcomes=tuple(
+                ReceiptStatus.APPLIED if r.reason is None else r.reason for r in receipts
+            ),
+        )
+        hkey = kl.height_key(h)
+        txn.put(hkey, record.encode(), db=dbs[kl.BLOCKS])
+        if certificate is not None:
+            txn.put(hkey, bytes(certificate), db=dbs[kl.CERTIFICATES])
+        self._put_meta(txn, h, ts, bhash, state)
+        return receipts
+
+    def _run(
+        self,
+        view: StateView,
+        ctx: TxContext,
+        item: Decoded,
+        raw: bytes,
+        *,
+        sig_ok: bool | None,
+        height: int,
+        index: int,
+        timestamp_ms: int,
+    ) -> tuple[Receipt, tuple[bytes, ...] | None]:
+        """Evaluate one transaction on `view`. Returns the receipt and, if the tx claimed its
+        id (authentic), the accounts whose history it joins."""
+        if isinstance(item, TxDecodeError):
+            return self._unauthentic(digest(raw), height, index, ReasonCode.MALFORMED, str(item))
+        stx = item
+        body = stx.body
+        if body.chain_id != self.chain_id:
+            return self._unauthentic(
+                stx.tx_id, height, index, ReasonCode.WRONG_CHAIN, f"signed for {body.chain_id!r}"
+            )
+        if sig_ok is None:
+            sig_ok = verify_transaction(stx)
+        if not sig_ok:
+            return self._unauthentic(
+                stx.tx_id, height, index, ReasonCode.BAD_SIGNATURE, "a signature does not verify"
+            )
+        signer = body.signer
+        expected = view.nonce(signer)
+        if body.nonce != expected:
+            return self._unauthentic(
+                stx.tx_id,
+                height,
+                index,
+                ReasonCode.BAD_NONCE,
+                f"nonce {body.nonce}, expected {expected}",
+            )
+        args = body.args
+        audit_reason, order_ref = args.audit()
+        ctx.bind(stx, index)
+        try:
+            touched = RULES_BY_ARGS[type(args)](ctx, args)
+        except TxRejectedError as rej:
+            status, reason, detail = ReceiptStatus.REJECTED, rej.code, rej.detail
+            touched = (signer,)  # a rejected tx joins only its signer's history
+        else:
+            status, reason, detail = ReceiptStatus.APPLIED, None, ""
+        # Authentic: the nonce is consumed either way (after the rule, which never writes
+        # when it rejects, so this is the tx's only write in that case).
+        view.set_nonce(signer, expected + 1)
+        receipt = Receipt(
+            stx.tx_id,
+            height,
+            index,
+            status,
+            reason,
+            body.kind,
+            signer,
+            audit_reason,
+            order_ref,
+            detail,
+        )  # positional: built once per transaction on the hot path
+        # Duplicates in `touched` are harmless: the same history key is written twice.
+        return receipt, touched
+
+    def _context(self, view: StateView, height: int, timestamp_ms: int) -> TxContext:
+        return TxContext(
+            view=view,
+            height=height,
+            timestamp_ms=timestamp_ms,
+            regulator_keys=self._regulator_keys,
+            regulator_threshold=self._threshold,
+        )
+
+    @staticmethod
+    def _unauthentic(
+        tx_id: bytes, height: int, index: int, reason: ReasonCode, detail: str
+    ) -> tuple[Receipt, None]:
+        receipt = Receipt(
+            tx_id=tx_id,
+            height=height,
+            index=index,
+            status=ReceiptStatus.REJECTED,
+            reason=reason,
+            detail=detail,
+        )
+        return receipt, None
+
+    # ------------------------------------------------------------------ pre-flight
+
+    def check(
+        self,
+        tx: bytes | SignedTransaction,
+        *,
+        signature_ok: bool | None = None,
+        timestamp_ms: int | None = None,
+    ) -> Receipt:
+        """Evaluate `tx` against the current state as if it were the next block's only
+        transaction, writing nothing. Same rule code as `apply_block`."""
+        with self._env.begin() as txn:
+            height, last_ts, _, _ = self._tip(txn)
+            if isinstance(tx, SignedTransaction):
+                item: Decoded = tx
+                raw = tx.encode()
+            else:
+                raw = bytes(tx)
+                item = prepare_tx(raw, self.limits.tx)
+            view = StateView(txn, self._dbs)
+            ts = last_ts if timestamp_ms is None else timestamp_ms
+            receipt, _ = self._run(
+                view,
+                self._context(view, height + 1, ts),
+                item,
+                raw,
+                sig_ok=signature_ok,
+                height=height + 1,
+                index=0,
+                timestamp_ms=ts,
+            )
+            return receipt
+
+    # ------------------------------------------------------------------ consensus state
+
+    def save_consensus_state(self, data: bytes) -> None:
+        """Durably replace the replica's persisted protocol state (opaque to the ledger).
+
+        Its own write transaction, committed (and with sync=True fsynced) before returning:
+        the replica may only send what attests to this state after the call returns.
+        """
+        if len(data) > self.limits.consensus_state_bytes_max:
+            raise LedgerError(
+                f"consensus state of {len(data)} bytes exceeds"
+                f" consensus_state_bytes_max={self.limits.consensus_state_bytes_max}"
+            )
+        with self._env.begin(write=True) as txn:
+            txn.put(kl.CONSENSUS_STATE, bytes(data), db=self._dbs[kl.CONSENSUS])
+
+    def load_consensus_state(self) -> bytes | None:
+        return self._read(lambda txn: txn.get(kl.CONSENSUS_STATE, db=self._dbs[kl.CONSENSUS]))
+
+    # ------------------------------------------------------------------ queries
+
+    def _read(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+        with self._env.begin() as txn:
+            return fn(txn)
+
+    @property
+    def height(self) -> int:
+        return self._read(lambda txn: self._tip(txn)[0])
+
+    @property
+    def state_digest(self) -> bytes:
+        return self._read(lambda txn: self._tip(txn)[3])
+
+    @property
+    def last_timestamp_ms(self) -> int:
+        """Timestamp of the last applied block (genesis time at height 0)."""
+        return self._read(lambda txn: self._tip(txn)[1])
+
+    @property
+    def last_block_hash(self) -> bytes:
+        return self._read(lambda txn: self._tip(txn)[2])
+
+    def balance(self, asset_id: str, account: bytes) -> int:
+        return self._read(lambda txn: q.balance(txn, self._dbs, asset_id, account))
+
+    def account(self, public_key: bytes) -> q.AccountInfo | None:
+        return self._read(lambda txn: q.account(txn, self._dbs, public_key))
+
+    def asset(self, asset_id: str) -> AssetRecord | None:
+        return self._read(lambda txn: q.asset(txn, self._dbs, asset_id))
+
+    def nonce(self, account: bytes) -> int:
+        """The next nonce this account must use."""
+        return self._read(lambda txn: q.nonce(txn, self._dbs, account))
+
+    def receipt(self, tx_id: bytes) -> Receipt | None:
+        return self._read(lambda txn: q.receipt(txn, self._dbs, tx_id))
+
+    def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        return self._read(lambda txn: q.tx_location(txn, self._dbs, tx_id))
+
+    def block(self, height: int) -> BlockRecord | None:
+        return self._read(lambda txn: q.block(txn, self._dbs, height))
+
+    def history(
+        self, account: bytes, limit: int = 100, before: tuple[int, int] | None = None
+    ) -> list[q.HistoryEntry]:
+        if not 1 <= limit <= self.limits.history_page_max:
+            raise LedgerError(f"limit must be 1..{self.limits.history_page_max}, got {limit}")
+        return self._read(lambda txn: q.history(txn, self._dbs, account, limit, before))
+
+    def holders(self, asset_id: str) -> list[tuple[bytes, int]]:
+        return self._read(lambda txn: q.holders(txn, self._dbs, asset_id))
+
+
+__all__ = ["Ledger", "LedgerLimits", "WriteSet", "prepare_tx"]

@@ -1,0 +1,187 @@
+"""The state view the rules read and write: an overlay on top of one LMDB transaction.
+
+Rules never touch LMDB directly. Reads go through a per-block cache of decoded records;
+writes stay in the overlay until `flush`, which encodes each dirty record once and writes it
+into the block's write transaction. The same class backs the pre-flight `check` (over a read
+transaction, never flushed), so checking and applying share every line of rule code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lmdb
+import msgpack
+
+from node.ledger import keys as kl
+from node.ledger.records import AccountRecord, AssetRecord, decode_int, encode_int
+
+WriteSet = dict[str, list[tuple[bytes, bytes | None]]]
+_MISSING: Any = object()  # cache sentinel: a dict lookup is much cheaper than catching KeyError
+
+
+class StateView:
+    __slots__ = (
+        "_accounts",
+        "_accounts_db",
+        "_assets",
+        "_assets_db",
+        "_balances",
+        "_balances_db",
+        "_dbs",
+        "_dirty",
+        "_nonces",
+        "_nonces_db",
+        "_roles",
+        "_roles_db",
+        "_txn",
+    )
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+        self._txn = txn
+        self._dbs = dbs
+        self._accounts_db = dbs[kl.ACCOUNTS]
+        self._assets_db = dbs[kl.ASSETS]
+        self._balances_db = dbs[kl.BALANCES]
+        self._nonces_db = dbs[kl.NONCES]
+        self._roles_db = dbs[kl.ROLES]
+        # Caches of decoded values (None = absent), keyed by the LMDB key.
+        self._accounts: dict[bytes, AccountRecord | None] = {}
+        self._assets: dict[bytes, AssetRecord | None] = {}
+        self._balances: dict[bytes, int] = {}
+        self._nonces: dict[bytes, int] = {}
+        self._roles: dict[bytes, bool] = {}
+        # Dirty keys per database, in first-write order (flush sorts them anyway).
+        self._dirty: dict[str, set[bytes]] = {db: set() for db in kl.STATE_DBS}
+
+    # ------------------------------------------------------------------ reads
+
+    def account(self, public_key: bytes) -> AccountRecord | None:
+        record = self._accounts.get(public_key, _MISSING)
+        if record is _MISSING:
+            raw = self._txn.get(public_key, db=self._accounts_db)
+            record = None if raw is None else AccountRecord.decode(raw)
+            self._accounts[public_key] = record
+        return record
+
+    def asset(self, asset_id: str) -> AssetRecord | None:
+        key = asset_id.encode()
+        record = self._assets.get(key, _MISSING)
+        if record is _MISSING:
+            raw = self._txn.get(key, db=self._assets_db)
+            record = None if raw is None else AssetRecord.decode(raw)
+            self._assets[key] = record
+        return record
+
+    def balance(self, asset_id: str, account: bytes) -> int:
+        key = kl.balance_key(asset_id, account)
+        value = self._balances.get(key, _MISSING)
+        if value is _MISSING:
+            raw = self._txn.get(key, db=self._balances_db)
+            value = 0 if raw is None else decode_int(raw)
+            self._balances[key] = value
+        return value
+
+    def balance_at(self, key: bytes) -> int:
+        """`balance` by a precomputed `keys.balance_key` (the transfer path builds it once)."""
+        value = self._balances.get(key, _MISSING)
+        if value is _MISSING:
+            raw = self._txn.get(key, db=self._balances_db)
+            value = 0 if raw is None else decode_int(raw)
+            self._balances[key] = value
+        return value
+
+    def set_balance_at(self, key: bytes, value: int) -> None:
+        assert value >= 0, "negative balance"
+        self._balances[key] = value
+        self._dirty[kl.BALANCES].add(key)
+
+    def nonce(self, account: bytes) -> int:
+        value = self._nonces.get(account, _MISSING)
+        if value is _MISSING:
+            raw = self._txn.get(account, db=self._nonces_db)
+            value = 0 if raw is None else decode_int(raw)
+            self._nonces[account] = value
+        return value
+
+    def has_role(self, account: bytes, role: str) -> bool:
+        key = kl.role_key(account, role)
+        value = self._roles.get(key)
+        if value is None:
+            value = self._txn.get(key, db=self._roles_db) is not None
+            self._roles[key] = value
+        return value
+
+    # ------------------------------------------------------------------ writes
+
+    def put_account(self, public_key: bytes, record: AccountRecord) -> None:
+        self._accounts[public_key] = record
+        self._dirty[kl.ACCOUNTS].add(public_key)
+
+    def put_asset(self, record: AssetRecord) -> None:
+        key = record.asset_id.encode()
+        self._assets[key] = record
+        self._dirty[kl.ASSETS].add(key)
+
+    def set_balance(self, asset_id: str, account: bytes, value: int) -> None:
+        # Rules check before they write; a negative balance here is our bug.
+        assert value >= 0, "negative balance"
+        key = kl.balance_key(asset_id, account)
+        self._balances[key] = value
+        self._dirty[kl.BALANCES].add(key)
+
+    def set_nonce(self, account: bytes, value: int) -> None:
+        self._nonces[account] = value
+        self._dirty[kl.NONCES].add(account)
+
+    def set_role(self, account: bytes, role: str, granted: bool) -> None:
+        key = kl.role_key(account, role)
+        self._roles[key] = granted
+        self._dirty[kl.ROLES].add(key)
+
+    # ------------------------------------------------------------------ flush
+
+    def write_set(self) -> WriteSet:
+        """Every dirty record, encoded once, as {db: [(key, value-or-None), ...] sorted by key}.
+
+        None marks a deletion. Only databases with writes appear.
+        """
+        packb = msgpack.Packer(use_bin_type=True).pack  # local: a Packer is not thread-safe
+        out: WriteSet = {}
+        dirty = self._dirty
+        if dirty[kl.ACCOUNTS]:
+            accounts = self._accounts
+            out[kl.ACCOUNTS] = sorted(
+                (key, None if accounts[key] is None else accounts[key].encode())  # type: ignore[union-attr]
+                for key in dirty[kl.ACCOUNTS]
+            )
+        if dirty[kl.ASSETS]:
+            assets = self._assets
+            out[kl.ASSETS] = sorted(
+                (key, None if assets[key] is None else assets[key].encode())  # type: ignore[union-attr]
+                for key in dirty[kl.ASSETS]
+            )
+        if dirty[kl.BALANCES]:
+            balances = self._balances
+            out[kl.BALANCES] = sorted((key, packb(balances[key])) for key in dirty[kl.BALANCES])
+        if dirty[kl.NONCES]:
+            nonces = self._nonces
+            out[kl.NONCES] = sorted((key, packb(nonces[key])) for key in dirty[kl.NONCES])
+        if dirty[kl.ROLES]:
+            roles = self._roles
+            out[kl.ROLES] = sorted(
+                (key, encode_int(1) if roles[key] else None) for key in dirty[kl.ROLES]
+            )
+        return out
+
+    def flush(self, txn: lmdb.Transaction, write_set: WriteSet) -> None:
+        """Write `write_set` into `txn`: one bulk, key-ordered put per database."""
+        for db_name, items in write_set.items():
+            db = self._dbs[db_name]
+            puts = [(key, value) for key, value in items if value is not None]
+            if len(puts) != len(items):
+                for key, value in items:
+                    if value is None:
+                        txn.delete(key, db=db)
+            if puts:
+                txn.cursor(db=db).putmulti(puts)

@@ -1,0 +1,373 @@
+"""Transaction kinds and their typed arguments.
+
+Each kind has one frozen args dataclass; its field order is the wire order (a msgpack array),
+and `__post_init__` validates types and ranges, so an args object that exists is well formed.
+Who may submit which kind is a ledger rule (node/ledger/rules.py), not a decoding concern.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from config.genesis import ASSET_ID_PATTERN, ASSET_NAME_CHARS_MAX, DECIMALS_MAX
+from node.tx.errors import ArgsError
+
+KEY_BYTES = 32
+HASH_BYTES = 32
+AMOUNT_MAX = 2**63 - 1  # amounts and caps in base units: 1..AMOUNT_MAX
+REASON_CODE_CHARS_MAX = 64
+ORDER_REF_CHARS_MAX = 128
+
+
+class Kind(StrEnum):
+    REGISTER_ACCOUNT = "register_account"
+    REVOKE_ACCOUNT = "revoke_account"
+    GRANT_ROLE = "grant_role"
+    REVOKE_ROLE = "revoke_role"
+    SET_SUPPLY_CAP = "set_supply_cap"
+    FORCE_TRANSFER = "force_transfer"
+    RECOVER_ACCOUNT = "recover_account"
+    FREEZE = "freeze"
+    UNFREEZE = "unfreeze"
+    CREATE_ASSET = "create_asset"
+    MINT = "mint"
+    BURN = "burn"
+    PAUSE = "pause"
+    UNPAUSE = "unpause"
+    TRANSFER = "transfer"
+
+
+class Category(StrEnum):
+    INDIVIDUAL = "individual"
+    ENTITY = "entity"
+    INTERMEDIARY = "intermediary"
+
+
+class Role(StrEnum):
+    ISSUER = "issuer"
+    REGISTRAR = "registrar"
+
+
+CATEGORIES = frozenset(c.value for c in Category)
+ROLES = frozenset(r.value for r in Role)
+
+
+# ------------------------------------------------------------------ field checks
+
+
+def _key(field: str, value: Any) -> None:
+    if type(value) is not bytes or len(value) != KEY_BYTES:
+        raise ArgsError(field, f"expected {KEY_BYTES} bytes (a public key)")
+
+
+def _hash(field: str, value: Any) -> None:
+    if type(value) is not bytes or len(value) != HASH_BYTES:
+        raise ArgsError(field, f"expected {HASH_BYTES} bytes (a SHA-256 hash)")
+
+
+def _int(field: str, value: Any, low: int, high: int) -> None:
+    # bool is an int subclass; it must never pass as an amount.
+    if type(value) is not int or not low <= value <= high:
+        raise ArgsError(field, f"expected an integer in {low}..{high}")
+
+
+def _amount(field: str, value: Any) -> None:
+    _int(field, value, 1, AMOUNT_MAX)
+
+
+def _asset_id(field: str, value: Any) -> None:
+    if type(value) is not str or ASSET_ID_PATTERN.fullmatch(value) is None:
+        raise ArgsError(field, "expected an asset id matching [A-Z0-9][A-Z0-9._-]{0,31}")
+
+
+def _text(field: str, value: Any, chars_max: int) -> None:
+    if type(value) is not str or not 1 <= len(value) <= chars_max or not value.isprintable():
+        raise ArgsError(field, f"expected 1..{chars_max} printable characters")
+
+
+def _choice(field: str, value: Any, allowed: frozenset[str]) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        raise ArgsError(field, f"expected one of {sorted(allowed)}")
+
+
+def _audit(reason_code: Any, order_ref: Any) -> None:
+    _text("reason_code", reason_code, REASON_CODE_CHARS_MAX)
+    _text("order_ref", order_ref, ORDER_REF_CHARS_MAX)
+
+
+# ------------------------------------------------------------------ args
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Args:
+    """Base: wire conversion shared by every kind's args."""
+
+    KIND: ClassVar[Kind]
+
+    def to_wire(self) -> list[Any]:
+        # StrEnum members become plain str so the encoding never depends on the enum type.
+        out: list[Any] = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out.append(str(value) if isinstance(value, StrEnum) else value)
+        return out
+
+    @classmethod
+    def from_wire(cls, items: Any) -> Args:
+        names = _FIELD_NAMES[cls]
+        if type(items) is not list or len(items) != len(names):
+            raise ArgsError("args", f"expected an array of {len(names)} items for {cls.KIND}")
+        return cls(**dict(zip(names, items, strict=True)))
+
+    def audit(self) -> tuple[str | None, str | None]:
+        """(reason_code, order_ref) for kinds that carry an order; (None, None) otherwise."""
+        return (None, None)
+
+
+class _Audited:
+    """Mixin for kinds that carry a regulator's or issuer's order."""
+
+    __slots__ = ()
+    reason_code: str
+    order_ref: str
+
+    def audit(self) -> tuple[str | None, str | None]:
+        return (self.reason_code, self.order_ref)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisterAccountArgs(Args):
+    KIND: ClassVar[Kind] = Kind.REGISTER_ACCOUNT
+    account: bytes
+    category: str
+    kyc_hash: bytes
+    expires_at_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        _key("account", self.account)
+        _choice("category", self.category, CATEGORIES)
+        _hash("kyc_hash", self.kyc_hash)
+        if self.expires_at_ms is not None:
+            _int("expires_at_ms", self.expires_at_ms, 0, AMOUNT_MAX)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RevokeAccountArgs(Args):
+    KIND: ClassVar[Kind] = Kind.REVOKE_ACCOUNT
+    account: bytes
+
+    def __post_init__(self) -> None:
+        _key("account", self.account)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrantRoleArgs(Args):
+    KIND: ClassVar[Kind] = Kind.GRANT_ROLE
+    account: bytes
+    role: str
+
+    def __post_init__(self) -> None:
+        _key("account", self.account)
+        _choice("role", self.role, ROLES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RevokeRoleArgs(Args):
+    KIND: ClassVar[Kind] = Kind.REVOKE_ROLE
+    account: bytes
+    role: str
+
+    def __post_init__(self) -> None:
+        _key("account", self.account)
+        _choice("role", self.role, ROLES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetSupplyCapArgs(Args):
+    KIND: ClassVar[Kind] = Kind.SET_SUPPLY_CAP
+    asset_id: str
+    cap: int
+
+    def __post_init__(self) -> None:
+        _asset_id("asset_id", self.asset_id)
+        _amount("cap", self.cap)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForceTransferArgs(_Audited, Args):
+    KIND: ClassVar[Kind] = Kind.FORCE_TRANSFER
+    asset_id: str
+    from_account: bytes
+    to_account: bytes
+    amount: int
+    reason_code: str
+    order_ref: str
+
+    def __post_init__(self) -> None:
+        _asset_id("asset_id", self.asset_id)
+        _key("from_account", self.from_account)
+        _key("to_account", self.to_account)
+        _amount("amount", self.amount)
+        _audit(self.reason_code, self.order_ref)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoverAccountArgs(_Audited, Args):
+    KIND: ClassVar[Kind] = Kind.RECOVER_ACCOUNT
+    lost_account: bytes
+    new_account: bytes
+    reason_code: str
+    order_ref: str
+
+    def __post_init__(self) -> None:
+        _key("lost_account", self.lost_account)
+        _key("new_account", self.new_account)
+        _audit(self.reason_code, self.order_ref)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FreezeArgs(_Audited, Args):
+    KIND: ClassVar[Kind] = Kind.FREEZE
+    account: bytes
+    asset_id: str | None  # None: the whole account (regulator only)
+    reason_code: str
+    order_ref: str
+
+    def __post_init__(self) -> None:
+        _key("account", self.account)
+        if self.asset_id is not None:
+            _asset_id("asset_id", self.asset_id)
+        _audit(self.reason_code, self.order_ref)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnfreezeArgs(_Audited, Args):
+    KIND: ClassVar[Kind] = Kind.UNFREEZE
+    account: bytes
+    asset_id: str | None
+    reason_code: str
+    order_ref: str
+
+    def __post_init__(self) -> None:
+        _key("account", self.account)
+        if self.asset_id is not None:
+            _asset_id("asset_id", self.asset_id)
+        _audit(self.reason_code, self.order_ref)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateAssetArgs(Args):
+    KIND: ClassVar[Kind] = Kind.CREATE_ASSET
+    asset_id: str
+    name: str
+    decimals: int
+    cap: int
+    document_hash: bytes | None = None
+
+    def __post_init__(self) -> None:
+        _asset_id("asset_id", self.asset_id)
+        _text("name", self.name, ASSET_NAME_CHARS_MAX)
+        if self.name.strip() != self.name:
+            raise ArgsError("name", "leading or trailing whitespace")
+        _int("decimals", self.decimals, 0, DECIMALS_MAX)
+        _amount("cap", self.cap)
+        if self.document_hash is not None:
+            _hash("document_hash", self.document_hash)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MintArgs(Args):
+    KIND: ClassVar[Kind] = Kind.MINT
+    asset_id: str
+    to_account: bytes
+    amount: int
+
+    def __post_init__(self) -> None:
+        _asset_id("asset_id", self.asset_id)
+        _key("to_account", self.to_account)
+        _amount("amount", self.amount)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BurnArgs(Args):
+    KIND: ClassVar[Kind] = Kind.BURN
+    asset_id: str
+    amount: int
+
+    def __post_init__(self) -> None:
+        _asset_id("asset_id", self.asset_id)
+        _amount("amount", self.amount)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PauseArgs(Args):
+    KIND: ClassVar[Kind] = Kind.PAUSE
+    asset_id: str
+
+    def __post_init__(self) -> None:
+        _asset_id("asset_id", self.asset_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnpauseArgs(Args):
+    KIND: ClassVar[Kind] = Kind.UNPAUSE
+    asset_id: str
+
+    def __post_init__(self) -> None:
+        _asset_id("asset_id", self.asset_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferArgs(Args):
+    """The holder's transfer. Its memo is the transaction's memo."""
+
+    KIND: ClassVar[Kind] = Kind.TRANSFER
+    asset_id: str
+    to_account: bytes
+    amount: int
+
+    def __post_init__(self) -> None:
+        _asset_id("asset_id", self.asset_id)
+        _key("to_account", self.to_account)
+        _amount("amount", self.amount)
+
+
+ARGS_BY_KIND: dict[Kind, type[Args]] = {
+    cls.KIND: cls
+    for cls in (
+        RegisterAccountArgs,
+        RevokeAccountArgs,
+        GrantRoleArgs,
+        RevokeRoleArgs,
+        SetSupplyCapArgs,
+        ForceTransferArgs,
+        RecoverAccountArgs,
+        FreezeArgs,
+        UnfreezeArgs,
+        CreateAssetArgs,
+        MintArgs,
+        BurnArgs,
+        PauseArgs,
+        UnpauseArgs,
+        TransferArgs,
+    )
+}
+assert set(ARGS_BY_KIND) == set(Kind), "every kind needs an args class"
+
+_FIELD_NAMES: dict[type[Args], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in ARGS_BY_KIND.values()
+}
+
+# Kinds only the regulator (with its M-of-N threshold) may submit.
+REGULATOR_ONLY = frozenset(
+    {
+        Kind.GRANT_ROLE,
+        Kind.REVOKE_ROLE,
+        Kind.SET_SUPPLY_CAP,
+        Kind.FORCE_TRANSFER,
+        Kind.RECOVER_ACCOUNT,
+    }
+)
