@@ -125,6 +125,23 @@ class Mempool:
             self._signers[signer].proposed_upto = after - 1
         return batch
 
+    def has_ready(self, next_nonce: Callable[[bytes], int]) -> bool:
+        """True if some transaction could go into a batch now (not stuck behind a gap)."""
+        return any(
+            max(next_nonce(signer), queue.proposed_upto + 1) in queue.by_nonce
+            for signer, queue in self._signers.items()
+        )
+
+    def next_free_nonce(self, signer: bytes, next_nonce: int) -> int:
+        """The nonce a signer's next transaction should use, counting pending ones."""
+        queue = self._signers.get(signer)
+        if queue is None:
+            return next_nonce
+        nonce = next_nonce
+        while nonce in queue.by_nonce:
+            nonce += 1
+        return nonce
+
     def release_proposed(self) -> None:
         """Forget which transactions were proposed (after a view change discarded proposals)."""
         for queue in self._signers.values():

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import click
 
+from node.cli.demo import demo
 from node.cli.keygen import keygen
+from node.cli.node_cmd import node_command
+from node.cli.query import query
+from node.cli.tx import tx
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,6 +18,10 @@ def cli() -> None:
 
 
 cli.add_command(keygen)
+cli.add_command(demo)
+cli.add_command(node_command)
+cli.add_command(tx)
+cli.add_command(query)
 
 
 def main() -> None:

@@ -337,7 +337,7 @@ def tx_receipt(tx_id: str, genesis: Path | None, node: str, as_json: bool) -> No
         _verify(receipt, trusted)
         chain_id, validators = trusted
         try:
-            verify_inclusion(receipt, block_info, validators, chain_id)
+            verify_inclusion(receipt, validators, chain_id, block=block_info)
         except FinalityError as exc:
             raise UserError(f"the node's inclusion proof does not verify: {exc}") from None
         data["verified"] = True

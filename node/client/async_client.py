@@ -16,7 +16,6 @@ from typing import Any
 
 import nacl.signing
 
-from consensus.certificate import CommitCertificate
 from node.api.errors import ErrorCode
 from node.api.framing import FRAME_BYTES_MAX_DEFAULT
 from node.api.requests import Op, SubscriptionKind
@@ -37,6 +36,7 @@ from node.api.schema import SchemaError
 from node.client.connection import ClientConnection, open_connection
 from node.client.errors import ApiError, ProtocolError
 from node.client.finality import Validators, verify_finality
+from node.finality import FinalityRecord
 from node.tx import Kind, SignedTransaction, make_tx, public_key
 from node.tx.kinds import Args
 
@@ -300,7 +300,7 @@ class AsyncClient:
     @staticmethod
     def verify_finality(
         proof: FinalityProof | ReceiptInfo, validators: Validators, chain_id: str
-    ) -> CommitCertificate:
+    ) -> FinalityRecord:
         """See node.client.finality.verify_finality; raises FinalityError."""
         return verify_finality(proof, validators, chain_id)
 

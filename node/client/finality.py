@@ -1,21 +1,28 @@
 """Checking a finality proof without trusting the node that sent it.
 
-A proof is (height, block_hash, certificate bytes). It proves the block final iff the
-certificate decodes, its sequence number is the block height, its digest is the block hash,
-and a quorum of *the validators the caller trusts* (from genesis, not from the node's status)
-signed COMMIT for it on this chain. Contract with the node runtime: a block's PBFT sequence
-number is its height and the digest ordered by consensus is its block hash.
+What consensus certifies is the ordered block payload (node.finality): a commit certificate
+is 2f + 1 signed COMMITs for (view, seq, sha256(payload)), and a block's sequence number is its
+height. A proof carries the FinalityRecord (payload + certificate), so a client checks:
+
+1. the certificate decodes and a quorum of *the validators the caller trusts* (from genesis,
+   not from the node's status) signed COMMIT for it on this chain;
+2. its sequence number is the block height and its digest is sha256 of the carried payload;
+3. (inclusion) the payload's transaction at the receipt's index has the receipt's tx id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from consensus.certificate import CertificateError, CommitCertificate, certificate_problem
+from consensus.certificate import certificate_problem
+from consensus.encoding import digest
 from node.api.results import FinalityProof, ReceiptInfo, ValidatorInfo
 from node.client.errors import FinalityError
+from node.finality import FinalityRecord, FinalityRecordError, ProposalError, decode_proposal
 
 Validators = Iterable[tuple[str, bytes]] | Iterable[ValidatorInfo]
+PROOF_BYTES_MAX = 64 << 20
+PROOF_TXS_MAX = 100_000
 
 
 def _validator_pairs(validators: Validators) -> tuple[tuple[str, bytes], ...]:
@@ -33,8 +40,8 @@ def _validator_pairs(validators: Validators) -> tuple[tuple[str, bytes], ...]:
 
 def verify_finality(
     proof: FinalityProof | ReceiptInfo, validators: Validators, chain_id: str
-) -> CommitCertificate:
-    """Return the checked certificate, or raise FinalityError saying what does not hold."""
+) -> FinalityRecord:
+    """Return the checked finality record, or raise FinalityError saying what does not hold."""
     if isinstance(proof, ReceiptInfo):
         if proof.proof is None:
             raise FinalityError(f"receipt of {proof.tx_id.hex()} carries no finality proof")
@@ -44,16 +51,25 @@ def verify_finality(
             )
         proof = proof.proof
     try:
-        certificate = CommitCertificate.decode(proof.certificate)
-    except CertificateError as exc:
+        record = FinalityRecord.decode(proof.certificate, bytes_max=PROOF_BYTES_MAX)
+    except FinalityRecordError as exc:
         raise FinalityError(str(exc)) from exc
+    certificate = record.certificate
     if certificate.seq != proof.height:
         raise FinalityError(
             f"certificate is for sequence {certificate.seq}, the block is at height {proof.height}"
         )
-    if certificate.digest != proof.block_hash:
-        raise FinalityError("certificate signs a different block hash than the proof's")
+    if certificate.digest != digest(record.payload):
+        raise FinalityError("certificate signs a different payload than the one in the proof")
     problem = certificate_problem(certificate, chain_id, _validator_pairs(validators))
     if problem is not None:
         raise FinalityError(f"certificate does not prove finality: {problem}")
-    return certificate
+    return record
+
+
+def certified_transactions(record: FinalityRecord) -> tuple[bytes, ...]:
+    """The raw transactions, in order, of a (checked) finality record's payload."""
+    try:
+        return decode_proposal(record.payload, txs_max=PROOF_TXS_MAX, bytes_max=PROOF_BYTES_MAX).txs
+    except ProposalError as exc:
+        raise FinalityError(f"certified payload does not decode: {exc}") from exc

@@ -1,8 +1,10 @@
 """Checking that a transaction is inside a final block, without trusting the node.
 
-`verify_finality` proves a block hash final. This module closes the gap to a transaction:
-the block's bytes must hash (through its header) to that block hash, and the transaction
-must be in it at the receipt's index. Layout of `BlockInfo.block` (canonical msgpack):
+`verify_finality` proves a payload final at a height. This module closes the gap to a
+transaction (it is at the receipt's index of the certified payload) and, when the caller
+also holds the ledger's block record, to the block (its bytes hash, through its header, to
+its block hash, and its transactions are exactly the certified ones). Layout of
+`BlockInfo.block` (canonical msgpack):
 
     [height, timestamp_ms, prev_block_hash, tx_root, block_hash, state_digest, txs, outcomes]
     block_hash = sha256(pack(["assetledger/block/v1", chain_id, height, timestamp_ms,
@@ -14,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from consensus.certificate import CommitCertificate
 from consensus.encoding import DecodeError, DecodeLimits, unpack
 from node.api.results import BlockInfo, ReceiptInfo, ValidatorInfo
 from node.client.errors import FinalityError
-from node.client.finality import verify_finality
+from node.client.finality import certified_transactions, verify_finality
+from node.finality import FinalityRecord
 from node.ledger.digest import block_hash, tx_root
 from node.tx import TxDecodeError, decode_signed_transaction
 from node.tx.limits import TxLimits
@@ -30,7 +32,6 @@ BLOCK_LIMITS = DecodeLimits(
     array_items_max=100_000,
     map_items_max=0,
 )
-HASH_BYTES = 32
 # Decoding a tx only to learn its id: accept anything the node could have put in a block.
 _ANY_TX = TxLimits(tx_bytes_max=1 << 20, memo_bytes_max=1 << 19, signatures_max=64)
 
@@ -42,9 +43,7 @@ def _tx_id(raw: bytes) -> bytes | None:
         return None  # an undecodable transaction has no id (and no receipt)
 
 
-def block_tx_ids(block: BlockInfo, chain_id: str) -> tuple[bytes | None, ...]:
-    """Check that `block.block` is the block whose hash is `block.block_hash` on `chain_id`;
-    return the id of each transaction in it, in order (None for undecodable bytes)."""
+def _block_txs(block: BlockInfo, chain_id: str) -> list[bytes]:
     try:
         fields = unpack(block.block, BLOCK_LIMITS)
     except DecodeError as exc:
@@ -74,22 +73,37 @@ def block_tx_ids(block: BlockInfo, chain_id: str) -> tuple[bytes | None, ...]:
     )
     if computed != block.block_hash:
         raise FinalityError(f"block {block.height}: header does not hash to the block hash")
-    return tuple(_tx_id(raw) for raw in txs)
+    return txs
+
+
+def block_tx_ids(block: BlockInfo, chain_id: str) -> tuple[bytes | None, ...]:
+    """Check that `block.block` is the block whose hash is `block.block_hash` on `chain_id`;
+    return the id of each transaction in it, in order (None for undecodable bytes)."""
+    return tuple(_tx_id(raw) for raw in _block_txs(block, chain_id))
 
 
 def verify_inclusion(
     receipt: ReceiptInfo,
-    block: BlockInfo,
     validators: Iterable[tuple[str, bytes]] | Iterable[ValidatorInfo],
     chain_id: str,
-) -> CommitCertificate:
-    """The receipt's transaction is at its index in `block`, and `block` is final."""
-    if receipt.height != block.height:
-        raise FinalityError(f"receipt is for height {receipt.height}, the block is {block.height}")
-    certificate = verify_finality(block.proof(), validators, chain_id)
-    ids = block_tx_ids(block, chain_id)
-    if receipt.index >= len(ids) or ids[receipt.index] != receipt.tx_id:
+    *,
+    block: BlockInfo | None = None,
+) -> FinalityRecord:
+    """The receipt's transaction is final, at its index of the certified block; with `block`,
+    that block record is also the certified one."""
+    record = verify_finality(receipt, validators, chain_id)
+    txs = certified_transactions(record)
+    if receipt.index >= len(txs) or _tx_id(txs[receipt.index]) != receipt.tx_id:
         raise FinalityError(
-            f"transaction {receipt.tx_id.hex()} is not at index {receipt.index} of block {block.height}"
+            f"transaction {receipt.tx_id.hex()} is not at index {receipt.index} of block {receipt.height}"
         )
-    return certificate
+    if block is not None:
+        if block.height != receipt.height:
+            raise FinalityError(
+                f"receipt is for height {receipt.height}, the block is {block.height}"
+            )
+        if tuple(_block_txs(block, chain_id)) != txs:
+            raise FinalityError(
+                f"block {block.height}: transactions differ from the certified payload"
+            )
+    return record

@@ -72,6 +72,17 @@ def test_batches_are_round_robin_across_signers() -> None:
     assert [(t.signer[0], t.nonce) for t in batch] == [(1, 0), (2, 0), (1, 1)]
 
 
+def test_ready_means_proposable_now() -> None:
+    pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
+    _, next_nonce = chain()
+    pool.add(tx(1, 1), next_nonce=0)  # waits behind nonce 0
+    assert not pool.has_ready(next_nonce)
+    pool.add(tx(1, 0), next_nonce=0)
+    assert pool.has_ready(next_nonce)
+    pool.take_batch(txs_max=10, bytes_max=10_000, next_nonce=next_nonce)
+    assert not pool.has_ready(next_nonce)  # both proposed
+
+
 def test_batch_respects_byte_limit() -> None:
     pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
     _, next_nonce = chain()

@@ -29,6 +29,7 @@ from node.api.results import (
     StatusInfo,
     ValidatorInfo,
 )
+from node.finality import FinalityRecord, Proposal
 from node.ledger.digest import block_hash as ledger_block_hash
 from node.ledger.digest import tx_root
 from node.tx import SignedTransaction, TxDecodeError, decode_signed_transaction, verify_transaction
@@ -110,14 +111,16 @@ class FakeBackend:
             prev_block_hash=prev_hash,
             root=root,
         )
-        body = vote_body(0, height, block_hash)
+        payload = Proposal(timestamp_ms=timestamp_ms, txs=tuple(raws)).encode()
+        body = vote_body(0, height, digest(payload))
         commits = tuple(
             (name, sign(key, Purpose.COMMIT, self.chain_id, body))
             for (name, _), key in list(zip(VALIDATORS, VALIDATOR_KEYS, strict=True))[:QUORUM]
         )
-        certificate = CommitCertificate(
-            view=0, seq=height, digest=block_hash, commits=commits
-        ).encode()
+        commit_certificate = CommitCertificate(
+            view=0, seq=height, digest=digest(payload), commits=commits
+        )
+        certificate = FinalityRecord(payload=payload, certificate=commit_certificate).encode()
         proof = FinalityProof(height=height, block_hash=block_hash, certificate=certificate)
         outcomes = []
         for index, stx in enumerate(txs):

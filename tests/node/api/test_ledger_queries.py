@@ -28,8 +28,8 @@ from node.client import (
     verify_inclusion,
 )
 from node.client.connection import connection_over
+from node.finality import FinalityRecord, Proposal
 from node.ledger import Block
-from node.ledger.digest import block_hash, tx_root
 from node.tx import Kind, public_key
 from tests.node.api.helpers import connect_stream
 from tests.node.ledger.world import World, key, kyc, make_genesis
@@ -151,25 +151,21 @@ async def test_receipts_and_blocks(world: World) -> None:
 
 
 def _apply_certified(world: World, *txs: bytes) -> CommitCertificate:
-    """Apply a block with a real commit certificate from the genesis validator."""
+    """Apply a block as the node does: the payload certified by the genesis validator's
+    COMMIT, stored with its certificate as the block's finality record."""
     ledger = world.ledger
     height, timestamp_ms = ledger.height + 1, world.time_ms + 1
-    bhash = block_hash(
-        chain_id=ledger.chain_id,
-        height=height,
-        timestamp_ms=timestamp_ms,
-        prev_block_hash=ledger.last_block_hash,
-        root=tx_root(list(txs)),
-    )
-    vote = vote_body(0, height, bhash)
+    payload = Proposal(timestamp_ms=timestamp_ms, txs=txs).encode()
+    vote = vote_body(0, height, digest(payload))
     certificate = CommitCertificate(
         view=0,
         seq=height,
-        digest=bhash,
+        digest=digest(payload),
         commits=(("v0", sign(key("validator-0"), Purpose.COMMIT, ledger.chain_id, vote)),),
     )
+    record = FinalityRecord(payload=payload, certificate=certificate)
     ledger.apply_block(
-        Block(height=height, timestamp_ms=timestamp_ms, txs=txs), certificate=certificate.encode()
+        Block(height=height, timestamp_ms=timestamp_ms, txs=txs), certificate=record.encode()
     )
     world.time_ms = timestamp_ms
     return certificate
@@ -190,23 +186,31 @@ async def test_certificate_becomes_a_verifiable_proof_of_inclusion(world: World)
         verify_finality(receipt, _validators(world), chain_id)
         block = await client.block(receipt.height)
         assert block_tx_ids(block, chain_id) == (None, first.tx_id, second.tx_id)
-        verify_inclusion(receipt, block, _validators(world), chain_id)
+        verify_inclusion(receipt, _validators(world), chain_id, block=block)
         # Each link of the chain is checked.
         moved = dataclasses.replace(receipt, index=1)
         with pytest.raises(FinalityError, match="not at index 1"):
-            verify_inclusion(moved, block, _validators(world), chain_id)
+            verify_inclusion(moved, _validators(world), chain_id)
         tampered = dataclasses.replace(block, block=block.block.replace(b"junk", b"JUNK"))
         with pytest.raises(FinalityError, match="tx_root"):
-            verify_inclusion(receipt, tampered, _validators(world), chain_id)
+            verify_inclusion(receipt, _validators(world), chain_id, block=tampered)
         with pytest.raises(FinalityError):
-            verify_inclusion(receipt, block, _validators(world), "other-chain")
+            verify_inclusion(receipt, _validators(world), "other-chain")
+        assert receipt.proof is not None
+        swapped = dataclasses.replace(
+            receipt.proof, certificate=receipt.proof.certificate.replace(b"junk", b"JUNK")
+        )
+        with pytest.raises(FinalityError, match="different payload"):
+            verify_inclusion(
+                dataclasses.replace(receipt, proof=swapped), _validators(world), chain_id
+            )
         older = await client.block(receipt.height - 1)  # no certificate (World applied it)
         with pytest.raises(FinalityError):
             verify_inclusion(
                 dataclasses.replace(receipt, height=older.height),
-                older,
                 _validators(world),
                 chain_id,
+                block=older,
             )
 
 

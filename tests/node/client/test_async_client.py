@@ -23,6 +23,7 @@ from node.client import (
     verify_finality,
 )
 from node.client.connection import connection_over
+from node.finality import FinalityRecord
 from node.tx import TxBuildError, decode_signed_transaction
 from tests.node.api.fake_backend import CHAIN_ID, VALIDATORS, FakeBackend
 from tests.node.api.helpers import ALICE, BOB, ISSUER, connect_stream, pub
@@ -71,8 +72,8 @@ async def test_send_and_wait_commits_with_a_verifiable_proof() -> None:
         assert outcome.status == "committed" and outcome.height == 1 and outcome.reason is None
         assert outcome.to_json()["tx_id"] == outcome.tx_id.hex()
         assert outcome.receipt is not None
-        certificate = client.verify_finality(outcome.receipt, VALIDATORS, CHAIN_ID)
-        assert certificate.seq == 1
+        record = client.verify_finality(outcome.receipt, VALIDATORS, CHAIN_ID)
+        assert record.certificate.seq == 1
         assert await client.balance("BOND", pub(BOB)) == 250
 
 
@@ -276,8 +277,8 @@ def _proof() -> FinalityProof:
 
 
 def test_verify_finality_accepts_a_good_proof() -> None:
-    certificate = verify_finality(_proof(), VALIDATORS, CHAIN_ID)
-    assert len(certificate.commits) == 3
+    record = verify_finality(_proof(), VALIDATORS, CHAIN_ID)
+    assert len(record.certificate.commits) == 3
 
 
 def _with(proof: FinalityProof, **changes: object) -> FinalityProof:
@@ -292,7 +293,8 @@ def _with(proof: FinalityProof, **changes: object) -> FinalityProof:
 
 def test_verify_finality_refuses_what_does_not_hold() -> None:
     proof = _proof()
-    cert = CommitCertificate.decode(proof.certificate)
+    record = FinalityRecord.decode(proof.certificate, bytes_max=1 << 20)
+    cert = record.certificate
     forged = CommitCertificate(
         view=cert.view,
         seq=cert.seq,
@@ -302,12 +304,16 @@ def test_verify_finality_refuses_what_does_not_hold() -> None:
     too_few = CommitCertificate(
         view=cert.view, seq=cert.seq, digest=cert.digest, commits=cert.commits[:2]
     )
+
+    def carrying(certificate: CommitCertificate, payload: bytes = record.payload) -> bytes:
+        return FinalityRecord(payload=payload, certificate=certificate).encode()
+
     cases = [
         (_with(proof, height=2), "sequence 1"),
-        (_with(proof, block_hash=bytes(32)), "different block hash"),
-        (_with(proof, certificate=b"\x00"), "array of 4 fields"),
-        (_with(proof, certificate=forged.encode()), "bad COMMIT signature"),
-        (_with(proof, certificate=too_few.encode()), "quorum"),
+        (_with(proof, certificate=carrying(cert, record.payload + b"x")), "different payload"),
+        (_with(proof, certificate=b"\x00"), "not \\[payload, certificate\\]"),
+        (_with(proof, certificate=carrying(forged)), "bad COMMIT signature"),
+        (_with(proof, certificate=carrying(too_few)), "quorum"),
     ]
     for bad, message in cases:
         with pytest.raises(FinalityError, match=message):

@@ -1,0 +1,54 @@
+"""`assetledger node --config PATH`: run one validator until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import click
+import trio
+
+from config.errors import ConfigError
+from config.keyfile import KeyFileError
+from node.cli.errors import UserError
+from node.ledger import LedgerError
+from node.runtime.node import Node, NodeStartupError
+
+
+async def _serve(node: Node) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            async for signum in signals:
+                # Cancelling lets an in-flight LMDB commit finish in its thread (to_thread
+                # does not abandon it), so a stop never leaves half a block.
+                node.log.info("stopping", extra={"signal": signal.Signals(signum).name})
+                nursery.cancel_scope.cancel()
+                break
+
+
+@click.command("node")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Node configuration (TOML).",
+)
+def node_command(config_path: Path) -> None:
+    """Run a validator: p2p, PBFT consensus, the ledger store and the client API."""
+    try:
+        node = Node.from_file(config_path)
+    except (ConfigError, KeyFileError, NodeStartupError, LedgerError) as exc:
+        raise UserError(str(exc)) from exc
+    except OSError as exc:
+        raise UserError(f"cannot start: {exc}") from exc
+    try:
+        trio.run(_serve, node)
+    except OSError as exc:
+        # Typically a listen port already in use.
+        raise UserError(
+            f"{config_path}: {exc.strerror or exc}; is another node using its ports?"
+        ) from exc
+    finally:
+        node.close()

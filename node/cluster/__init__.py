@@ -1,0 +1,1 @@
+"""Local multi-node clusters for testers: create, start, stop, and inject faults."""

@@ -1,0 +1,112 @@
+"""Create a local cluster: keys, genesis, one config per node. Refuses to overwrite one."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from config.genesis import AccountSpec, Genesis, ValidatorSpec, genesis_to_toml
+from config.keyfile import generate_key_file
+from config.node_config import Limits, NodeConfig, Timeouts, node_config_to_toml
+from node.cluster.layout import MANIFEST, ClusterError, ClusterLayout, NodeEntry
+
+PORTS_PER_NODE = 3  # peer, client, metrics
+DEFAULT_BASE_PORT = 7100
+DEFAULT_CHAIN_ID = "assetledger-local"
+NODES_MAX = 64
+
+
+def init_cluster(
+    root: Path,
+    *,
+    nodes: int,
+    base_port: int = DEFAULT_BASE_PORT,
+    chain_id: str = DEFAULT_CHAIN_ID,
+    host: str = "127.0.0.1",
+    limits: Limits | None = None,
+    timeouts: Timeouts | None = None,
+    log_format: str = "json",
+) -> ClusterLayout:
+    if not 1 <= nodes <= NODES_MAX:
+        raise ClusterError(
+            f"--nodes must be 1..{NODES_MAX}, got {nodes} (PBFT tolerates f faults with 3f+1 nodes: use 4 or 7)"
+        )
+    top = base_port + nodes * PORTS_PER_NODE - 1
+    if not base_port >= 1024 or top > 65535:
+        raise ClusterError(
+            f"--base-port {base_port} leaves ports {base_port}..{top}; pick 1024..{65535 - nodes * PORTS_PER_NODE + 1}"
+        )
+    if (root / MANIFEST).exists():
+        raise ClusterError(
+            f"{root} already holds a cluster; refusing to overwrite it (remove it or pick another --dir)"
+        )
+    if root.exists() and any(root.iterdir()):
+        raise ClusterError(f"{root} exists and is not empty; refusing to overwrite it")
+    root.mkdir(parents=True, exist_ok=True)
+
+    regulator = generate_key_file(root / "regulator.key")
+    issuer = generate_key_file(root / "issuer.key")
+    entries = []
+    for i in range(nodes):
+        name = f"node-{i}"
+        (root / name).mkdir()
+        key = generate_key_file(root / name / "validator.key")
+        port = base_port + i * PORTS_PER_NODE
+        entries.append(
+            NodeEntry(
+                name=name,
+                host=host,
+                peer_port=port,
+                client_port=port + 1,
+                metrics_port=port + 2,
+                public_key=bytes(key.verify_key).hex(),
+            )
+        )
+    issuer_public = bytes(issuer.verify_key)
+    genesis = Genesis(
+        chain_id=chain_id,
+        genesis_time_ms=time.time_ns() // 1_000_000,
+        regulator_keys=(bytes(regulator.verify_key),),
+        regulator_threshold=1,
+        validators=tuple(
+            ValidatorSpec(
+                name=e.name, public_key=bytes.fromhex(e.public_key), address=f"{host}:{e.peer_port}"
+            )
+            for e in entries
+        ),
+        accounts=(
+            AccountSpec(
+                public_key=issuer_public,
+                category="entity",
+                kyc_hash=hashlib.sha256(b"local-cluster issuer KYC record").digest(),
+                roles=frozenset({"issuer"}),
+            ),
+        ),
+        assets=(),
+    )
+    layout = ClusterLayout(
+        root=root,
+        chain_id=chain_id,
+        nodes=tuple(entries),
+        regulator_public_key=bytes(regulator.verify_key).hex(),
+        issuer_public_key=issuer_public.hex(),
+    )
+    layout.genesis_file.write_text(genesis_to_toml(genesis))
+    for entry in entries:
+        config = NodeConfig(
+            name=entry.name,
+            data_dir=layout.node_dir(entry.name) / "data",
+            key_file=layout.key_file(entry.name),
+            genesis_file=layout.genesis_file,
+            peer_listen=(host, entry.peer_port),
+            client_listen=(host, entry.client_port),
+            metrics_listen=(host, entry.metrics_port),
+            limits=limits or Limits(),
+            timeouts=timeouts or Timeouts(),
+            log_format=log_format,
+        )
+        text = node_config_to_toml(config, relative_to=layout.node_dir(entry.name))
+        layout.config_file(entry.name).write_text(text)
+    layout.save()
+    return layout

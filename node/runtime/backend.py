@@ -1,0 +1,72 @@
+"""The client API's view of a running node (implements node.api.backend.ClientBackend).
+
+Reads are the API's LedgerQueries over LMDB read transactions (they never block the
+writer); this class adds what needs the running node: admission, waiting for commits,
+mempool-aware nonces and the consensus status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import TYPE_CHECKING
+
+from node.api.errors import RejectedError, TooManyWaitsError
+from node.api.ledger_queries import LedgerQueries, receipt_info
+from node.api.results import AccountInfo, BlockInfo, ReceiptInfo, StatusInfo, ValidatorInfo
+from node.runtime.driver import TooManyWaitersError
+
+if TYPE_CHECKING:
+    from node.runtime.node import Node
+
+
+class NodeBackend(LedgerQueries):
+    def __init__(self, *, node: Node) -> None:
+        super().__init__(node.ledger)
+        self._node = node
+        self._driver = node.driver
+
+    async def submit(self, tx: bytes) -> bytes:
+        (outcome,) = await self._driver.submit([tx])
+        if outcome.reason is not None:
+            raise RejectedError(outcome.reason, outcome.message)
+        assert outcome.tx_id is not None
+        return outcome.tx_id
+
+    async def wait_receipt(self, tx_id: bytes) -> ReceiptInfo:
+        # Waits until committed; the API server cancels this at the client's deadline.
+        while True:
+            try:
+                receipt = await self._driver.wait_for_receipt(tx_id, math.inf)
+            except TooManyWaitersError as exc:
+                raise TooManyWaitsError(str(exc)) from exc
+            if receipt is not None:
+                return receipt_info(receipt, self.ledger.block(receipt.height))
+
+    async def next_nonce(self, account: bytes) -> int:
+        return self._node.mempool.next_free_nonce(account, self.ledger.nonce(account))
+
+    async def account(self, account: bytes) -> AccountInfo:
+        info = await super().account(account)
+        return dataclasses.replace(info, next_nonce=await self.next_nonce(account))
+
+    async def wait_block(self, height: int) -> BlockInfo:
+        while self.ledger.height < height:
+            await self._driver.new_block.wait()
+        return await self.block(height)
+
+    async def status(self) -> StatusInfo:
+        replica = self._node.replica
+        return StatusInfo(
+            node=self._node.name,
+            chain_id=self._node.genesis.chain_id,
+            height=self.ledger.height,
+            view=replica.view,
+            primary=replica.primary,
+            validators=tuple(
+                ValidatorInfo(name=v.name, public_key=v.public_key)
+                for v in self._node.genesis.validators
+            ),
+            state_digest=self.ledger.state_digest,
+            mempool_size=len(self._node.mempool),
+        )

@@ -1,0 +1,521 @@
+"""The consensus driver: one trio task owns the replica; everything else talks to it by events.
+
+Theory of operation.
+
+ D1  Only `_drive` calls `replica.step`. Every other task (network reader, ticker, the
+     persist/validate/execute workers) sends events into one bounded inbox. No locks.
+ D2  The driver never blocks on a worker: actions are handed over through in-memory queues
+     whose size the replica itself bounds (log window), and workers block on the inbox
+     instead. So there is no wait cycle, and backpressure flows to the network reader.
+ D3  Persistence contract: a Persist is written (fsync'd LMDB commit, in a thread) before
+     Persisted(token) is fed back; the replica only then releases the votes it covers. Only
+     the newest pending Persist is written: acknowledgements are cumulative.
+ D4  Execute actions are applied strictly in order, each in one LMDB write transaction with
+     its finality record; Executed(seq, state digest) follows the commit.
+ D5  The primary cuts a batch when `batch_txs_max` transactions are ready or the oldest has
+     waited `batch_timeout_ms`, with at most `pipeline_depth` proposals outstanding.
+     A backup with ready transactions tells its replica (ProposeBatch), which arms the
+     view-change timer: a primary that ignores them is replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from consensus.actions import (
+    Action,
+    Broadcast,
+    Execute,
+    FetchBlocks,
+    Persist,
+    Send,
+    StateDigestMismatch,
+    ValidateProposal,
+    ViewChanged,
+)
+from consensus.events import (
+    BlocksFetched,
+    Event,
+    Executed,
+    FetchedBlock,
+    MessageReceived,
+    Persisted,
+    ProposalValidated,
+    ProposeBatch,
+    Tick,
+)
+from consensus.replica import Replica
+from node.finality import FinalityRecord, FinalityRecordError, Proposal
+from node.ledger import Ledger, Receipt
+from node.mempool import Mempool, PendingTx
+from node.runtime.admission import Admission, Outcome
+from node.runtime.execution import (
+    AppliedBlock,
+    ProposalRules,
+    execute_block,
+    validate_proposal,
+)
+from node.runtime.metrics import NodeMetrics
+from node.runtime.peer_wire import PeerKind, PeerWireError, decode_envelope, encode_envelope
+from node.runtime.verifier import BatchVerifier, VerifiedCache
+
+
+class PeerTransport(Protocol):
+    incoming: trio.MemoryReceiveChannel[tuple[str, bytes]]
+
+    def send(self, peer_name: str, message: bytes) -> bool: ...
+    def broadcast(self, message: bytes) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriverSettings:
+    tick_interval_ms: int
+    batch_timeout_ms: int
+    batch_txs_max: int
+    batch_bytes_max: int
+    peer_frame_bytes_max: int
+    pipeline_depth: int = 4
+    gossip_interval_ms: int = 5
+    inbox_events_max: int = 10_000
+    gossip_in_batches_max: int = 1_000
+    fetch_requests_max: int = 64
+    waiters_max: int = 20_000
+
+
+class TooManyWaitersError(Exception):
+    """The node-wide limit of clients waiting for a receipt is reached."""
+
+
+@dataclass(slots=True)
+class _Waiter:
+    event: trio.Event = field(default_factory=trio.Event)
+    count: int = 0
+
+
+class ConsensusDriver:
+    def __init__(
+        self,
+        *,
+        replica: Replica,
+        ledger: Ledger,
+        mempool: Mempool,
+        network: PeerTransport,
+        admission: Admission,
+        verifier: BatchVerifier,
+        cache: VerifiedCache,
+        rules: ProposalRules,
+        settings: DriverSettings,
+        metrics: NodeMetrics,
+        log: logging.Logger,
+        clock_ms: Callable[[], int],
+        rng: random.Random,
+    ) -> None:
+        self.replica = replica
+        self.ledger = ledger
+        self.mempool = mempool
+        self._network = network
+        self._admission = admission
+        self._verifier = verifier
+        self._cache = cache
+        self.rules = rules
+        self._settings = settings
+        self._metrics = metrics
+        self._log = log
+        self._clock_ms = clock_ms
+        self._rng = rng
+        self._inbox_send, self._inbox = trio.open_memory_channel[Event](settings.inbox_events_max)
+        self._persist_latest: Persist | None = None
+        self._persist_wakeup = trio.Event()
+        self._validate_queue: deque[ValidateProposal] = deque()
+        self._validate_wakeup = trio.Event()
+        self._execute_queue: deque[Execute] = deque()
+        self._execute_wakeup = trio.Event()
+        self._gossip_in_send, self._gossip_in = trio.open_memory_channel[list[bytes]](
+            settings.gossip_in_batches_max
+        )
+        self._fetch_send, self._fetch_in = trio.open_memory_channel[tuple[str, int, int]](
+            settings.fetch_requests_max
+        )
+        self._gossip_out: deque[bytes] = deque()
+        self._gossip_wakeup = trio.Event()
+        self._first_unbatched_ms: int | None = None
+        self._unbatched = 0
+        self._waiters: dict[bytes, _Waiter] = {}
+        self._admitted_at: dict[bytes, int] = {}
+        self.new_block = trio.Event()  # replaced after every applied block (subscriptions)
+        self.dropped: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ public
+
+    def status(self) -> dict[str, object]:
+        r = self.replica
+        return {
+            "view": r.view,
+            "view_active": r.view_active,
+            "primary": r.primary,
+            "executed_seq": r.executed_seq,
+            "checkpoint_seq": r.checkpoint_seq,
+            "halted": r.halted,
+            "mempool_size": len(self.mempool),
+        }
+
+    async def submit(self, raws: list[bytes]) -> list[Outcome]:
+        """Admit client transactions; admitted ones are gossiped to every validator."""
+        return await self._admission.admit(raws, from_client=True)
+
+    async def wait_for_receipt(self, tx_id: bytes, timeout_s: float) -> Receipt | None:
+        """The receipt of `tx_id` once its block is applied, or None after `timeout_s`."""
+        receipt = self.ledger.receipt(tx_id)
+        if receipt is not None:
+            return receipt
+        entry = self._waiters.get(tx_id)
+        if entry is None:
+            if len(self._waiters) >= self._settings.waiters_max:
+                raise TooManyWaitersError(f"{len(self._waiters)} transactions already have waiters")
+            entry = self._waiters[tx_id] = _Waiter()
+        entry.count += 1
+        try:
+            with trio.move_on_after(timeout_s):
+                await entry.event.wait()
+        finally:
+            entry.count -= 1
+            if entry.count == 0 and self._waiters.get(tx_id) is entry:
+                del self._waiters[tx_id]
+        return self.ledger.receipt(tx_id)
+
+    def on_admitted(self, txs: list[PendingTx], from_client: bool) -> None:
+        now = self._clock_ms()
+        for tx in txs:
+            self._admitted_at[tx.tx_id] = now
+        if self._first_unbatched_ms is None:
+            self._first_unbatched_ms = now
+        self._unbatched += len(txs)
+        if from_client:
+            self._gossip_out.extend(tx.raw for tx in txs)
+            self._gossip_wakeup.set()
+        self._metrics.mempool_size.set(len(self.mempool))
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._verifier.run)
+            nursery.start_soon(self._ticker)
+            nursery.start_soon(self._network_reader)
+            nursery.start_soon(self._persister)
+            nursery.start_soon(self._validator)
+            nursery.start_soon(self._executor)
+            nursery.start_soon(self._gossip_sender)
+            nursery.start_soon(self._gossip_receiver)
+            nursery.start_soon(self._fetch_server)
+            task_status.started()
+            await self._drive()
+
+    async def _drive(self) -> None:
+        async for event in self._inbox:
+            self._step(event)
+            if isinstance(event, Tick):
+                self._housekeeping()
+            self._maybe_propose()
+
+    def _step(self, event: Event) -> None:
+        for action in self.replica.step(event):
+            self._dispatch(action)
+
+    def _dispatch(self, action: Action) -> None:
+        match action:
+            case Send(to=to, data=data):
+                if not self._network.send(to, encode_envelope(PeerKind.PBFT, data)):
+                    self._drop("peer_queue_full")
+            case Broadcast(data=data):
+                self._network.broadcast(encode_envelope(PeerKind.PBFT, data))
+            case Persist():
+                self._persist_latest = action
+                self._persist_wakeup.set()
+            case ValidateProposal():
+                self._validate_queue.append(action)
+                self._validate_wakeup.set()
+            case Execute():
+                self._execute_queue.append(action)
+                self._execute_wakeup.set()
+            case FetchBlocks(from_seq=start, to_seq=end, peers=peers):
+                if peers:
+                    peer = peers[self._rng.randrange(len(peers))]
+                    self._network.send(peer, encode_envelope(PeerKind.FETCH, [start, end]))
+                    self._log.info(
+                        "state transfer requested",
+                        extra={"peer": peer, "from_seq": start, "to_seq": end},
+                    )
+            case ViewChanged(view=view, primary=primary):
+                self.mempool.release_proposed()
+                self._first_unbatched_ms = self._clock_ms() if len(self.mempool) else None
+                self._metrics.view.set(view)
+                self._metrics.view_changes.inc()
+                self._log.info("view changed", extra={"new_view": view, "primary": primary})
+            case StateDigestMismatch(seq=seq, ours=ours, stable=stable):
+                self._log.error(
+                    "STATE DIGEST MISMATCH: this node's state differs from the stable checkpoint;"
+                    " it stopped voting. Stop it, wipe its data directory and let it resync.",
+                    extra={"seq": seq, "ours": ours, "stable": stable},
+                )
+            case _:
+                raise AssertionError(f"unhandled action {action!r}")
+
+    def _drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    # ------------------------------------------------------------------ proposing (D5)
+
+    def _maybe_propose(self) -> None:
+        replica = self.replica
+        if not replica.can_propose:
+            return
+        outstanding = replica.proposed_seq - replica.executed_seq
+        while outstanding < self._settings.pipeline_depth and replica.can_propose:
+            if self._first_unbatched_ms is None:
+                return
+            now = self._clock_ms()
+            full = self._unbatched >= self._settings.batch_txs_max
+            due = now - self._first_unbatched_ms >= self._settings.batch_timeout_ms
+            if not (full or due):
+                return
+            batch = self.mempool.take_batch(
+                txs_max=self._settings.batch_txs_max,
+                bytes_max=self._settings.batch_bytes_max - 64,
+                next_nonce=self.ledger.nonce,
+            )
+            self._unbatched = max(0, self._unbatched - len(batch))
+            if len(batch) < self._settings.batch_txs_max:
+                self._first_unbatched_ms = None
+                self._unbatched = 0
+            if not batch:
+                return
+            payload = Proposal(timestamp_ms=now, txs=tuple(tx.raw for tx in batch)).encode()
+            self._step(ProposeBatch(payload=payload))
+            outstanding = replica.proposed_seq - replica.executed_seq
+
+    def _housekeeping(self) -> None:
+        now = self._clock_ms()
+        expired = self.mempool.expire(now_ms=now, next_nonce=self.ledger.nonce)
+        for tx in expired:
+            self._admitted_at.pop(tx.tx_id, None)
+        if expired:
+            self._log.info("nonce-gap transactions expired", extra={"txs": len(expired)})
+        if not self.replica.is_primary and self.replica.view_active and len(self.mempool):
+            if self.mempool.has_ready(self.ledger.nonce):
+                self._step(ProposeBatch(payload=b""))
+        elif (
+            self.replica.is_primary
+            and self._first_unbatched_ms is None
+            and self.mempool.has_ready(self.ledger.nonce)
+        ):
+            # Transactions left behind by a discarded proposal become eligible again.
+            self._first_unbatched_ms = now
+            self._unbatched = 1
+        self._metrics.mempool_size.set(len(self.mempool))
+        for reason, count in self.replica.counters.items():
+            self._metrics.consensus_dropped.labels(reason=reason).set(count)
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _ticker(self) -> None:
+        interval = self._settings.tick_interval_ms / 1000
+        while True:
+            await trio.sleep(interval)
+            await self._inbox_send.send(Tick())
+
+    async def _network_reader(self) -> None:
+        frame_max = self._settings.peer_frame_bytes_max
+        items_max = max(self._settings.batch_txs_max * 4, 4096)
+        async for peer, data in self._network.incoming:
+            try:
+                envelope = decode_envelope(data, bytes_max=frame_max, items_max=items_max)
+            except PeerWireError as exc:
+                self._drop("bad_envelope")
+                self._log.warning(
+                    "dropped a malformed peer message", extra={"peer": peer, "error": str(exc)}
+                )
+                continue
+            body = envelope.body
+            match envelope.kind:
+                case PeerKind.PBFT:
+                    await self._inbox_send.send(MessageReceived(sender=peer, data=body))  # type: ignore[arg-type]
+                case PeerKind.TXS:
+                    try:
+                        self._gossip_in_send.send_nowait(body)  # type: ignore[arg-type]
+                    except trio.WouldBlock:
+                        self._drop("gossip_in_full")
+                case PeerKind.FETCH:
+                    try:
+                        self._fetch_send.send_nowait((peer, body[0], body[1]))  # type: ignore[index]
+                    except trio.WouldBlock:
+                        self._drop("fetch_queue_full")
+                case PeerKind.BLOCKS:
+                    blocks = []
+                    for seq, record in body:  # type: ignore[union-attr]
+                        try:
+                            finality = FinalityRecord.decode(record, bytes_max=frame_max)
+                        except FinalityRecordError:
+                            self._drop("bad_finality_record")
+                            continue
+                        blocks.append(
+                            FetchedBlock(
+                                seq=seq, payload=finality.payload, certificate=finality.certificate
+                            )
+                        )
+                    if blocks:
+                        await self._inbox_send.send(BlocksFetched(blocks=tuple(blocks)))
+
+    async def _persister(self) -> None:
+        while True:
+            await self._persist_wakeup.wait()
+            self._persist_wakeup = trio.Event()
+            action = self._persist_latest
+            if action is None:
+                continue
+            self._persist_latest = None
+            data = action.state.encode()
+            await trio.to_thread.run_sync(self.ledger.save_consensus_state, data)
+            await self._inbox_send.send(Persisted(token=action.token))
+
+    async def _validator(self) -> None:
+        while True:
+            if not self._validate_queue:
+                await self._validate_wakeup.wait()
+                self._validate_wakeup = trio.Event()
+                continue
+            action = self._validate_queue.popleft()
+            verdict = await validate_proposal(
+                action.payload,
+                rules=self.rules,
+                cache=self._cache,
+                verifier=self._verifier,
+                now_ms=self._clock_ms(),
+            )
+            if not verdict.valid:
+                self._log.warning(
+                    "voting against an invalid proposal",
+                    extra={
+                        "seq": action.seq,
+                        "proposal_view": action.view,
+                        "reason": verdict.reason,
+                    },
+                )
+            await self._inbox_send.send(
+                ProposalValidated(
+                    view=action.view, seq=action.seq, digest=action.digest, valid=verdict.valid
+                )
+            )
+
+    async def _executor(self) -> None:
+        while True:
+            if not self._execute_queue:
+                await self._execute_wakeup.wait()
+                self._execute_wakeup = trio.Event()
+                continue
+            action = self._execute_queue[0]
+            applied = await self._apply(action)
+            self._execute_queue.popleft()
+            await self._inbox_send.send(Executed(seq=action.seq, state_digest=applied))
+
+    async def _apply(self, action: Execute) -> bytes:
+        height = self.ledger.height
+        if action.seq <= height:
+            # Applied before a crash that came before Executed was fed back: same block.
+            record = self.ledger.block(action.seq)
+            assert record is not None, f"block {action.seq} missing below height {height}"
+            return record.state_digest
+        finality = FinalityRecord(payload=action.payload, certificate=action.certificate)
+        applied = await execute_block(
+            action.seq,
+            finality,
+            ledger=self.ledger,
+            rules=self.rules,
+            cache=self._cache,
+            verifier=self._verifier,
+            on_undecodable=self._undecodable,
+        )
+        self._after_block(applied)
+        return applied.state_digest
+
+    def _undecodable(self, seq: int, reason: str) -> None:
+        self._log.error(
+            "committed payload does not decode; applying it as empty",
+            extra={"seq": seq, "reason": reason},
+        )
+
+    def _after_block(self, applied: AppliedBlock) -> None:
+        signers = [stx.body.signer for stx in applied.txs]
+        self.mempool.remove_committed(self.ledger.nonce, signers)
+        now = self._clock_ms()
+        for receipt in applied.receipts:
+            if receipt.applied:
+                self._metrics.txs_applied.inc()
+            else:
+                self._metrics.txs_rejected.labels(reason=str(receipt.reason)).inc()
+        for stx in applied.txs:
+            admitted = self._admitted_at.pop(stx.tx_id, None)
+            if admitted is not None:
+                self._metrics.commit_latency.observe(max(0, now - admitted) / 1000)
+            waiter = self._waiters.pop(stx.tx_id, None)
+            if waiter is not None:
+                waiter.event.set()
+        self._metrics.height.set(applied.height)
+        self._metrics.mempool_size.set(len(self.mempool))
+        self._log.debug(
+            "block applied", extra={"block": applied.height, "txs": len(applied.receipts)}
+        )
+        self.new_block.set()
+        self.new_block = trio.Event()
+
+    async def _gossip_sender(self) -> None:
+        budget = self._settings.peer_frame_bytes_max - 1024
+        while True:
+            await self._gossip_wakeup.wait()
+            await trio.sleep(self._settings.gossip_interval_ms / 1000)  # coalesce a burst
+            self._gossip_wakeup = trio.Event()
+            while self._gossip_out:
+                chunk: list[bytes] = []
+                size = 0
+                while self._gossip_out and (
+                    not chunk or size + len(self._gossip_out[0]) + 8 <= budget
+                ):
+                    raw = self._gossip_out.popleft()
+                    chunk.append(raw)
+                    size += len(raw) + 8
+                self._network.broadcast(encode_envelope(PeerKind.TXS, chunk))
+
+    async def _gossip_receiver(self) -> None:
+        async for raws in self._gossip_in:
+            outcomes = await self._admission.admit(raws, from_client=False)
+            for outcome in outcomes:
+                if outcome.reason is not None:
+                    self._drop(f"gossip_{outcome.reason}")
+
+    async def _fetch_server(self) -> None:
+        budget = self._settings.peer_frame_bytes_max - 4096
+        async for peer, start, end in self._fetch_in:
+            blocks = await trio.to_thread.run_sync(self._read_blocks, start, end, budget)
+            if blocks:
+                self._network.send(peer, encode_envelope(PeerKind.BLOCKS, blocks))
+
+    def _read_blocks(self, start: int, end: int, budget: int) -> list[list[object]]:
+        out: list[list[object]] = []
+        size = 0
+        top = min(end, self.ledger.height, start + 255)
+        for seq in range(max(start, 1), top + 1):
+            record = self.ledger.block(seq)
+            if record is None or record.certificate is None:
+                break
+            if size + len(record.certificate) > budget and out:
+                break
+            out.append([seq, record.certificate])
+            size += len(record.certificate) + 16
+        return out

@@ -1,0 +1,158 @@
+"""Checking proposals (before a backup votes) and applying committed blocks.
+
+Both reuse the VerifiedCache, so a transaction admitted through this node's mempool is
+decoded and signature-checked exactly once, whether it later shows up in a proposal, in a
+committed block, or in a block fetched during state transfer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from node.finality import NULL_PAYLOAD, FinalityRecord, ProposalError, decode_proposal
+from node.ledger import Block, Ledger
+from node.ledger.records import Receipt
+from node.ledger.store import prepare_tx
+from node.runtime.verifier import BatchVerifier, VerifiedCache
+from node.tx import SignedTransaction, TxDecodeError, TxLimits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProposalRules:
+    chain_id: str
+    txs_max: int
+    bytes_max: int
+    clock_skew_max_ms: int
+    tx_limits: TxLimits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    valid: bool
+    reason: str = ""
+
+
+async def _checked(
+    raws: tuple[bytes, ...], cache: VerifiedCache, verifier: BatchVerifier, tx_limits: TxLimits
+) -> list[SignedTransaction | TxDecodeError | None]:
+    """Decode and signature-check every tx, using and filling the cache.
+
+    Returns per tx: the decoded tx if its signatures verify, the decode error, or None for
+    a decodable tx whose signatures do not verify.
+    """
+    out: list[SignedTransaction | TxDecodeError | None] = [None] * len(raws)
+    pending: list[int] = []
+    for i, raw in enumerate(raws):
+        cached = cache.get(raw)
+        if cached is not None:
+            out[i] = cached[0] if cached[1] else None
+            continue
+        item = prepare_tx(raw, tx_limits)
+        out[i] = item
+        if not isinstance(item, TxDecodeError):
+            pending.append(i)
+    if pending:
+        txs = [out[i] for i in pending]
+        results = await verifier.verify(txs)  # type: ignore[arg-type]
+        for i, ok in zip(pending, results, strict=True):
+            stx = out[i]
+            assert isinstance(stx, SignedTransaction)
+            cache.put(raws[i], stx, ok)
+            if not ok:
+                out[i] = None
+    return out
+
+
+async def validate_proposal(
+    payload: bytes,
+    *,
+    rules: ProposalRules,
+    cache: VerifiedCache,
+    verifier: BatchVerifier,
+    now_ms: int,
+) -> Verdict:
+    """A backup's check before it PREPAREs: well-formed, within limits, every transaction
+    decodable, for this chain and correctly signed, and a timestamp near our clock.
+    Business rules (balances, nonces, roles) are not checked here: the ledger applies them
+    deterministically at execution, and a rejected transaction still gets a receipt."""
+    if payload == NULL_PAYLOAD:
+        return Verdict(valid=True)
+    try:
+        proposal = decode_proposal(payload, txs_max=rules.txs_max, bytes_max=rules.bytes_max)
+    except ProposalError as exc:
+        return Verdict(valid=False, reason=str(exc))
+    skew = abs(proposal.timestamp_ms - now_ms)
+    if skew > rules.clock_skew_max_ms:
+        return Verdict(valid=False, reason=f"timestamp {skew} ms away from our clock")
+    checked = await _checked(proposal.txs, cache, verifier, rules.tx_limits)
+    for i, item in enumerate(checked):
+        if isinstance(item, TxDecodeError):
+            return Verdict(valid=False, reason=f"tx {i}: {item}")
+        if item is None:
+            return Verdict(valid=False, reason=f"tx {i}: bad signature")
+        if item.body.chain_id != rules.chain_id:
+            return Verdict(valid=False, reason=f"tx {i}: wrong chain {item.body.chain_id!r}")
+    return Verdict(valid=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppliedBlock:
+    height: int
+    state_digest: bytes
+    receipts: list[Receipt]
+    txs: list[SignedTransaction]  # the decodable ones, for waking waiters and the mempool
+
+
+async def execute_block(
+    seq: int,
+    finality: FinalityRecord,
+    *,
+    ledger: Ledger,
+    rules: ProposalRules,
+    cache: VerifiedCache,
+    verifier: BatchVerifier,
+    on_undecodable: Callable[[int, str], None],
+) -> AppliedBlock:
+    """Apply committed block `seq` in one LMDB write transaction (in a worker thread).
+
+    A committed payload was validated by at least f + 1 honest replicas, so it decodes; if it
+    somehow does not, every honest node sees the same bytes and applies the same empty block,
+    so they stay in agreement (and we say so loudly through `on_undecodable`).
+    """
+    txs: tuple[bytes, ...] = ()
+    proposed_ts = 0
+    if finality.payload != NULL_PAYLOAD:
+        try:
+            proposal = decode_proposal(
+                finality.payload, txs_max=rules.txs_max, bytes_max=rules.bytes_max
+            )
+            txs, proposed_ts = proposal.txs, proposal.timestamp_ms
+        except ProposalError as exc:
+            on_undecodable(seq, str(exc))
+    checked = await _checked(txs, cache, verifier, rules.tx_limits)
+    decoded = [
+        item if item is not None else prepare_tx(raw, rules.tx_limits)
+        for item, raw in zip(checked, txs, strict=True)
+    ]
+    signatures_ok = [item is not None for item in checked]
+    record = finality.encode()
+
+    def apply() -> tuple[list[Receipt], bytes]:
+        # The proposer's clock is advisory: never go back in time (see proposal.py).
+        timestamp = max(proposed_ts, ledger.last_timestamp_ms)
+        block = Block(height=seq, timestamp_ms=timestamp, txs=txs)
+        receipts = ledger.apply_block(
+            block, decoded=decoded, signatures_ok=signatures_ok, certificate=record
+        )
+        return receipts, ledger.state_digest
+
+    receipts, state_digest = await trio.to_thread.run_sync(apply)
+    return AppliedBlock(
+        height=seq,
+        state_digest=state_digest,
+        receipts=receipts,
+        txs=[item for item in decoded if isinstance(item, SignedTransaction)],
+    )

@@ -1,0 +1,279 @@
+"""The composition root of one validator: config in, a running node out.
+
+Every limit and timeout comes from the validated NodeConfig and is mapped here, once, onto
+the layer that enforces it (replica, transport, ledger, client API), so there is a single
+place to read how operator settings reach the code.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import nacl.signing
+import trio
+
+from config.genesis import Genesis, load_genesis
+from config.keyfile import load_key_file
+from config.node_config import NodeConfig, load_node_config
+from consensus.config import ReplicaConfig, ReplicaLimits, ReplicaTimeouts
+from consensus.replica import Replica
+from consensus.state import PersistedState
+from node.api.limits import from_node_config
+from node.api.server import ClientApiServer
+from node.ledger import Ledger, LedgerLimits
+from node.mempool import Mempool
+from node.runtime.admission import Admission
+from node.runtime.backend import NodeBackend
+from node.runtime.driver import ConsensusDriver, DriverSettings
+from node.runtime.execution import ProposalRules
+from node.runtime.logs import configure_logging
+from node.runtime.metrics import NodeMetrics, serve_metrics
+from node.runtime.verifier import BatchVerifier, VerifiedCache
+from node.tx import TxLimits
+from p2p import PeerInfo, PeerNetwork, TransportLimits, TransportTimeouts
+
+VERIFIED_CACHE_ENTRIES_MAX = 200_000
+FINALITY_OVERHEAD_BYTES = 256 << 10  # certificate and framing around a payload
+
+
+class NodeStartupError(Exception):
+    """The node cannot start with this configuration; the message says what to fix."""
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class BoundPorts:
+    peer: int
+    client: int
+    metrics: int | None
+
+
+class Node:
+    """One validator. `Node.open` loads and checks everything; `run` serves until cancelled."""
+
+    def __init__(
+        self,
+        *,
+        config: NodeConfig,
+        genesis: Genesis,
+        key: nacl.signing.SigningKey,
+        ledger: Ledger,
+        log_stream: TextIO | None = None,
+    ) -> None:
+        self.config = config
+        self.genesis = genesis
+        self.name = config.name
+        self.ledger = ledger
+        self.metrics = NodeMetrics()
+        limits, timeouts = config.limits, config.timeouts
+        validators = tuple((v.name, v.public_key) for v in genesis.validators)
+        tick_ms = timeouts.tick_interval_ms
+        replica_config = ReplicaConfig(
+            chain_id=genesis.chain_id,
+            validators=validators,
+            name=config.name,
+            limits=ReplicaLimits(
+                checkpoint_interval_seqs=limits.checkpoint_interval_seqs,
+                log_window_seqs=limits.log_window_seqs,
+                batch_bytes_max=limits.batch_bytes_max,
+                message_bytes_max=limits.view_change_bytes_max,
+                future_view_messages_per_peer_max=limits.future_view_messages_per_peer_max,
+            ),
+            timeouts=ReplicaTimeouts(
+                view_change_timeout_ticks=max(
+                    2, math.ceil(timeouts.view_change_timeout_ms / tick_ms)
+                ),
+                retransmit_interval_ticks=max(1, math.ceil(500 / tick_ms)),
+                fetch_retry_ticks=max(1, math.ceil(1000 / tick_ms)),
+                new_view_resend_ticks=max(1, math.ceil(500 / tick_ms)),
+            ),
+        )
+        restored_bytes = ledger.load_consensus_state()
+        restored = PersistedState.decode(restored_bytes) if restored_bytes is not None else None
+        rng = random.Random(int.from_bytes(bytes(key.verify_key)[:8], "big") ^ time.time_ns())
+        self.replica = Replica(
+            replica_config,
+            signing_key=key,
+            rng=rng,
+            restored=restored,
+            executed_seq=ledger.height,
+        )
+        self.log = configure_logging(
+            node=config.name,
+            level=config.log_level,
+            fmt=config.log_format,
+            context=lambda: {"view": self.replica.view, "height": self.replica.executed_seq},
+            stream=log_stream,
+        )
+        addresses = {v.name: _split(v.address) for v in genesis.validators}
+        for peer in config.peers:
+            addresses[peer.name] = _split(peer.address)
+        peers = [
+            PeerInfo(name=v.name, public_key=v.public_key, address=addresses[v.name])
+            for v in genesis.validators
+            if v.name != config.name
+        ]
+        self.network = PeerNetwork(
+            chain_id=genesis.chain_id,
+            identity=key,
+            self_name=config.name,
+            listen=config.peer_listen,
+            peers=peers,
+            limits=TransportLimits(
+                frame_bytes_max=limits.peer_frame_bytes_max,
+                send_queue_messages_max=limits.peer_send_queue_messages_max,
+                send_queue_bytes_max=max(64 << 20, 4 * limits.peer_frame_bytes_max),
+            ),
+            timeouts=TransportTimeouts(
+                handshake_timeout_ms=timeouts.handshake_timeout_ms,
+                keepalive_interval_ms=timeouts.keepalive_interval_ms,
+                peer_dead_after_ms=timeouts.peer_dead_after_ms,
+                reconnect_backoff_min_ms=timeouts.reconnect_backoff_min_ms,
+                reconnect_backoff_max_ms=timeouts.reconnect_backoff_max_ms,
+            ),
+            rng=random.Random(rng.random()),
+            log=self.log,
+        )
+        tx_limits = TxLimits(tx_bytes_max=limits.tx_bytes_max, memo_bytes_max=limits.memo_bytes_max)
+        self.mempool = Mempool(
+            capacity_txs=limits.mempool_txs_max, gap_wait_ms=timeouts.nonce_gap_wait_ms
+        )
+        cache = VerifiedCache(
+            entries_max=max(VERIFIED_CACHE_ENTRIES_MAX, 2 * limits.mempool_txs_max)
+        )
+        verifier = BatchVerifier(threads=limits.verify_threads)
+        rules = ProposalRules(
+            chain_id=genesis.chain_id,
+            txs_max=limits.batch_txs_max,
+            bytes_max=limits.batch_bytes_max,
+            clock_skew_max_ms=timeouts.clock_skew_max_ms,
+            tx_limits=tx_limits,
+        )
+
+        def clock_ms() -> int:
+            return time.time_ns() // 1_000_000
+
+        self.driver: ConsensusDriver
+        admission = Admission(
+            chain_id=genesis.chain_id,
+            tx_limits=tx_limits,
+            ledger=ledger,
+            mempool=self.mempool,
+            verifier=verifier,
+            cache=cache,
+            clock_ms=clock_ms,
+            on_admitted=lambda txs, from_client: self.driver.on_admitted(txs, from_client),  # noqa: PLW0108 -- driver is built below
+            on_refused=lambda reason: self.metrics.admission_refused.labels(reason=reason).inc(),
+        )
+        self.driver = ConsensusDriver(
+            replica=self.replica,
+            ledger=ledger,
+            mempool=self.mempool,
+            network=self.network,
+            admission=admission,
+            verifier=verifier,
+            cache=cache,
+            rules=rules,
+            settings=DriverSettings(
+                tick_interval_ms=tick_ms,
+                batch_timeout_ms=timeouts.batch_timeout_ms,
+                batch_txs_max=limits.batch_txs_max,
+                batch_bytes_max=limits.batch_bytes_max,
+                peer_frame_bytes_max=limits.peer_frame_bytes_max,
+                waiters_max=limits.pending_waits_max,
+            ),
+            metrics=self.metrics,
+            log=self.log,
+            clock_ms=clock_ms,
+            rng=random.Random(rng.random()),
+        )
+
+    @classmethod
+    def open(cls, config: NodeConfig, *, log_stream: TextIO | None = None) -> Node:
+        genesis = load_genesis(config.genesis_file)
+        key = load_key_file(config.key_file)
+        names = {v.name: v for v in genesis.validators}
+        spec = names.get(config.name)
+        if spec is None:
+            raise NodeStartupError(
+                f"node.name {config.name!r} is not a validator in {config.genesis_file}"
+                f" (validators: {', '.join(names)})"
+            )
+        if bytes(key.verify_key) != spec.public_key:
+            raise NodeStartupError(
+                f"{config.key_file} holds key {bytes(key.verify_key).hex()[:16]}..., but genesis"
+                f" approves {spec.public_key.hex()[:16]}... for {config.name}"
+            )
+        limits = config.limits
+        ledger = Ledger.open(
+            Path(config.data_dir) / "ledger",
+            genesis,
+            limits=LedgerLimits(
+                block_txs_max=limits.batch_txs_max,
+                certificate_bytes_max=limits.batch_bytes_max + FINALITY_OVERHEAD_BYTES,
+                tx=TxLimits(tx_bytes_max=limits.tx_bytes_max, memo_bytes_max=limits.memo_bytes_max),
+            ),
+        )
+        try:
+            return cls(
+                config=config, genesis=genesis, key=key, ledger=ledger, log_stream=log_stream
+            )
+        except BaseException:
+            ledger.close()
+            raise
+
+    @classmethod
+    def from_file(cls, path: Path, *, log_stream: TextIO | None = None) -> Node:
+        return cls.open(load_node_config(path), log_stream=log_stream)
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[BoundPorts] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled. Reports the bound ports once every listener is up."""
+        config = self.config
+        try:
+            async with trio.open_nursery() as nursery:
+                peer_port = await nursery.start(self.network.run)
+                await nursery.start(self.driver.run)
+                backend = NodeBackend(node=self)
+                server = ClientApiServer(
+                    backend, limits=from_node_config(config.limits, config.timeouts), log=self.log
+                )
+                _, client_port = await nursery.start(server.serve, config.client_listen)
+                metrics_port = None
+                if config.metrics_listen is not None:
+                    host, port = config.metrics_listen
+                    metrics_port = await nursery.start(serve_metrics, self.metrics, host, port)
+                nursery.start_soon(self._peer_metrics)
+                ports = BoundPorts(peer=peer_port, client=client_port, metrics=metrics_port)
+                self.log.info(
+                    "node ready",
+                    extra={
+                        "peer_port": peer_port,
+                        "client_port": client_port,
+                        "metrics_port": metrics_port,
+                    },
+                )
+                task_status.started(ports)
+        finally:
+            self.log.info("node stopped")
+
+    async def _peer_metrics(self) -> None:
+        while True:
+            self.metrics.peers_connected.set(len(self.network.connected_peers()))
+            for name, stats in self.network.stats().items():
+                self.metrics.peer_bytes_in.labels(peer=name).set(stats.bytes_in)
+                self.metrics.peer_bytes_out.labels(peer=name).set(stats.bytes_out)
+            await trio.sleep(1)
+
+    def close(self) -> None:
+        self.ledger.close()
