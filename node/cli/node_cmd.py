@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 from pathlib import Path
 
@@ -27,6 +28,12 @@ async def _serve(node: Node) -> None:
                 break
 
 
+def _address_in_use(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_address_in_use(inner) for inner in exc.exceptions)
+    return isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+
+
 @click.command("node")
 @click.option(
     "--config",
@@ -45,10 +52,12 @@ def node_command(config_path: Path) -> None:
         raise UserError(f"cannot start: {exc}") from exc
     try:
         trio.run(_serve, node)
-    except OSError as exc:
-        # Typically a listen port already in use.
+    except (OSError, BaseExceptionGroup) as exc:
+        if not _address_in_use(exc):
+            raise
         raise UserError(
-            f"{config_path}: {exc.strerror or exc}; is another node using its ports?"
+            f"{config_path}: a listen address is already in use; is another node running with"
+            " these ports? (see [listen] in the config)"
         ) from exc
     finally:
         node.close()

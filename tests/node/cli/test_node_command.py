@@ -1,0 +1,34 @@
+"""`assetledger node`: configuration mistakes and busy ports give one clear line, no traceback."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from node.cli.main import cli
+from node.cluster.init import PORTS_PER_NODE, init_cluster
+from tests.node.runtime.harness import free_port_block
+
+
+def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    layout = init_cluster(tmp_path / "c", nodes=1, base_port=free_port_block(PORTS_PER_NODE))
+    entry = layout.nodes[0]
+    with socket.socket() as busy:
+        busy.bind((entry.host, entry.peer_port))
+        busy.listen()
+        result = CliRunner().invoke(cli, ["node", "--config", str(layout.config_file(entry.name))])
+    assert result.exit_code == 2, result.output
+    assert "already in use" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_or_wrong_config_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["node", "--config", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2 and "nope.toml" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[node]\nname = "n"\nbogus = 1\n')
+    result = CliRunner().invoke(cli, ["node", "--config", str(bad)])
+    assert result.exit_code == 2 and "node.data_dir: missing (required)" in result.output
+    assert "Traceback" not in result.output
