@@ -58,6 +58,15 @@ class NodeMetrics:
         self.peer_bytes_out = Gauge(
             "assetledger_peer_bytes_out", "Bytes sent to a peer", ["peer"], registry=r
         )
+        self.client_errors = Gauge(
+            "assetledger_client_errors",
+            "Error frames sent to clients, by code",
+            ["code"],
+            registry=r,
+        )
+        self.client_connections = Gauge(
+            "assetledger_client_connections", "Open client connections", registry=r
+        )
         self.consensus_dropped = Gauge(
             "assetledger_consensus_dropped",
             "Consensus messages dropped, by reason",

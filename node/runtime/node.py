@@ -253,7 +253,7 @@ class Node:
                 if config.metrics_listen is not None:
                     host, port = config.metrics_listen
                     metrics_port = await nursery.start(serve_metrics, self.metrics, host, port)
-                nursery.start_soon(self._peer_metrics)
+                nursery.start_soon(self._refresh_metrics, server)
                 ports = BoundPorts(peer=peer_port, client=client_port, metrics=metrics_port)
                 self.log.info(
                     "node ready",
@@ -267,8 +267,12 @@ class Node:
         finally:
             self.log.info("node stopped")
 
-    async def _peer_metrics(self) -> None:
+    async def _refresh_metrics(self, server: ClientApiServer) -> None:
+        """Copy counters kept by p2p and the client API into the registry, once a second."""
         while True:
+            for code, count in server.errors_sent.items():
+                self.metrics.client_errors.labels(code=code).set(count)
+            self.metrics.client_connections.set(server.connections_open)
             self.metrics.peers_connected.set(len(self.network.connected_peers()))
             for name, stats in self.network.stats().items():
                 self.metrics.peer_bytes_in.labels(peer=name).set(stats.bytes_in)
