@@ -40,6 +40,9 @@ PEERS_MAX = 256
 # Room a frame needs around the payloads it carries: message envelope, view and sequence
 # numbers, signatures and the commit certificate, msgpack headers of up to batch_txs_max items.
 FRAME_OVERHEAD_BYTES = 64 << 10
+# What consensus/state.py's STATE_LIMITS accept when a node restarts (config imports none of
+# ours; tests/config checks the two agree).
+CONSENSUS_STATE_BYTES_MAX = 64 << 20
 # A VIEW-CHANGE carries at most one proposal payload per sequence number in the log window,
 # each with up to VIEW_CHANGE_SEQ_BYTES of proof around it, plus VIEW_CHANGE_BASE_BYTES for the
 # checkpoint proof and envelope. Same formula as consensus.config.ReplicaLimits.message_bytes_max.
@@ -119,6 +122,12 @@ class Limits:
             + VIEW_CHANGE_BASE_BYTES
         )
 
+    @property
+    def consensus_state_bytes_max(self) -> int:
+        """Largest persisted replica state: its own pre-prepares and its prepared payloads,
+        at most one of each per sequence number in the log window."""
+        return 2 * self.log_window_seqs * (self.batch_bytes_max + VIEW_CHANGE_SEQ_BYTES) + _MIB
+
     def __post_init__(self) -> None:
         _check_bounds(self, LIMIT_BOUNDS)
         # A client `block` response carries the block's transactions and the ordered payload
@@ -139,10 +148,11 @@ class Limits:
                 f"{self.tx_bytes_max} exceeds limits.batch_bytes_max ({self.batch_bytes_max});"
                 " a transaction of the maximum size must fit in a batch",
             )
-        if self.memo_bytes_max >= self.tx_bytes_max:
+        if self.memo_bytes_max > self.tx_bytes_max // 2:
             raise ConfigError(
                 "memo_bytes_max",
-                f"{self.memo_bytes_max} is not below limits.tx_bytes_max ({self.tx_bytes_max})",
+                f"{self.memo_bytes_max} exceeds half of limits.tx_bytes_max ({self.tx_bytes_max});"
+                f" expected at most {self.tx_bytes_max // 2}, so the rest of a transaction fits",
             )
         if self.batch_txs_max > self.mempool_txs_max:
             raise ConfigError(
@@ -172,6 +182,15 @@ class Limits:
                 f" ({self.batch_bytes_max}) + {VIEW_CHANGE_SEQ_BYTES})"
                 f" + {VIEW_CHANGE_BASE_BYTES} + {FRAME_OVERHEAD_BYTES} bytes of frame overhead"
                 f" (expected at least {peer_frame_min})",
+            )
+
+        if self.consensus_state_bytes_max > CONSENSUS_STATE_BYTES_MAX:
+            raise ConfigError(
+                "log_window_seqs",
+                f"{self.log_window_seqs} sequences of up to limits.batch_bytes_max"
+                f" ({self.batch_bytes_max}) make a persisted consensus state of"
+                f" {self.consensus_state_bytes_max} bytes, above {CONSENSUS_STATE_BYTES_MAX};"
+                " lower the window or the batch size",
             )
 
 

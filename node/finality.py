@@ -20,6 +20,16 @@ from consensus.encoding import DecodeError, DecodeLimits, pack, unpack
 
 PAYLOAD_TAG = "assetledger/block/v1"
 NULL_PAYLOAD = b""
+# Encoded size of a payload <= PAYLOAD_HEADER_BYTES + sum(len(tx) + PAYLOAD_TX_OVERHEAD_BYTES):
+# the tag, timestamp and array headers fit in 64 bytes, and a msgpack bin header is <= 5.
+PAYLOAD_HEADER_BYTES = 64
+PAYLOAD_TX_OVERHEAD_BYTES = 5
+TIMESTAMP_MS_MAX = 2**63 - 1
+# Protocol-wide bounds used when EXECUTING a committed payload. Local settings decide what a
+# node admits and votes for; they must never change how a committed block is applied, or two
+# honest nodes with different configs would diverge.
+EXECUTION_PAYLOAD_BYTES_MAX = 32 << 20
+EXECUTION_PAYLOAD_TXS_MAX = 100_000
 
 
 class ProposalError(ValueError):
@@ -52,7 +62,9 @@ def decode_proposal(payload: bytes, *, txs_max: int, bytes_max: int) -> Proposal
     except DecodeError as exc:
         raise ProposalError(f"payload: {exc}") from exc
     match obj:
-        case [str(tag), int(ts), list(txs)] if tag == PAYLOAD_TAG and ts >= 0:
+        case [str(tag), int(ts), list(txs)] if (
+            tag == PAYLOAD_TAG and type(ts) is int and 0 <= ts <= TIMESTAMP_MS_MAX
+        ):
             if len(txs) > txs_max:
                 raise ProposalError(f"{len(txs)} transactions exceeds {txs_max}")
             if not all(isinstance(tx, bytes) for tx in txs):

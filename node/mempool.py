@@ -91,12 +91,19 @@ class Mempool:
         return None
 
     def take_batch(
-        self, *, txs_max: int, bytes_max: int, next_nonce: Callable[[bytes], int]
+        self,
+        *,
+        txs_max: int,
+        bytes_max: int,
+        next_nonce: Callable[[bytes], int],
+        tx_overhead_bytes: int = 0,
     ) -> list[PendingTx]:
         """Cut a batch for a proposal and mark its transactions as proposed.
 
-        Proposed transactions stay in the pool (a view change may discard the proposal) but
-        are not handed out again until `release_proposed` or `remove_committed`.
+        Each transaction counts `len(raw) + tx_overhead_bytes` against `bytes_max` (the
+        caller's encoding adds framing per item). Proposed transactions stay in the pool (a
+        view change may discard the proposal) but are not handed out again until
+        `release_proposed` or `remove_committed`.
         """
         batch: list[PendingTx] = []
         batch_bytes = 0
@@ -112,10 +119,11 @@ class Mempool:
                 tx = queue.by_nonce.get(nonce)
                 if tx is None:
                     continue
-                if batch_bytes + len(tx.raw) > bytes_max:
+                size = len(tx.raw) + tx_overhead_bytes
+                if batch_bytes + size > bytes_max:
                     continue
                 batch.append(tx)
-                batch_bytes += len(tx.raw)
+                batch_bytes += size
                 cursors[signer] = nonce + 1
                 still_active.append(signer)
                 if len(batch) >= txs_max:
@@ -147,17 +155,20 @@ class Mempool:
         for queue in self._signers.values():
             queue.proposed_upto = -1
 
-    def remove_committed(self, next_nonce: Callable[[bytes], int], signers: Iterable[bytes]) -> int:
-        """Drop every transaction whose nonce the chain has now consumed. Returns how many."""
-        removed = 0
+    def remove_committed(
+        self, next_nonce: Callable[[bytes], int], signers: Iterable[bytes]
+    ) -> list[PendingTx]:
+        """Drop every transaction whose nonce the chain has now consumed; return them."""
+        removed: list[PendingTx] = []
         for signer in set(signers):
             queue = self._signers.get(signer)
             if queue is None:
                 continue
             floor = next_nonce(signer)
             for nonce in [n for n in queue.by_nonce if n < floor]:
-                del self._by_id[queue.by_nonce.pop(nonce).tx_id]
-                removed += 1
+                tx = queue.by_nonce.pop(nonce)
+                del self._by_id[tx.tx_id]
+                removed.append(tx)
             queue.proposed_upto = max(queue.proposed_upto, floor - 1)
             if not queue.by_nonce:
                 del self._signers[signer]

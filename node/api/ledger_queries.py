@@ -78,6 +78,12 @@ def decode_cursor(cursor: bytes) -> tuple[int, int]:
     return int.from_bytes(cursor[:8], "big"), int.from_bytes(cursor[8:], "big")
 
 
+def check_result(receipt: Receipt) -> CheckResult:
+    if receipt.applied:
+        return CheckResult(accepted=True, reason=None)
+    return CheckResult(accepted=False, reason=str(receipt.reason))
+
+
 class LedgerQueries:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
@@ -166,7 +172,4 @@ class LedgerQueries:
 
     async def check(self, tx: bytes) -> CheckResult:
         """Against committed state only (the runtime adds mempool-level checks)."""
-        receipt = self.ledger.check(tx)
-        if receipt.applied:
-            return CheckResult(accepted=True, reason=None)
-        return CheckResult(accepted=False, reason=str(receipt.reason))
+        return check_result(self.ledger.check(tx))

@@ -2,7 +2,9 @@
 
 Checks, in order, each refusal with a stable reason code and nothing changed:
 size -> decode (canonical, typed) -> chain id -> signatures (batched, off the event loop)
--> nonce not already used -> mempool rules (duplicate, nonce taken, full).
+-> signer is a regulator or a registered account -> nonce not already used -> mempool rules
+(duplicate, nonce taken, full). Business rules (balances, roles, freezes) are the ledger's, at
+execution; a client can ask for them in advance with the `check` request.
 
 Submitting a transaction that is already pending or committed is not an error: the client
 gets the same tx id back (submits are idempotent, so a client may safely retry).
@@ -22,6 +24,7 @@ from node.tx import SignedTransaction, TxDecodeError, TxLimits
 WRONG_CHAIN = "wrong_chain"
 BAD_SIGNATURE = "bad_signature"
 OVERSIZE = "oversize"
+ACCOUNT_NOT_REGISTERED = "account_not_registered"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +63,11 @@ class Admission:
         self._clock_ms = clock_ms
         self._on_admitted = on_admitted
         self._on_refused = on_refused
+        self._regulator_keys = frozenset(ledger.genesis.regulator_keys)
+
+    def _is_registered(self, account: bytes) -> bool:
+        info = self._ledger.account(account)
+        return info is not None and info.status == "registered"
 
     async def admit(self, raws: Sequence[bytes], *, from_client: bool) -> list[Outcome]:
         """Admit what passes; `from_client` says whether to gossip it (peers' txs are not)."""
@@ -78,7 +86,11 @@ class Admission:
             if cached is not None:
                 stx, ok = cached
                 decoded[i] = stx
-                if not ok:
+                # The cache also holds transactions seen in (possibly faulty) proposals: it
+                # remembers signature checks only, so every other check runs again here.
+                if stx.body.chain_id != self._chain_id:
+                    outcomes[i] = self._wrong_chain(stx)
+                elif not ok:
                     outcomes[i] = Outcome(
                         tx_id=stx.tx_id, reason=BAD_SIGNATURE, message="a signature does not verify"
                     )
@@ -88,11 +100,7 @@ class Admission:
                 outcomes[i] = Outcome(tx_id=None, reason=item.reason.value, message=item.message)
                 continue
             if item.body.chain_id != self._chain_id:
-                outcomes[i] = Outcome(
-                    tx_id=item.tx_id,
-                    reason=WRONG_CHAIN,
-                    message=f"signed for chain {item.body.chain_id!r}, this is {self._chain_id!r}",
-                )
+                outcomes[i] = self._wrong_chain(item)
                 continue
             decoded[i] = item
             to_verify.append(i)
@@ -123,13 +131,28 @@ class Admission:
                 self._on_refused(o.reason)
         return final
 
+    def _wrong_chain(self, stx: SignedTransaction) -> Outcome:
+        return Outcome(
+            tx_id=stx.tx_id,
+            reason=WRONG_CHAIN,
+            message=f"signed for chain {stx.body.chain_id!r}, this is {self._chain_id!r}",
+        )
+
     def _enter(
         self, stx: SignedTransaction, raw: bytes, now: int, admitted: list[PendingTx]
     ) -> Outcome:
         tx_id = stx.tx_id
         if tx_id in self._mempool:
             return Outcome(tx_id=tx_id)
-        next_nonce = self._ledger.nonce(stx.body.signer)
+        signer = stx.body.signer
+        if signer not in self._regulator_keys and not self._is_registered(signer):
+            # Otherwise anyone could make every validator store receipts for unknown keys.
+            return Outcome(
+                tx_id=tx_id,
+                reason=ACCOUNT_NOT_REGISTERED,
+                message="the signer is not a registered account; the regulator must register it first",
+            )
+        next_nonce = self._ledger.nonce(signer)
         if stx.body.nonce < next_nonce and self._ledger.receipt(tx_id) is not None:
             return Outcome(tx_id=tx_id)  # already committed: idempotent
         pending = PendingTx(

@@ -11,13 +11,26 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING
 
-from node.api.errors import RejectedError, TooManyWaitsError
-from node.api.ledger_queries import LedgerQueries, receipt_info
-from node.api.results import AccountInfo, BlockInfo, ReceiptInfo, StatusInfo, ValidatorInfo
+import trio
+
+from node.api.errors import RejectedError, TooManyWaitsError, UnavailableError
+from node.api.ledger_queries import LedgerQueries, check_result, receipt_info
+from node.api.results import (
+    AccountInfo,
+    AssetInfo,
+    BlockInfo,
+    CheckResult,
+    ReceiptInfo,
+    StatusInfo,
+    ValidatorInfo,
+)
 from node.runtime.driver import TooManyWaitersError
 
 if TYPE_CHECKING:
     from node.runtime.node import Node
+
+
+CHECK_THREADS_MAX = 2
 
 
 class NodeBackend(LedgerQueries):
@@ -25,8 +38,40 @@ class NodeBackend(LedgerQueries):
         super().__init__(node.ledger)
         self._node = node
         self._driver = node.driver
+        # `check` verifies signatures: off the event loop, and bounded so that clients'
+        # pre-flight checks cannot take every worker thread from consensus.
+        self._check_limiter = trio.CapacityLimiter(CHECK_THREADS_MAX)
+
+    def _serving(self) -> None:
+        if self._driver.halted:
+            raise UnavailableError(
+                "this node stopped: its state digest disagrees with the validators' stable"
+                " checkpoint; ask another node"
+            )
+
+    async def check(self, tx: bytes) -> CheckResult:
+        self._serving()
+        receipt = await trio.to_thread.run_sync(self.ledger.check, tx, limiter=self._check_limiter)
+        return check_result(receipt)
+
+    async def balance(self, asset: str, account: bytes) -> int:
+        self._serving()
+        return await super().balance(asset, account)
+
+    async def asset(self, asset: str) -> AssetInfo:
+        self._serving()
+        return await super().asset(asset)
+
+    async def receipt(self, tx_id: bytes) -> ReceiptInfo:
+        self._serving()
+        return await super().receipt(tx_id)
+
+    async def block(self, height: int) -> BlockInfo:
+        self._serving()
+        return await super().block(height)
 
     async def submit(self, tx: bytes) -> bytes:
+        self._serving()
         (outcome,) = await self._driver.submit([tx])
         if outcome.reason is not None:
             raise RejectedError(outcome.reason, outcome.message)
@@ -47,6 +92,7 @@ class NodeBackend(LedgerQueries):
         return self._node.mempool.next_free_nonce(account, self.ledger.nonce(account))
 
     async def account(self, account: bytes) -> AccountInfo:
+        self._serving()
         info = await super().account(account)
         return dataclasses.replace(info, next_nonce=await self.next_nonce(account))
 

@@ -52,7 +52,13 @@ from consensus.events import (
     Tick,
 )
 from consensus.replica import Replica
-from node.finality import FinalityRecord, FinalityRecordError, Proposal
+from node.finality import (
+    PAYLOAD_HEADER_BYTES,
+    PAYLOAD_TX_OVERHEAD_BYTES,
+    FinalityRecord,
+    FinalityRecordError,
+    Proposal,
+)
 from node.ledger import Ledger, Receipt
 from node.mempool import Mempool, PendingTx
 from node.runtime.admission import Admission, Outcome
@@ -83,6 +89,7 @@ class DriverSettings:
     peer_frame_bytes_max: int
     pipeline_depth: int = 4
     gossip_interval_ms: int = 5
+    regossip_interval_ms: int = 2_000
     inbox_events_max: int = 10_000
     gossip_in_batches_max: int = 1_000
     fetch_requests_max: int = 64
@@ -144,6 +151,9 @@ class ConsensusDriver:
             settings.fetch_requests_max
         )
         self._gossip_out: deque[bytes] = deque()
+        # Transactions our clients submitted and when we last gossiped them: p2p delivery is
+        # at most once, so until they commit we resend them now and then (see _regossip).
+        self._own: dict[bytes, int] = {}
         self._gossip_wakeup = trio.Event()
         self._first_unbatched_ms: int | None = None
         self._unbatched = 0
@@ -151,6 +161,8 @@ class ConsensusDriver:
         self._admitted_at: dict[bytes, int] = {}
         self.new_block = trio.Event()  # replaced after every applied block (subscriptions)
         self.dropped: dict[str, int] = {}
+        # Set when our state digest disagrees with a stable checkpoint: we stop serving state.
+        self.halted = False
 
     # ------------------------------------------------------------------ public
 
@@ -198,6 +210,8 @@ class ConsensusDriver:
             self._first_unbatched_ms = now
         self._unbatched += len(txs)
         if from_client:
+            for tx in txs:
+                self._own[tx.tx_id] = now
             self._gossip_out.extend(tx.raw for tx in txs)
             self._gossip_wakeup.set()
         self._metrics.mempool_size.set(len(self.mempool))
@@ -260,6 +274,7 @@ class ConsensusDriver:
                 self._metrics.view_changes.inc()
                 self._log.info("view changed", extra={"new_view": view, "primary": primary})
             case StateDigestMismatch(seq=seq, ours=ours, stable=stable):
+                self.halted = True
                 self._log.error(
                     "STATE DIGEST MISMATCH: this node's state differs from the stable checkpoint;"
                     " it stopped voting. Stop it, wipe its data directory and let it resync.",
@@ -288,8 +303,9 @@ class ConsensusDriver:
                 return
             batch = self.mempool.take_batch(
                 txs_max=self._settings.batch_txs_max,
-                bytes_max=self._settings.batch_bytes_max - 64,
+                bytes_max=self._settings.batch_bytes_max - PAYLOAD_HEADER_BYTES,
                 next_nonce=self.ledger.nonce,
+                tx_overhead_bytes=PAYLOAD_TX_OVERHEAD_BYTES,
             )
             self._unbatched = max(0, self._unbatched - len(batch))
             if len(batch) < self._settings.batch_txs_max:
@@ -298,7 +314,17 @@ class ConsensusDriver:
             if not batch:
                 return
             payload = Proposal(timestamp_ms=now, txs=tuple(tx.raw for tx in batch)).encode()
+            before = replica.proposed_seq
             self._step(ProposeBatch(payload=payload))
+            if replica.proposed_seq == before:
+                # Our bug if it happens (the size accounting above should make it impossible):
+                # never strand the batch's transactions as "proposed".
+                self.mempool.release_proposed()
+                self._log.error(
+                    "the replica refused our proposal; its transactions stay pending",
+                    extra={"txs": len(batch), "payload_bytes": len(payload)},
+                )
+                return
             outstanding = replica.proposed_seq - replica.executed_seq
 
     def _housekeeping(self) -> None:
@@ -309,7 +335,10 @@ class ConsensusDriver:
         if expired:
             self._log.info("nonce-gap transactions expired", extra={"txs": len(expired)})
         if not self.replica.is_primary and self.replica.view_active and len(self.mempool):
-            if self.mempool.has_ready(self.ledger.nonce):
+            # Not while committed blocks wait to be applied: their txs are still in the
+            # mempool until _after_block removes them, and offering them would re-arm the
+            # view-change timer the replica just disarmed -> a spurious view change.
+            if not self._execute_queue and self.mempool.has_ready(self.ledger.nonce):
                 self._step(ProposeBatch(payload=b""))
         elif (
             self.replica.is_primary
@@ -319,9 +348,29 @@ class ConsensusDriver:
             # Transactions left behind by a discarded proposal become eligible again.
             self._first_unbatched_ms = now
             self._unbatched = 1
+        self._regossip(now)
         self._metrics.mempool_size.set(len(self.mempool))
         for reason, count in self.replica.counters.items():
             self._metrics.consensus_dropped.labels(reason=reason).set(count)
+
+    def _regossip(self, now: int) -> None:
+        """Resend our clients' transactions that are still pending after an interval, a
+        bounded number per tick, so one lost frame cannot strand a transaction."""
+        interval = self._settings.regossip_interval_ms
+        budget = self._settings.batch_txs_max
+        for tx_id, sent in list(self._own.items()):
+            if budget == 0:
+                break
+            pending = self.mempool.get(tx_id)
+            if pending is None:
+                del self._own[tx_id]  # committed, expired or replaced
+                continue
+            if now - sent >= interval:
+                self._own[tx_id] = now
+                self._gossip_out.append(pending.raw)
+                budget -= 1
+        if self._gossip_out:
+            self._gossip_wakeup.set()
 
     # ------------------------------------------------------------------ tasks
 
@@ -453,17 +502,18 @@ class ConsensusDriver:
 
     def _after_block(self, applied: AppliedBlock) -> None:
         signers = [stx.body.signer for stx in applied.txs]
-        self.mempool.remove_committed(self.ledger.nonce, signers)
         now = self._clock_ms()
+        for tx in self.mempool.remove_committed(self.ledger.nonce, signers):
+            self._own.pop(tx.tx_id, None)
+            admitted = self._admitted_at.pop(tx.tx_id, None)
+            if admitted is not None:
+                self._metrics.commit_latency.observe(max(0, now - admitted) / 1000)
         for receipt in applied.receipts:
             if receipt.applied:
                 self._metrics.txs_applied.inc()
             else:
                 self._metrics.txs_rejected.labels(reason=str(receipt.reason)).inc()
         for stx in applied.txs:
-            admitted = self._admitted_at.pop(stx.tx_id, None)
-            if admitted is not None:
-                self._metrics.commit_latency.observe(max(0, now - admitted) / 1000)
             waiter = self._waiters.pop(stx.tx_id, None)
             if waiter is not None:
                 waiter.event.set()
@@ -484,8 +534,10 @@ class ConsensusDriver:
             while self._gossip_out:
                 chunk: list[bytes] = []
                 size = 0
-                while self._gossip_out and (
-                    not chunk or size + len(self._gossip_out[0]) + 8 <= budget
+                while (
+                    self._gossip_out
+                    and len(chunk) < self._settings.batch_txs_max
+                    and (not chunk or size + len(self._gossip_out[0]) + 8 <= budget)
                 ):
                     raw = self._gossip_out.popleft()
                     chunk.append(raw)

@@ -12,12 +12,23 @@ from dataclasses import dataclass
 
 import trio
 
-from node.finality import NULL_PAYLOAD, FinalityRecord, ProposalError, decode_proposal
+from node.finality import (
+    EXECUTION_PAYLOAD_BYTES_MAX,
+    EXECUTION_PAYLOAD_TXS_MAX,
+    NULL_PAYLOAD,
+    FinalityRecord,
+    ProposalError,
+    decode_proposal,
+)
 from node.ledger import Block, Ledger
 from node.ledger.records import Receipt
 from node.ledger.store import prepare_tx
 from node.runtime.verifier import BatchVerifier, VerifiedCache
 from node.tx import SignedTransaction, TxDecodeError, TxLimits
+
+# The widest transaction a committed block may carry, whatever a node's own tx_bytes_max:
+# local limits decide admission and votes, never how a committed block is applied.
+EXECUTION_TX_LIMITS = TxLimits(tx_bytes_max=1 << 20, memo_bytes_max=1 << 19, signatures_max=64)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +129,8 @@ async def execute_block(
 ) -> AppliedBlock:
     """Apply committed block `seq` in one LMDB write transaction (in a worker thread).
 
+    Everything here uses protocol-wide bounds (EXECUTION_*), never this node's settings: a
+    committed block must be applied identically by every honest node, whatever its config.
     A committed payload was validated by at least f + 1 honest replicas, so it decodes; if it
     somehow does not, every honest node sees the same bytes and applies the same empty block,
     so they stay in agreement (and we say so loudly through `on_undecodable`).
@@ -127,14 +140,16 @@ async def execute_block(
     if finality.payload != NULL_PAYLOAD:
         try:
             proposal = decode_proposal(
-                finality.payload, txs_max=rules.txs_max, bytes_max=rules.bytes_max
+                finality.payload,
+                txs_max=EXECUTION_PAYLOAD_TXS_MAX,
+                bytes_max=EXECUTION_PAYLOAD_BYTES_MAX,
             )
             txs, proposed_ts = proposal.txs, proposal.timestamp_ms
         except ProposalError as exc:
             on_undecodable(seq, str(exc))
-    checked = await _checked(txs, cache, verifier, rules.tx_limits)
+    checked = await _checked(txs, cache, verifier, EXECUTION_TX_LIMITS)
     decoded = [
-        item if item is not None else prepare_tx(raw, rules.tx_limits)
+        item if item is not None else prepare_tx(raw, EXECUTION_TX_LIMITS)
         for item, raw in zip(checked, txs, strict=True)
     ]
     signatures_ok = [item is not None for item in checked]

@@ -22,15 +22,16 @@ from config.keyfile import load_key_file
 from config.node_config import NodeConfig, load_node_config
 from consensus.config import ReplicaConfig, ReplicaLimits, ReplicaTimeouts
 from consensus.replica import Replica
-from consensus.state import PersistedState
+from consensus.state import PersistedState, StateError
 from node.api.limits import from_node_config
 from node.api.server import ClientApiServer
+from node.finality import EXECUTION_PAYLOAD_BYTES_MAX, EXECUTION_PAYLOAD_TXS_MAX
 from node.ledger import Ledger, LedgerLimits
 from node.mempool import Mempool
 from node.runtime.admission import Admission
 from node.runtime.backend import NodeBackend
 from node.runtime.driver import ConsensusDriver, DriverSettings
-from node.runtime.execution import ProposalRules
+from node.runtime.execution import EXECUTION_TX_LIMITS, ProposalRules
 from node.runtime.logs import configure_logging
 from node.runtime.metrics import NodeMetrics, serve_metrics
 from node.runtime.verifier import BatchVerifier, VerifiedCache
@@ -98,7 +99,13 @@ class Node:
             ),
         )
         restored_bytes = ledger.load_consensus_state()
-        restored = PersistedState.decode(restored_bytes) if restored_bytes is not None else None
+        try:
+            restored = PersistedState.decode(restored_bytes) if restored_bytes is not None else None
+        except StateError as exc:
+            raise NodeStartupError(
+                f"{config.data_dir}: the saved consensus state is unreadable ({exc}); this data"
+                " directory was written by an incompatible version or is damaged"
+            ) from exc
         rng = random.Random(int.from_bytes(bytes(key.verify_key)[:8], "big") ^ time.time_ns())
         self.replica = Replica(
             replica_config,
@@ -213,14 +220,16 @@ class Node:
                 f"{config.key_file} holds key {bytes(key.verify_key).hex()[:16]}..., but genesis"
                 f" approves {spec.public_key.hex()[:16]}... for {config.name}"
             )
-        limits = config.limits
         ledger = Ledger.open(
             Path(config.data_dir) / "ledger",
             genesis,
+            # Protocol-wide bounds, not this node's settings: applying a committed block
+            # must never depend on local configuration (see node/finality.py).
             limits=LedgerLimits(
-                block_txs_max=limits.batch_txs_max,
-                certificate_bytes_max=limits.batch_bytes_max + FINALITY_OVERHEAD_BYTES,
-                tx=TxLimits(tx_bytes_max=limits.tx_bytes_max, memo_bytes_max=limits.memo_bytes_max),
+                block_txs_max=EXECUTION_PAYLOAD_TXS_MAX,
+                certificate_bytes_max=EXECUTION_PAYLOAD_BYTES_MAX + FINALITY_OVERHEAD_BYTES,
+                tx=EXECUTION_TX_LIMITS,
+                consensus_state_bytes_max=config.limits.consensus_state_bytes_max,
             ),
         )
         try:

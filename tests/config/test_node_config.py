@@ -295,7 +295,7 @@ INVALID = [
         ("limits", "tx_bytes_max"),
         256,
         "limits.memo_bytes_max",
-        "256 is not below limits.tx_bytes_max (256)",
+        "256 exceeds half of limits.tx_bytes_max (256); expected at most 128",
     ),
     (
         ("limits", "batch_txs_max"),
@@ -605,3 +605,16 @@ def test_read_toml_bounds_the_file_size(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"big\.toml: larger than 1000 bytes$"):
         read_toml(path, 1000)
     assert read_toml(path, 1003) == {}
+
+
+def test_consensus_state_bound_matches_what_a_restarting_replica_accepts() -> None:
+    from config.node_config import CONSENSUS_STATE_BYTES_MAX
+    from consensus.state import STATE_LIMITS
+
+    assert STATE_LIMITS.buffer_bytes_max == CONSENSUS_STATE_BYTES_MAX
+    assert Limits().consensus_state_bytes_max <= CONSENSUS_STATE_BYTES_MAX
+    assert Limits().batch_bytes_max <= STATE_LIMITS.bin_bytes_max
+    with pytest.raises(
+        ConfigError, match=r"log_window_seqs: 128 sequences .* persisted consensus state"
+    ):
+        Limits(log_window_seqs=128, peer_frame_bytes_max=64 << 20)

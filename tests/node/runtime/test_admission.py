@@ -115,3 +115,38 @@ async def test_full_mempool_refuses_new_transactions(world: World) -> None:
         assert first.admitted and second.reason == "mempool_full"
         nursery.cancel_scope.cancel()
     assert len(mempool) == 1
+
+
+async def test_a_cached_transaction_is_still_checked_for_its_chain(world: World) -> None:
+    """A faulty primary's proposal can put a foreign-chain tx in the verified cache; admission
+    must not take the cache hit as admissible (it would be re-proposed forever)."""
+    admission, verifier, mempool, _ = _admission(world)
+    foreign = make_tx(
+        Kind.TRANSFER,
+        {"asset_id": "BOND", "to_account": public_key(key("bob")), "amount": 1},
+        signer_key=ALICE,
+        nonce=0,
+        chain_id="other-chain",
+    )
+    admission._cache.put(foreign.encode(), foreign, True)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(verifier.run)
+        (outcome,) = await admission.admit([foreign.encode()], from_client=True)
+        nursery.cancel_scope.cancel()
+    assert outcome.reason == "wrong_chain" and len(mempool) == 0
+
+
+async def test_unregistered_signers_are_refused(world: World) -> None:
+    admission, verifier, mempool, _ = _admission(world)
+    stranger = make_tx(
+        Kind.TRANSFER,
+        {"asset_id": "BOND", "to_account": public_key(ALICE), "amount": 1},
+        signer_key=key("stranger"),
+        nonce=0,
+        chain_id=world.genesis.chain_id,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(verifier.run)
+        (outcome,) = await admission.admit([stranger.encode()], from_client=True)
+        nursery.cancel_scope.cancel()
+    assert outcome.reason == "account_not_registered" and len(mempool) == 0

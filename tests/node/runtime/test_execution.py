@@ -1,0 +1,116 @@
+"""Batches fit their limit once encoded, and executing a committed block never depends on the
+executing node's own settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
+
+from config.genesis import AccountSpec, AssetSpec
+from consensus.certificate import CommitCertificate
+from node.finality import (
+    PAYLOAD_HEADER_BYTES,
+    PAYLOAD_TX_OVERHEAD_BYTES,
+    FinalityRecord,
+    Proposal,
+)
+from node.mempool import Mempool, PendingTx
+from node.runtime.execution import ProposalRules, execute_block
+from node.runtime.verifier import BatchVerifier, VerifiedCache
+from node.tx import Kind, TxLimits, make_tx, public_key
+from tests.node.ledger.world import World, key, kyc, make_genesis
+
+
+@given(st.lists(st.integers(1, 70_000), min_size=1, max_size=60), st.integers(1_000, 400_000))
+def test_a_cut_batch_never_exceeds_the_byte_limit_once_encoded(
+    sizes: list[int], limit: int
+) -> None:
+    pool = Mempool(capacity_txs=1000, gap_wait_ms=1000)
+    for i, size in enumerate(sizes):
+        signer = i.to_bytes(32, "big")
+        pool.add(
+            PendingTx(tx_id=signer, signer=signer, nonce=0, raw=b"x" * size, received_ms=0),
+            next_nonce=0,
+        )
+    batch = pool.take_batch(
+        txs_max=1000,
+        bytes_max=limit - PAYLOAD_HEADER_BYTES,
+        next_nonce=lambda _: 0,
+        tx_overhead_bytes=PAYLOAD_TX_OVERHEAD_BYTES,
+    )
+    payload = Proposal(timestamp_ms=2**62, txs=tuple(t.raw for t in batch)).encode()
+    assert len(payload) <= limit
+
+
+ISSUER = key("issuer")
+ALICE = key("alice")
+
+
+def _world(path: Path) -> World:
+    genesis = make_genesis(
+        accounts=[
+            AccountSpec(
+                public_key=public_key(ISSUER),
+                category="entity",
+                kyc_hash=kyc("i"),
+                roles=frozenset({"issuer"}),
+            ),
+            AccountSpec(public_key=public_key(ALICE), category="individual", kyc_hash=kyc("a")),
+        ],
+        assets=[
+            AssetSpec(
+                asset_id="BOND", name="Bond", decimals=2, cap=10**9, issuer=public_key(ISSUER)
+            )
+        ],
+    )
+    return World(path, genesis)
+
+
+async def test_committed_blocks_apply_the_same_under_any_local_limits(tmp_path: Path) -> None:
+    digests = []
+    for name, local in (
+        ("roomy", TxLimits()),
+        ("strict", TxLimits(tx_bytes_max=256, memo_bytes_max=8)),
+    ):
+        world = _world(tmp_path / name)
+        mint = make_tx(
+            Kind.MINT,
+            {"asset_id": "BOND", "to_account": public_key(ALICE), "amount": 500},
+            signer_key=ISSUER,
+            nonce=0,
+            chain_id=world.genesis.chain_id,
+            memo="a memo longer than the strict node's local memo limit",
+        )
+        payload = Proposal(timestamp_ms=world.time_ms + 1, txs=(mint.encode(),)).encode()
+        record = FinalityRecord(
+            payload=payload,
+            certificate=CommitCertificate(view=0, seq=1, digest=bytes(32), commits=()),
+        )
+        rules = ProposalRules(
+            chain_id=world.genesis.chain_id,
+            txs_max=1,
+            bytes_max=300,
+            clock_skew_max_ms=1,
+            tx_limits=local,
+        )
+        verifier = BatchVerifier(threads=1)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(verifier.run)
+            applied = await execute_block(
+                1,
+                record,
+                ledger=world.ledger,
+                rules=rules,
+                cache=VerifiedCache(entries_max=10),
+                verifier=verifier,
+                on_undecodable=lambda seq, why: None,
+            )
+            nursery.cancel_scope.cancel()
+        assert [r.applied for r in applied.receipts] == [True], name
+        assert world.ledger.balance("BOND", public_key(ALICE)) == 500
+        digests.append(applied.state_digest)
+        world.close()
+    assert digests[0] == digests[1]
