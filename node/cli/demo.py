@@ -1,286 +1,111 @@
-"""`assetledger demo`: a single-process walk through the ledger with real signed transactions.
+"""`assetledger demo`: a 4-validator cluster of real processes and the regulated-asset story.
 
-Until the cluster exists this is the product's main job: a regulator (2 of 3 signatures)
-registers accounts and an issuer, the issuer creates a 10-year state bond token and mints it,
-holders transfer, one transfer is rejected with its reason, a freeze and a court-ordered
-forced transfer are shown, then balances and supply.
+With no arguments it creates the cluster in a temporary directory, starts each validator as
+its own process, tells the story over the wire (node.cluster.story), stops every node and
+removes the directory. Whatever happens (an error, Ctrl-C), no node process is left running.
+
+`--data-dir DIR` runs the offline, single-process ledger walk-through instead (no network).
 """
 
 from __future__ import annotations
 
-import hashlib
+import os
+import signal
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from pathlib import Path
 
 import click
-import nacl.signing
+import trio
 from rich.console import Console
-from rich.table import Table
 
-from config.genesis import Genesis, ValidatorSpec
-from node.ledger import Block, Ledger, Receipt
-from node.tx import Kind, SignedTransaction, make_tx, public_key
+from node.cli.errors import UserError
+from node.client import ClientError
+from node.cluster.init import FAST_TIMEOUTS, PORTS_PER_NODE, init_cluster
+from node.cluster.layout import ClusterError
+from node.cluster.offline_story import run_demo
+from node.cluster.ports import NoFreePortsError, free_port_block
+from node.cluster.processes import ClusterProcesses
+from node.cluster.story import run_story
 
-CHAIN_ID = "assetledger-demo"
-GENESIS_TIME_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: fixed, so every run is identical
-BLOCK_INTERVAL_MS = 2_000
-BOND = "BOND-2036"
-DECIMALS = 2
-CAP = 1_000_000_000 * 10**DECIMALS  # authorised: 1 billion, in cents
-
-
-def _key(name: str) -> nacl.signing.SigningKey:
-    # Deterministic demo keys (never use derived keys like this for real accounts).
-    return nacl.signing.SigningKey(hashlib.sha256(f"assetledger-demo/{name}".encode()).digest())
+DEMO_NODES = 4
+DEMO_CHAIN_ID = "assetledger-demo"
 
 
-def _money(units: int) -> str:
-    whole, cents = divmod(units, 10**DECIMALS)
-    return f"{whole:,}.{cents:0{DECIMALS}d}"
+def _as_interrupt(signum: int, frame: object) -> None:
+    os.kill(os.getpid(), signal.SIGINT)
 
 
-class _Demo:
-    def __init__(self, ledger: Ledger, console: Console) -> None:
-        self.ledger = ledger
-        self.console = console
-        self.time_ms = GENESIS_TIME_MS
-        self.regulators = [_key(f"regulator-{i}") for i in range(3)]
-        self.names: dict[bytes, str] = {}
-        self._block: list[SignedTransaction] = []
-        self._pending: dict[bytes, int] = {}  # txs queued per signer in the open block
-
-    def name(self, key: nacl.signing.SigningKey, label: str) -> bytes:
-        pk = public_key(key)
-        self.names[pk] = label
-        return pk
-
-    def tx(
-        self,
-        signer: nacl.signing.SigningKey,
-        kind: Kind,
-        cosigners: tuple[nacl.signing.SigningKey, ...] = (),
-        memo: str | None = None,
-        **args: object,
-    ) -> SignedTransaction:
-        return make_tx(
-            kind,
-            args,
-            signer_key=signer,
-            nonce=self.ledger.nonce(public_key(signer)) + self._pending.get(public_key(signer), 0),
-            chain_id=CHAIN_ID,
-            cosigners=cosigners,
-            memo=memo,
+def run_cluster_demo(root: Path, console: Console, *, base_port: int | None = None) -> None:
+    """Create a cluster in `root` (new or empty), run the story, always stop every node."""
+    try:
+        base = base_port or free_port_block(DEMO_NODES * PORTS_PER_NODE)
+    except NoFreePortsError as exc:
+        raise UserError(f"{exc}; pass --base-port") from exc
+    started = time.monotonic()
+    try:
+        layout = init_cluster(
+            root,
+            nodes=DEMO_NODES,
+            base_port=base,
+            chain_id=DEMO_CHAIN_ID,
+            timeouts=FAST_TIMEOUTS,
+            log_format="text",
         )
-
-    def regulator_tx(self, kind: Kind, **args: object) -> SignedTransaction:
-        # 2-of-3: regulator 0 signs and submits, regulator 2 co-signs.
-        return self.queue(self.tx(self.regulators[0], kind, (self.regulators[2],), **args))
-
-    def queue(self, stx: SignedTransaction) -> SignedTransaction:
-        signer = stx.body.signer
-        self._pending[signer] = self._pending.get(signer, 0) + 1
-        self._block.append(stx)
-        return stx
-
-    @contextmanager
-    def block(self, title: str) -> Iterator[None]:
-        self._block = []
-        self._pending = {}
-        yield
-        self.time_ms += BLOCK_INTERVAL_MS
-        height = self.ledger.height + 1
-        txs = tuple(stx.encode() for stx in self._block)
-        receipts = self.ledger.apply_block(
-            Block(height=height, timestamp_ms=self.time_ms, txs=txs),
-            certificate=None,
-        )
-        self.console.print(f"[bold]block {height}[/bold] · {title}", soft_wrap=True)
-        for stx, receipt in zip(self._block, receipts, strict=True):
-            self._show(stx, receipt)
-
-    def _show(self, stx: SignedTransaction, r: Receipt) -> None:
-        a = stx.body.args
-        parts = [f"{r.kind}"]
-        for field in ("account", "to_account", "from_account", "lost_account", "new_account"):
-            value = getattr(a, field, None)
-            if isinstance(value, bytes):
-                parts.append(
-                    f"{field.removesuffix('_account') or 'account'}={self.names.get(value, value[:4].hex())}"
-                )
-        if hasattr(a, "role"):
-            parts.append(f"role={a.role}")
-        if hasattr(a, "asset_id") and a.asset_id:
-            parts.append(a.asset_id)
-        if hasattr(a, "amount"):
-            parts.append(_money(a.amount))
-        if r.order_ref:
-            parts.append(f"order {r.order_ref} ({r.reason_code})")
-        signers = "+".join(self.names.get(pk, pk[:4].hex()) for pk, _ in stx.signatures)
-        line = " ".join(parts)
-        if r.applied:
-            self.console.print(
-                f"  [green]✔ applied [/green] {line}  [dim]signed by {signers}[/dim]",
-                soft_wrap=True,
-            )
-        else:
-            self.console.print(
-                f"  [red]✘ rejected[/red] {line}  [dim]signed by {signers}[/dim]\n"
-                f"      reason: [bold red]{r.reason}[/bold red] — {r.detail}",
-                soft_wrap=True,
-            )
-
-
-def run_demo(data_dir: Path, console: Console) -> None:
-    regulators = [_key(f"regulator-{i}") for i in range(3)]
-    genesis = Genesis(
-        chain_id=CHAIN_ID,
-        genesis_time_ms=GENESIS_TIME_MS,
-        regulator_keys=tuple(public_key(k) for k in regulators),
-        regulator_threshold=2,
-        validators=tuple(
-            ValidatorSpec(
-                name=f"validator-{i}",
-                public_key=public_key(_key(f"validator-{i}")),
-                address=f"127.0.0.1:{7000 + i}",
-            )
-            for i in range(4)
-        ),
+    except ClusterError as exc:
+        raise UserError(str(exc)) from exc
+    console.print(
+        f"[bold]assetledger demo[/bold] · {DEMO_NODES} validators as separate processes on"
+        f" 127.0.0.1:{base}-{base + DEMO_NODES * PORTS_PER_NODE - 1} · cluster {root}",
+        soft_wrap=True,
     )
-    with Ledger.open(data_dir, genesis) as ledger:
-        d = _Demo(ledger, console)
-        for i, k in enumerate(regulators):
-            d.name(k, f"regulator-{i + 1}")
-        treasury = _key("state-treasury")
-        alice, bob, custodian = _key("alice"), _key("bob"), _key("custodian-bank")
-        ids = {
-            "treasury": d.name(treasury, "treasury"),
-            "alice": d.name(alice, "alice"),
-            "bob": d.name(bob, "bob"),
-            "custodian": d.name(custodian, "custodian"),
-        }
-        kyc = {n: hashlib.sha256(f"kyc-file:{n}".encode()).digest() for n in ids}
+    procs = ClusterProcesses(layout)
+    # SIGTERM/SIGHUP become SIGINT, which trio turns into KeyboardInterrupt at a safe point,
+    # so the `finally` below stops the nodes whichever way the demo is interrupted.
+    previous = {
+        signum: signal.signal(signum, _as_interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)
+    }
+    try:
+        trio.run(run_story, procs, console)
+    except (ClusterError, ClientError) as exc:
+        raise UserError(f"{exc}\n(node logs: {root}/node-*/node.log)") from exc
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        # Also on Ctrl-C (KeyboardInterrupt) and errors: SIGTERM all, SIGKILL stragglers.
+        clean = procs.stop_all(timeout_s=5.0)
+        procs.kill_all()
+        stopped = "stopped cleanly" if all(clean.values()) else "stopped (some killed)"
         console.print(
-            f"[bold]assetledger demo[/bold] · chain {CHAIN_ID} · regulator 2-of-3 · data {data_dir}\n",
-            soft_wrap=True,
-        )
-
-        with d.block("the regulator registers accounts and appoints an issuer"):
-            for n, category in (
-                ("treasury", "entity"),
-                ("alice", "individual"),
-                ("bob", "individual"),
-                ("custodian", "intermediary"),
-            ):
-                d.regulator_tx(
-                    Kind.REGISTER_ACCOUNT, account=ids[n], category=category, kyc_hash=kyc[n]
-                )
-            d.regulator_tx(Kind.GRANT_ROLE, account=ids["treasury"], role="issuer")
-
-        with d.block("the treasury issues a 10-year state bond token"):
-            d.queue(
-                d.tx(
-                    treasury,
-                    Kind.CREATE_ASSET,
-                    asset_id=BOND,
-                    name="State Bond 3.5% 2026-2036",
-                    decimals=DECIMALS,
-                    cap=CAP,
-                    document_hash=hashlib.sha256(b"prospectus BOND-2036").digest(),
-                )
-            )
-            d.queue(
-                d.tx(treasury, Kind.MINT, asset_id=BOND, to_account=ids["alice"], amount=250_000_00)
-            )
-            d.queue(
-                d.tx(
-                    treasury,
-                    Kind.MINT,
-                    asset_id=BOND,
-                    to_account=ids["custodian"],
-                    amount=1_000_000_00,
-                )
-            )
-
-        with d.block("holders trade; one transfer is refused"):
-            d.queue(
-                d.tx(
-                    alice,
-                    Kind.TRANSFER,
-                    memo="coupon trade",
-                    asset_id=BOND,
-                    to_account=ids["bob"],
-                    amount=12_500_50,
-                )
-            )
-            d.queue(
-                d.tx(bob, Kind.TRANSFER, asset_id=BOND, to_account=ids["alice"], amount=20_000_00)
-            )
-            d.queue(
-                d.tx(
-                    custodian, Kind.TRANSFER, asset_id=BOND, to_account=ids["bob"], amount=5_000_00
-                )
-            )
-
-        with d.block("the regulator freezes bob's account (AML alert)"):
-            d.regulator_tx(
-                Kind.FREEZE,
-                account=ids["bob"],
-                asset_id=None,
-                reason_code="aml_alert",
-                order_ref="FIU-2026-0042",
-            )
-            d.queue(d.tx(bob, Kind.TRANSFER, asset_id=BOND, to_account=ids["alice"], amount=1_00))
-
-        with d.block("a court orders part of bob's holding moved to the custodian"):
-            d.regulator_tx(
-                Kind.FORCE_TRANSFER,
-                asset_id=BOND,
-                from_account=ids["bob"],
-                to_account=ids["custodian"],
-                amount=10_000_00,
-                reason_code="court_order",
-                order_ref="COURT-2026-117",
-            )
-
-        asset = ledger.asset(BOND)
-        assert asset is not None
-        table = Table(title=f"{BOND} · {asset.name}")
-        table.add_column("account")
-        table.add_column("category")
-        table.add_column("status")
-        table.add_column("balance", justify="right")
-        for n, pk in ids.items():
-            info = ledger.account(pk)
-            assert info is not None
-            frozen = ", ".join(f"frozen ({f.order_ref})" for f in info.freezes) or "active"
-            table.add_row(n, info.category, frozen, _money(ledger.balance(BOND, pk)))
-        table.add_section()
-        table.add_row("supply", "", "", _money(asset.supply), style="bold")
-        table.add_row("authorised cap", "", "", _money(asset.cap), style="dim")
-        console.print()
-        console.print(table)
-        console.print(
-            f"height {ledger.height} · state digest {ledger.state_digest.hex()[:16]}…"
-            f" · bob's history: {len(ledger.history(ids['bob']))} transactions"
+            f"\nall {DEMO_NODES} validators {stopped} · demo took {time.monotonic() - started:.1f} s"
         )
 
 
 @click.command()
 @click.option(
+    "--dir",
+    "root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Create the demo cluster in this new directory and keep it (keys, logs, data).",
+)
+@click.option("--base-port", type=int, default=None, help="First of 12 ports (default: free ones).")
+@click.option(
     "--data-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Keep the ledger in this (new) directory instead of a temporary one.",
+    help="Instead: the offline single-process ledger walk-through, its ledger in this new directory.",
 )
-def demo(data_dir: Path | None) -> None:
-    """Run the single-process ledger scenario: issue, mint, trade, freeze, seize."""
+def demo(root: Path | None, base_port: int | None, data_dir: Path | None) -> None:
+    """Run 4 validators as real processes and walk through a regulated-asset story."""
     console = Console()
     if data_dir is not None:
         if data_dir.exists() and any(data_dir.iterdir()):
             raise click.UsageError(f"{data_dir} is not empty; give a new directory")
         run_demo(data_dir, console)
         return
+    if root is not None:
+        run_cluster_demo(root, console, base_port=base_port)
+        return
     with tempfile.TemporaryDirectory(prefix="assetledger-demo-") as tmp:
-        run_demo(Path(tmp) / "ledger", console)
+        run_cluster_demo(Path(tmp) / "cluster", console, base_port=base_port)

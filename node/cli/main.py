@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from node.cli.bench import bench
+from node.cli.cluster import cluster
 from node.cli.demo import demo
 from node.cli.keygen import keygen
 from node.cli.node_cmd import node_command
@@ -18,10 +20,12 @@ def cli() -> None:
 
 
 cli.add_command(keygen)
+cli.add_command(bench)
 cli.add_command(demo)
 cli.add_command(node_command)
 cli.add_command(tx)
 cli.add_command(query)
+cli.add_command(cluster)
 
 
 def main() -> None:

@@ -15,6 +15,16 @@ PORTS_PER_NODE = 3  # peer, client, metrics
 DEFAULT_BASE_PORT = 7100
 DEFAULT_CHAIN_ID = "assetledger-local"
 NODES_MAX = 64
+# Test/demo profile: a dead primary is replaced within about a second on loopback.
+FAST_TIMEOUTS = Timeouts(
+    tick_interval_ms=20,
+    batch_timeout_ms=10,
+    view_change_timeout_ms=1_000,
+    keepalive_interval_ms=200,
+    peer_dead_after_ms=1_500,
+    reconnect_backoff_min_ms=50,
+    reconnect_backoff_max_ms=500,
+)
 
 
 def init_cluster(

@@ -1,0 +1,298 @@
+"""`assetledger cluster ...`: create a local cluster, run it as real processes, inject faults.
+
+assetledger cluster init --nodes 4 --dir ./c        keys, genesis, one config per node
+assetledger cluster up --dir ./c                    start all, wait for a block, keep running
+assetledger cluster status --dir ./c [--json]       (from another terminal)
+assetledger cluster kill|restart|pause|resume --dir ./c node-2
+assetledger cluster down --dir ./c                  stop every node
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+import trio
+from rich.console import Console
+from rich.table import Table
+
+from node.cli.errors import UserError
+from node.cli.output import emit_json
+from node.cluster.bootstrap import bring_up
+from node.cluster.init import DEFAULT_BASE_PORT, DEFAULT_CHAIN_ID, FAST_TIMEOUTS, init_cluster
+from node.cluster.layout import ClusterError, ClusterLayout
+from node.cluster.processes import ClusterProcesses, ProcessState
+from node.cluster.status import NodeStatus, cluster_status, wait_ready
+
+MONITOR_INTERVAL_S = 1.0
+PEERS_SETTLE_S = 3.0
+
+
+def _dir_option() -> Any:
+    return click.option(
+        "--dir",
+        "root",
+        required=True,
+        type=click.Path(path_type=Path, file_okay=False),
+        help="The cluster directory (made by `assetledger cluster init`).",
+    )
+
+
+def _open(root: Path) -> ClusterProcesses:
+    try:
+        return ClusterProcesses.open(root)
+    except ClusterError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def layout_json(layout: ClusterLayout) -> dict[str, Any]:
+    return {
+        "dir": str(layout.root),
+        "chain_id": layout.chain_id,
+        "genesis": str(layout.genesis_file),
+        "regulator_key": str(layout.regulator_key),
+        "issuer_key": str(layout.issuer_key),
+        "nodes": [
+            {
+                "name": n.name,
+                "client": n.client,
+                "peer": f"{n.host}:{n.peer_port}",
+                "metrics": f"{n.host}:{n.metrics_port}",
+                "public_key": n.public_key,
+                "config": str(layout.config_file(n.name)),
+                "log": str(layout.log_file(n.name)),
+            }
+            for n in layout.nodes
+        ],
+    }
+
+
+def status_table(rows: list[NodeStatus], title: str = "cluster") -> Table:
+    table = Table(title=title)
+    for column in ("node", "client", "pid", "process", "height", "view", "primary", "peers"):
+        table.add_column(
+            column, justify="right" if column in ("height", "view", "peers") else "left"
+        )
+    heights = [r.height for r in rows if r.height is not None]
+    top = max(heights, default=None)
+    for r in rows:
+        s = r.status
+        process = {
+            ProcessState.RUNNING: "[green]running[/green]",
+            ProcessState.PAUSED: "[yellow]paused[/yellow]",
+            ProcessState.STOPPED: "[red]stopped[/red]",
+        }[r.process]
+        if r.process is ProcessState.RUNNING and s is None:
+            process = "[yellow]no answer[/yellow]"
+        height = "-" if s is None else str(s.height)
+        if s is not None and top is not None and s.height < top:
+            height = f"[yellow]{height}[/yellow]"
+        table.add_row(
+            r.name,
+            r.client,
+            "-" if r.pid is None else str(r.pid),
+            process,
+            height,
+            "-" if s is None else str(s.view),
+            "-" if s is None else s.primary,
+            "-" if r.peers is None else str(r.peers),
+        )
+    return table
+
+
+@click.group()
+def cluster() -> None:
+    """Local multi-node clusters for testers: create, run, inspect, inject faults."""
+
+
+@cluster.command("init")
+@click.option("--nodes", type=int, default=4, show_default=True, help="Validators (3f+1).")
+@_dir_option()
+@click.option("--base-port", type=int, default=DEFAULT_BASE_PORT, show_default=True)
+@click.option("--chain-id", default=DEFAULT_CHAIN_ID, show_default=True)
+@click.option(
+    "--fast-timeouts",
+    is_flag=True,
+    help="Test profile: 20 ms ticks, 1 s view-change timeout (quick fault drills on loopback).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def init_command(
+    *, nodes: int, root: Path, base_port: int, chain_id: str, fast_timeouts: bool, as_json: bool
+) -> None:
+    """Generate validator, regulator and issuer keys, the genesis and one config per node."""
+    try:
+        layout = init_cluster(
+            root,
+            nodes=nodes,
+            base_port=base_port,
+            chain_id=chain_id,
+            timeouts=FAST_TIMEOUTS if fast_timeouts else None,
+        )
+    except ClusterError as exc:
+        raise UserError(str(exc)) from exc
+    except Exception as exc:  # config validation (e.g. a bad chain id) -> one line
+        raise UserError(f"cannot create the cluster: {exc}") from exc
+    if as_json:
+        emit_json(layout_json(layout))
+        return
+    console = Console()
+    console.print(f"cluster of {nodes} validators in {root} (chain {chain_id})")
+    for n in layout.nodes:
+        console.print(
+            f"  {n.name}: client {n.client}  peer {n.peer_port}  metrics {n.metrics_port}"
+        )
+    console.print(f"regulator key: {layout.regulator_key}\nissuer key:    {layout.issuer_key}")
+    console.print(f"start it with: assetledger cluster up --dir {root}")
+
+
+async def _up(procs: ClusterProcesses, console: Console, timeout_s: float) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        names = ", ".join(procs.names)
+        console.print(f"starting {names} (logs: {procs.layout.root}/<node>/node.log)")
+        with console.status("waiting for the nodes to connect and commit a first block"):
+            height = await bring_up(procs, timeout_s=timeout_s)
+        console.print(f"[green]cluster up[/green]: block {height} committed on every node")
+        # The peers gauge refreshes once a second: give it a moment to show the full mesh.
+        rows = await cluster_status(procs)
+        with trio.move_on_after(PEERS_SETTLE_S):
+            while not all(r.peers == len(rows) - 1 for r in rows):
+                await trio.sleep(0.2)
+                rows = await cluster_status(procs)
+        console.print(status_table(rows, title=str(procs.layout.root)))
+        console.print(
+            "running; Ctrl-C stops every node. From another terminal: "
+            f"assetledger cluster status|kill|restart|pause|resume --dir {procs.layout.root} NODE"
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_monitor, procs, console)
+            async for signum in signals:
+                console.print(f"{signal.Signals(signum).name}: stopping the cluster")
+                nursery.cancel_scope.cancel()
+                break
+
+
+async def _monitor(procs: ClusterProcesses, console: Console) -> None:
+    """Report nodes that stop, pause or come back (e.g. drills from another terminal)."""
+    last = {i.name: i for i in procs.info()}
+    while True:
+        await trio.sleep(MONITOR_INTERVAL_S)
+        for info in procs.info():
+            before = last[info.name]
+            if (info.state, info.pid) != (before.state, before.pid):
+                code = procs.exit_code(info.name)
+                extra = (
+                    f" (exit code {code})"
+                    if info.state is ProcessState.STOPPED and code is not None
+                    else ""
+                )
+                pid = f" pid {info.pid}" if info.pid is not None else ""
+                console.print(f"{info.name}: {info.state.value}{pid}{extra}")
+            last[info.name] = info
+
+
+@cluster.command("up")
+@_dir_option()
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the nodes to serve and commit a first block.",
+)
+def up(root: Path, timeout_s: float) -> None:
+    """Start every node as its own process and keep running until Ctrl-C or SIGTERM."""
+    procs = _open(root)
+    console = Console()
+    try:
+        trio.run(_up, procs, console, timeout_s)
+    except ClusterError as exc:
+        raise UserError(str(exc)) from exc
+    finally:
+        clean = procs.stop_all()
+        killed = [n for n, ok in clean.items() if not ok]
+        if killed:
+            console.print(f"[yellow]had to kill -9: {', '.join(killed)}[/yellow]")
+        console.print("all nodes stopped")
+
+
+@cluster.command("down")
+@_dir_option()
+def down(root: Path) -> None:
+    """Stop every running node of the cluster (SIGTERM, then SIGKILL after 10 s)."""
+    procs = _open(root)
+    clean = procs.stop_all()
+    for name, ok in clean.items():
+        click.echo(f"{name}: {'stopped' if ok else 'killed (did not stop in time)'}")
+    if not clean:
+        click.echo("no node was running")
+
+
+@cluster.command("status")
+@_dir_option()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(root: Path, as_json: bool) -> None:
+    """Every node's process state, height, view, primary and connected peers."""
+    procs = _open(root)
+    rows = trio.run(cluster_status, procs)
+    if as_json:
+        emit_json({"dir": str(root), "nodes": [r.to_json() for r in rows]})
+        return
+    Console().print(status_table(rows, title=str(root)))
+
+
+def _node_action(name: str, help_text: str) -> Any:
+    def decorate(fn: Any) -> Any:
+        fn = click.argument("node")(fn)
+        fn = _dir_option()(fn)
+        return cluster.command(name, help=help_text)(fn)
+
+    return decorate
+
+
+@_node_action("kill", "kill -9 one node (a crash: no clean shutdown).")
+def kill(root: Path, node: str) -> None:
+    procs = _open(root)
+    try:
+        pid = procs.kill(node)
+    except ClusterError as exc:
+        raise UserError(str(exc)) from exc
+    click.echo(f"{node}: killed (pid {pid}, SIGKILL)")
+
+
+@_node_action("pause", "Freeze one node with SIGSTOP (its peers see silence).")
+def pause(root: Path, node: str) -> None:
+    procs = _open(root)
+    try:
+        pid = procs.pause(node)
+    except ClusterError as exc:
+        raise UserError(str(exc)) from exc
+    click.echo(f"{node}: paused (pid {pid}, SIGSTOP)")
+
+
+@_node_action("resume", "Resume a paused node with SIGCONT.")
+def resume(root: Path, node: str) -> None:
+    procs = _open(root)
+    try:
+        pid = procs.resume(node)
+    except ClusterError as exc:
+        raise UserError(str(exc)) from exc
+    click.echo(f"{node}: resumed (pid {pid}, SIGCONT)")
+
+
+@cluster.command("restart")
+@_dir_option()
+@click.argument("node")
+@click.option("--hard", is_flag=True, help="kill -9 instead of a clean SIGTERM stop.")
+@click.option("--timeout", "timeout_s", type=float, default=20.0, show_default=True)
+def restart(root: Path, node: str, hard: bool, timeout_s: float) -> None:
+    """Stop one node (if running) and start it again from its data directory."""
+    procs = _open(root)
+    try:
+        pid = procs.restart(node, hard=hard)
+        ready = trio.run(lambda: wait_ready(procs, [node], timeout_s=timeout_s))
+    except ClusterError as exc:
+        raise UserError(str(exc)) from exc
+    click.echo(f"{node}: restarted (pid {pid}), serving at height {ready[node].height}")
