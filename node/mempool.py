@@ -15,6 +15,9 @@ Rules:
    signer cannot starve the others.
 6. Safety never depends on the pool: the ledger rejects a replayed nonce even if a faulty
    primary proposes one. The pool only keeps honest primaries from proposing waste.
+7. The pool remembers each pending signer's next chain nonce (learnt at admission, refreshed
+   by `remove_committed` after every applied block), so cutting a batch, checking readiness
+   and expiring never read the store.
 """
 
 from __future__ import annotations
@@ -45,7 +48,12 @@ class PendingTx:
 @dataclass(slots=True)
 class _SignerQueue:
     by_nonce: dict[int, PendingTx]
+    chain_next: int  # the chain's next nonce for this signer, as last learnt
     proposed_upto: int = -1  # highest nonce handed out in a batch not yet committed
+
+    @property
+    def first_unproposed(self) -> int:
+        return max(self.chain_next, self.proposed_upto + 1)
 
 
 class Mempool:
@@ -85,7 +93,8 @@ class Mempool:
         if len(self._by_id) >= self._capacity_txs:
             return AdmitRefusal.MEMPOOL_FULL
         if queue is None:
-            queue = self._signers[tx.signer] = _SignerQueue(by_nonce={})
+            queue = self._signers[tx.signer] = _SignerQueue(by_nonce={}, chain_next=next_nonce)
+        queue.chain_next = max(queue.chain_next, next_nonce)
         queue.by_nonce[tx.nonce] = tx
         self._by_id[tx.tx_id] = tx
         return None
@@ -95,7 +104,6 @@ class Mempool:
         *,
         txs_max: int,
         bytes_max: int,
-        next_nonce: Callable[[bytes], int],
         tx_overhead_bytes: int = 0,
     ) -> list[PendingTx]:
         """Cut a batch for a proposal and mark its transactions as proposed.
@@ -115,7 +123,7 @@ class Mempool:
                 queue = self._signers[signer]
                 nonce = cursors.get(signer)
                 if nonce is None:
-                    nonce = max(next_nonce(signer), queue.proposed_upto + 1)
+                    nonce = queue.first_unproposed
                 tx = queue.by_nonce.get(nonce)
                 if tx is None:
                     continue
@@ -133,12 +141,9 @@ class Mempool:
             self._signers[signer].proposed_upto = after - 1
         return batch
 
-    def has_ready(self, next_nonce: Callable[[bytes], int]) -> bool:
+    def has_ready(self) -> bool:
         """True if some transaction could go into a batch now (not stuck behind a gap)."""
-        return any(
-            max(next_nonce(signer), queue.proposed_upto + 1) in queue.by_nonce
-            for signer, queue in self._signers.items()
-        )
+        return any(queue.first_unproposed in queue.by_nonce for queue in self._signers.values())
 
     def next_free_nonce(self, signer: bytes, next_nonce: int) -> int:
         """The nonce a signer's next transaction should use, counting pending ones."""
@@ -165,6 +170,7 @@ class Mempool:
             if queue is None:
                 continue
             floor = next_nonce(signer)
+            queue.chain_next = floor
             for nonce in [n for n in queue.by_nonce if n < floor]:
                 tx = queue.by_nonce.pop(nonce)
                 del self._by_id[tx.tx_id]
@@ -174,12 +180,12 @@ class Mempool:
                 del self._signers[signer]
         return removed
 
-    def expire(self, *, now_ms: int, next_nonce: Callable[[bytes], int]) -> list[PendingTx]:
+    def expire(self, *, now_ms: int) -> list[PendingTx]:
         """Drop transactions that waited behind a nonce gap longer than `gap_wait_ms`."""
         expired: list[PendingTx] = []
         for signer in list(self._signers):
             queue = self._signers[signer]
-            expected = max(next_nonce(signer), queue.proposed_upto + 1)
+            expected = queue.first_unproposed
             while expected in queue.by_nonce:
                 expected += 1
             for nonce in sorted(n for n in queue.by_nonce if n > expected):

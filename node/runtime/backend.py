@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import trio
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 
 CHECK_THREADS_MAX = 2
+RECENT_BLOCKS_MAX = 64
 
 
 class NodeBackend(LedgerQueries):
@@ -41,6 +43,7 @@ class NodeBackend(LedgerQueries):
         # `check` verifies signatures: off the event loop, and bounded so that clients'
         # pre-flight checks cannot take every worker thread from consensus.
         self._check_limiter = trio.CapacityLimiter(CHECK_THREADS_MAX)
+        self._recent_blocks: OrderedDict[int, BlockInfo] = OrderedDict()
 
     def _serving(self) -> None:
         if self._driver.halted:
@@ -67,8 +70,16 @@ class NodeBackend(LedgerQueries):
         return await super().receipt(tx_id)
 
     async def block(self, height: int) -> BlockInfo:
+        """Committed blocks never change: keep the last few encoded for subscription streams
+        (every subscriber asks for each new block; decoding its txs once is enough)."""
         self._serving()
-        return await super().block(height)
+        info = self._recent_blocks.get(height)
+        if info is None:
+            info = await super().block(height)
+            self._recent_blocks[height] = info
+            while len(self._recent_blocks) > RECENT_BLOCKS_MAX:
+                self._recent_blocks.popitem(last=False)
+        return info
 
     async def submit(self, tx: bytes) -> bytes:
         self._serving()

@@ -72,6 +72,8 @@ from node.runtime.metrics import NodeMetrics
 from node.runtime.peer_wire import PeerKind, PeerWireError, decode_envelope, encode_envelope
 from node.runtime.verifier import BatchVerifier, VerifiedCache
 
+EXPIRE_INTERVAL_MS = 1_000  # nonce-gap expiry scans the pool: once a second is plenty
+
 
 class PeerTransport(Protocol):
     incoming: trio.MemoryReceiveChannel[tuple[str, bytes]]
@@ -161,6 +163,7 @@ class ConsensusDriver:
         self._admitted_at: dict[bytes, int] = {}
         self.new_block = trio.Event()  # replaced after every applied block (subscriptions)
         self.dropped: dict[str, int] = {}
+        self._last_expire_ms = 0
         # Set when our state digest disagrees with a stable checkpoint: we stop serving state.
         self.halted = False
 
@@ -304,7 +307,6 @@ class ConsensusDriver:
             batch = self.mempool.take_batch(
                 txs_max=self._settings.batch_txs_max,
                 bytes_max=self._settings.batch_bytes_max - PAYLOAD_HEADER_BYTES,
-                next_nonce=self.ledger.nonce,
                 tx_overhead_bytes=PAYLOAD_TX_OVERHEAD_BYTES,
             )
             self._unbatched = max(0, self._unbatched - len(batch))
@@ -329,21 +331,23 @@ class ConsensusDriver:
 
     def _housekeeping(self) -> None:
         now = self._clock_ms()
-        expired = self.mempool.expire(now_ms=now, next_nonce=self.ledger.nonce)
-        for tx in expired:
-            self._admitted_at.pop(tx.tx_id, None)
-        if expired:
-            self._log.info("nonce-gap transactions expired", extra={"txs": len(expired)})
+        if now - self._last_expire_ms >= EXPIRE_INTERVAL_MS:
+            self._last_expire_ms = now
+            expired = self.mempool.expire(now_ms=now)
+            for tx in expired:
+                self._admitted_at.pop(tx.tx_id, None)
+            if expired:
+                self._log.info("nonce-gap transactions expired", extra={"txs": len(expired)})
         if not self.replica.is_primary and self.replica.view_active and len(self.mempool):
             # Not while committed blocks wait to be applied: their txs are still in the
             # mempool until _after_block removes them, and offering them would re-arm the
             # view-change timer the replica just disarmed -> a spurious view change.
-            if not self._execute_queue and self.mempool.has_ready(self.ledger.nonce):
+            if not self._execute_queue and self.mempool.has_ready():
                 self._step(ProposeBatch(payload=b""))
         elif (
             self.replica.is_primary
             and self._first_unbatched_ms is None
-            and self.mempool.has_ready(self.ledger.nonce)
+            and self.mempool.has_ready()
         ):
             # Transactions left behind by a discarded proposal become eligible again.
             self._first_unbatched_ms = now
@@ -503,6 +507,8 @@ class ConsensusDriver:
     def _after_block(self, applied: AppliedBlock) -> None:
         signers = [stx.body.signer for stx in applied.txs]
         now = self._clock_ms()
+        for raw in applied.raws:
+            self._cache.discard(raw)  # committed: never verified again
         for tx in self.mempool.remove_committed(self.ledger.nonce, signers):
             self._own.pop(tx.tx_id, None)
             admitted = self._admitted_at.pop(tx.tx_id, None)

@@ -115,6 +115,7 @@ class AppliedBlock:
     state_digest: bytes
     receipts: list[Receipt]
     txs: list[SignedTransaction]  # the decodable ones, for waking waiters and the mempool
+    raws: tuple[bytes, ...]
 
 
 async def execute_block(
@@ -170,4 +171,5 @@ async def execute_block(
         state_digest=state_digest,
         receipts=receipts,
         txs=[item for item in decoded if isinstance(item, SignedTransaction)],
+        raws=txs,
     )

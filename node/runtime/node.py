@@ -38,7 +38,6 @@ from node.runtime.verifier import BatchVerifier, VerifiedCache
 from node.tx import TxLimits
 from p2p import PeerInfo, PeerNetwork, TransportLimits, TransportTimeouts
 
-VERIFIED_CACHE_ENTRIES_MAX = 200_000
 FINALITY_OVERHEAD_BYTES = 256 << 10  # certificate and framing around a payload
 
 
@@ -154,8 +153,10 @@ class Node:
         self.mempool = Mempool(
             capacity_txs=limits.mempool_txs_max, gap_wait_ms=timeouts.nonce_gap_wait_ms
         )
+        # Enough for everything pending plus a full window of proposals; committed
+        # transactions leave it at once (ConsensusDriver._after_block).
         cache = VerifiedCache(
-            entries_max=max(VERIFIED_CACHE_ENTRIES_MAX, 2 * limits.mempool_txs_max)
+            entries_max=limits.mempool_txs_max + limits.log_window_seqs * limits.batch_txs_max
         )
         verifier = BatchVerifier(threads=limits.verify_threads)
         rules = ProposalRules(

@@ -100,6 +100,9 @@ class VerifiedCache:
     def get(self, raw: bytes) -> tuple[SignedTransaction, bool] | None:
         return self._entries.get(digest(raw))
 
+    def discard(self, raw: bytes) -> None:
+        self._entries.pop(digest(raw), None)
+
     def put(self, raw: bytes, stx: SignedTransaction, ok: bool) -> None:
         key = digest(raw)
         self._entries[key] = (stx, ok)

@@ -40,55 +40,50 @@ def test_admission_refusals_change_nothing() -> None:
 
 def test_batch_takes_contiguous_nonces_only() -> None:
     pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
-    _, next_nonce = chain()
     for n in (0, 1, 3):  # 2 is missing
         pool.add(tx(1, n), next_nonce=0)
-    batch = pool.take_batch(txs_max=10, bytes_max=10_000, next_nonce=next_nonce)
+    batch = pool.take_batch(txs_max=10, bytes_max=10_000)
     assert [t.nonce for t in batch] == [0, 1]
 
 
 def test_proposed_transactions_are_not_handed_out_twice_until_released() -> None:
     pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
-    _, next_nonce = chain()
     for n in range(4):
         pool.add(tx(1, n), next_nonce=0)
-    first = pool.take_batch(txs_max=2, bytes_max=10_000, next_nonce=next_nonce)
-    second = pool.take_batch(txs_max=2, bytes_max=10_000, next_nonce=next_nonce)
+    first = pool.take_batch(txs_max=2, bytes_max=10_000)
+    second = pool.take_batch(txs_max=2, bytes_max=10_000)
     assert [t.nonce for t in first] == [0, 1]
     assert [t.nonce for t in second] == [2, 3]
-    assert pool.take_batch(txs_max=2, bytes_max=10_000, next_nonce=next_nonce) == []
+    assert pool.take_batch(txs_max=2, bytes_max=10_000) == []
     pool.release_proposed()
-    again = pool.take_batch(txs_max=10, bytes_max=10_000, next_nonce=next_nonce)
+    again = pool.take_batch(txs_max=10, bytes_max=10_000)
     assert [t.nonce for t in again] == [0, 1, 2, 3]
 
 
 def test_batches_are_round_robin_across_signers() -> None:
     pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
-    _, next_nonce = chain()
     for n in range(5):
         pool.add(tx(1, n), next_nonce=0)
     pool.add(tx(2, 0), next_nonce=0)
-    batch = pool.take_batch(txs_max=3, bytes_max=10_000, next_nonce=next_nonce)
+    batch = pool.take_batch(txs_max=3, bytes_max=10_000)
     assert [(t.signer[0], t.nonce) for t in batch] == [(1, 0), (2, 0), (1, 1)]
 
 
 def test_ready_means_proposable_now() -> None:
     pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
-    _, next_nonce = chain()
     pool.add(tx(1, 1), next_nonce=0)  # waits behind nonce 0
-    assert not pool.has_ready(next_nonce)
+    assert not pool.has_ready()
     pool.add(tx(1, 0), next_nonce=0)
-    assert pool.has_ready(next_nonce)
-    pool.take_batch(txs_max=10, bytes_max=10_000, next_nonce=next_nonce)
-    assert not pool.has_ready(next_nonce)  # both proposed
+    assert pool.has_ready()
+    pool.take_batch(txs_max=10, bytes_max=10_000)
+    assert not pool.has_ready()  # both proposed
 
 
 def test_batch_respects_byte_limit() -> None:
     pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
-    _, next_nonce = chain()
     for n in range(5):
         pool.add(tx(1, n, size=400), next_nonce=0)
-    batch = pool.take_batch(txs_max=10, bytes_max=1000, next_nonce=next_nonce)
+    batch = pool.take_batch(txs_max=10, bytes_max=1000)
     assert len(batch) == 2
 
 
@@ -97,22 +92,19 @@ def test_commit_removes_consumed_nonces() -> None:
     table, next_nonce = chain()
     for n in range(3):
         pool.add(tx(1, n), next_nonce=0)
-    pool.take_batch(txs_max=2, bytes_max=10_000, next_nonce=next_nonce)
+    pool.take_batch(txs_max=2, bytes_max=10_000)
     table[bytes([1]) * 32] = 2
     assert [t.nonce for t in pool.remove_committed(next_nonce, [bytes([1]) * 32])] == [0, 1]
     assert len(pool) == 1
-    assert [
-        t.nonce for t in pool.take_batch(txs_max=5, bytes_max=10_000, next_nonce=next_nonce)
-    ] == [2]
+    assert [t.nonce for t in pool.take_batch(txs_max=5, bytes_max=10_000)] == [2]
 
 
 def test_gap_waits_expire() -> None:
     pool = Mempool(capacity_txs=100, gap_wait_ms=1000)
-    _, next_nonce = chain()
     pool.add(tx(1, 0, at_ms=0), next_nonce=0)
     pool.add(tx(1, 2, at_ms=0), next_nonce=0)
-    assert pool.expire(now_ms=999, next_nonce=next_nonce) == []
-    expired = pool.expire(now_ms=1000, next_nonce=next_nonce)
+    assert pool.expire(now_ms=999) == []
+    expired = pool.expire(now_ms=1000)
     assert [t.nonce for t in expired] == [2]
     assert len(pool) == 1  # the ready transaction stays
 
@@ -125,11 +117,11 @@ def test_limits_are_validated() -> None:
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6)), max_size=60), st.integers(1, 8))
 def test_batches_never_repeat_or_skip_nonces(adds: list[tuple[int, int]], txs_max: int) -> None:
     pool = Mempool(capacity_txs=30, gap_wait_ms=1000)
-    table, next_nonce = chain()
+    table, _ = chain()
     for signer, nonce in adds:
         pool.add(tx(signer, nonce), next_nonce=table[bytes([signer]) * 32])
     seen: dict[bytes, list[int]] = defaultdict(list)
-    while batch := pool.take_batch(txs_max=txs_max, bytes_max=10**6, next_nonce=next_nonce):
+    while batch := pool.take_batch(txs_max=txs_max, bytes_max=10**6):
         assert len(batch) <= txs_max
         for t in batch:
             seen[t.signer].append(t.nonce)

@@ -38,7 +38,6 @@ def test_a_cut_batch_never_exceeds_the_byte_limit_once_encoded(
     batch = pool.take_batch(
         txs_max=1000,
         bytes_max=limit - PAYLOAD_HEADER_BYTES,
-        next_nonce=lambda _: 0,
         tx_overhead_bytes=PAYLOAD_TX_OVERHEAD_BYTES,
     )
     payload = Proposal(timestamp_ms=2**62, txs=tuple(t.raw for t in batch)).encode()
