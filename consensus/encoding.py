@@ -74,8 +74,53 @@ def pack(obj: Any) -> bytes:
     return msgpack.packb(_normalise(obj, 0), use_bin_type=True)
 
 
+def _check_map(pairs: dict[Any, Any]) -> dict[Any, Any]:
+    """msgpack's `object_hook`: runs only for maps, so map-free data pays nothing for it.
+
+    Keys must be strings in sorted order. (Duplicate keys collapse into one entry, so the
+    re-encoding comparison in `unpack` rejects them.)"""
+    previous: str | None = None
+    for key in pairs:
+        if type(key) is not str:
+            raise DecodeError(f"not canonical: map key {key!r} is not a string")
+        if previous is not None and key <= previous:
+            raise DecodeError("not canonical: map keys are not sorted")
+        previous = key
+    return pairs
+
+
+def _too_deep(obj: list[Any] | dict[Any, Any]) -> bool:
+    """True if some value sits deeper than NESTING_DEPTH_MAX (`obj` is at depth 0).
+
+    Level by level over containers only, without recursion: a transaction costs three
+    list comprehensions."""
+    level = [obj]
+    for _ in range(NESTING_DEPTH_MAX):
+        level = [
+            item
+            for container in level
+            for item in (container.values() if type(container) is dict else container)
+            if type(item) is list or type(item) is dict
+        ]
+        if not level:
+            return False
+    # `level` holds the containers at depth NESTING_DEPTH_MAX: any item of theirs is too deep.
+    return any(level)
+
+
 def unpack(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
-    """Decode untrusted bytes; reject anything that is not exactly canonical."""
+    """Decode untrusted bytes; reject anything that is not exactly canonical.
+
+    The canonical check costs a few C calls instead of a Python walk over every item:
+    - msgpack itself bounds sizes, rejects ext types and keeps ints in the 64-bit range
+      (the format has no wider int); the nesting depth is checked over containers only;
+    - maps are checked (string keys, sorted) by an `object_hook` that only maps trigger;
+    - re-encoding must give the input bytes back, which rejects every non-minimal form
+      (ints, lengths, float32 where a float64 would be written...);
+    - a float64 re-encodes to itself, so when the input holds a 0xcb byte (the float64
+      marker, possibly just payload) it is encoded once more with single floats: a float
+      then comes out different, anything else identical.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
     if len(data) > limits.buffer_bytes_max:
@@ -86,23 +131,34 @@ def unpack(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
             raw=False,
             use_list=True,
             strict_map_key=True,
+            object_hook=_check_map,
             max_bin_len=limits.bin_bytes_max,
             max_str_len=limits.str_bytes_max,
             max_array_len=limits.array_items_max,
             max_map_len=limits.map_items_max,
             max_ext_len=0,
         )
+    except DecodeError:
+        raise
     except msgpack.ExtraData as exc:
         raise DecodeError("trailing bytes after the encoded object") from exc
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
         # msgpack signals limits, truncation, bad UTF-8 and unhashable keys this way.
         raise DecodeError(f"malformed msgpack: {exc}") from exc
-    try:
-        again = pack(obj)
-    except EncodingError as exc:
-        raise DecodeError(f"not canonical: {exc}") from exc
-    if again != bytes(data):
+    kind = type(obj)
+    if (kind is list or kind is dict) and _too_deep(obj):
+        raise DecodeError(f"not canonical: nesting deeper than {NESTING_DEPTH_MAX}")
+    if type(data) is not bytes:
+        data = bytes(data)
+    if msgpack.packb(obj, use_bin_type=True) != data:
         raise DecodeError("not canonical: re-encoding gives different bytes")
+    if b"\xcb" in data:
+        try:
+            single = msgpack.packb(obj, use_bin_type=True, use_single_float=True)
+        except OverflowError:  # only a float can be out of single-float range
+            single = b""
+        if single != data:
+            raise DecodeError("not canonical: floats have no canonical encoding")
     return obj
 
 

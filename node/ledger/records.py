@@ -154,19 +154,8 @@ class Receipt(NamedTuple):
         """Flat (see module docstring); `detail` is deliberately left out. `pack` may be a
         caller-owned `msgpack.Packer(use_bin_type=True).pack` (saves building one per call;
         a Packer is not thread-safe, so never share one across threads)."""
-        return (pack or _packb)(
-            (
-                self.tx_id,
-                self.height,
-                self.index,
-                self.status,  # StrEnum members are str: msgpack writes the plain string
-                self.reason,
-                self.kind,
-                self.signer,
-                self.reason_code,
-                self.order_ref,
-            )
-        )
+        # The first nine fields, in order (everything but `detail`).
+        return (pack or _packb)(self[:9])
 
     @classmethod
     def decode(cls, data: bytes) -> Receipt:

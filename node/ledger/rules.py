@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from node.ledger import keys as kl
 from node.ledger.reasons import ReasonCode, TxRejectedError
 from node.ledger.records import AccountRecord, AccountStatus, AssetRecord, Authority, Freeze
 from node.ledger.view import StateView
@@ -450,15 +449,19 @@ def unpause(ctx: TxContext, a: k.UnpauseArgs) -> tuple[bytes, ...]:
 # ------------------------------------------------------------------ movements
 
 
-def _active_fast(record: AccountRecord | None, timestamp_ms: int, asset_id: str) -> bool:
-    """The common case of `require_active`, inlined for the transfer path; on False the
-    caller re-runs `require_active`, which raises with the precise reason."""
+_REGISTERED = str(AccountStatus.REGISTERED)  # a plain str: compared twice per transfer
+
+
+def _active_fast(record: AccountRecord | None, timestamp_ms: int) -> bool:
+    """The common case of `require_active` (no freezes at all), for the transfer path; on
+    False the caller runs `require_active`, which returns the record if it is active after
+    all (e.g. frozen for another asset only) or raises with the precise reason."""
     return (
         record is not None
-        and record.status == AccountStatus.REGISTERED
-        and (record.expires_at_ms is None or timestamp_ms < record.expires_at_ms)
+        and record.status == _REGISTERED
         and record.account_freeze is None
-        and (not record.asset_freezes or not record.is_frozen_for(asset_id))
+        and not record.asset_freezes
+        and (record.expires_at_ms is None or timestamp_ms < record.expires_at_ms)
     )
 
 
@@ -468,6 +471,7 @@ def transfer(ctx: TxContext, a: k.TransferArgs) -> tuple[bytes, ...]:
     signer = ctx.signer
     asset_id = a.asset_id
     to_account = a.to_account
+    amount = a.amount
     asset = view.asset(asset_id)
     if asset is None:
         raise TxRejectedError(ReasonCode.UNKNOWN_ASSET, f"asset {asset_id} does not exist")
@@ -476,20 +480,19 @@ def transfer(ctx: TxContext, a: k.TransferArgs) -> tuple[bytes, ...]:
     if to_account == signer:
         raise TxRejectedError(ReasonCode.SELF_TRANSFER, "sender and recipient are the same")
     ts = ctx.timestamp_ms
-    if not _active_fast(view.account(signer), ts, asset_id):
+    if not _active_fast(view.account(signer), ts):
         require_active(ctx, signer, asset_id, "sender")
     to = view.account(to_account)
-    if not _active_fast(to, ts, asset_id):
+    if not _active_fast(to, ts):
         to = require_active(ctx, to_account, asset_id, "recipient")
-    src_key = kl.balance_key(asset_id, signer)
+    prefix = view.balance_prefix(asset_id)
+    src_key = prefix + signer  # == kl.balance_key(asset_id, signer)
     held = view.balance_at(src_key)
-    if held < a.amount:
+    if held < amount:
         raise TxRejectedError(
-            ReasonCode.INSUFFICIENT_BALANCE, f"sender holds {held}, sending {a.amount}"
+            ReasonCode.INSUFFICIENT_BALANCE, f"sender holds {held}, sending {amount}"
         )
-    dst_key = kl.balance_key(asset_id, to_account)
-    view.set_balance_at(src_key, held - a.amount)
-    view.set_balance_at(dst_key, view.balance_at(dst_key) + a.amount)
+    view.move_at(src_key, prefix + to_account, held, amount)
     if asset_id not in to.assets:  # type: ignore[union-attr]
         _remember_asset(view, to_account, to, asset_id)  # type: ignore[arg-type]
     return (signer, to_account)

@@ -14,6 +14,7 @@ could shadow the real transaction's receipt.
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ from node.tx.model import SignedTransaction
 from node.tx.verify import verify_transaction
 
 T = TypeVar("T")
+_new_receipt = tuple.__new__
+_first = operator.itemgetter(0)
 Decoded = SignedTransaction | TxDecodeError
 
 
@@ -315,12 +318,13 @@ class Ledger:
         ctx = self._context(view, h, ts)
         receipts: list[Receipt] = []
         claimed: list[tuple[Receipt, tuple[bytes, ...]]] = []
+        run = self._run
+        txs = block.txs
         tx_limits = self.limits.tx
-        for i, raw in enumerate(block.txs):
-            item = decoded[i] if decoded is not None else prepare_tx(raw, tx_limits)
-            sig_ok = None if signatures_ok is None else signatures_ok[i]
-            receipt, touched = self._run(
-                view, ctx, item, raw, sig_ok=sig_ok, height=h, index=i, timestamp_ms=ts
+        for i in range(len(txs)):
+            item = decoded[i] if decoded is not None else prepare_tx(txs[i], tx_limits)
+            receipt, touched = run(
+                view, ctx, item, txs[i], None if signatures_ok is None else signatures_ok[i], h, i
             )
             receipts.append(receipt)
             if touched is not None:
@@ -333,25 +337,27 @@ class Ledger:
         index_items: list[tuple[bytes, bytes]] = []
         history_items: list[tuple[bytes, bytes]] = []
         pack = msgpack.Packer(use_bin_type=True).pack  # local: a Packer is not thread-safe
+        hkey = kl.height_key(h)
         for receipt, touched in claimed:
             tx_id, index = receipt.tx_id, receipt.index
-            position = kl.position_key(h, index)
+            position = hkey + index.to_bytes(kl.INDEX_BYTES, "big")  # == kl.position_key
             # Receipts are keyed by position, so a block's receipts are appended to the end of
             # the tree (a few dirty pages) instead of scattered by random tx ids.
             receipt_items.append((position, receipt.encode(pack)))
             index_items.append((tx_id, pack((h, index))))
-            history_items.extend((account + position, tx_id) for account in touched)
+            for account in touched:
+                history_items.append((account + position, tx_id))
         # Bulk, key-sorted inserts: one C loop per database instead of a Python call per key.
-        for db_name, items in (
-            (kl.RECEIPTS, receipt_items),
-            (kl.TX_INDEX, index_items),
-            (kl.HISTORY, history_items),
-        ):
-            if items:
-                items.sort()
-                txn.cursor(db=dbs[db_name]).putmulti(items)
+        # Receipts are already in key order and after every stored key: append them.
         if receipt_items:
+            _, added = txn.cursor(db=dbs[kl.RECEIPTS]).putmulti(receipt_items, append=True)
+            if added != len(receipt_items):  # an append that was not after the last key
+                raise LedgerCorruptError(f"receipts of block {h} are not after the stored ones")
             write_set[kl.RECEIPTS] = receipt_items  # type: ignore[assignment]
+        for db_name, items in ((kl.TX_INDEX, index_items), (kl.HISTORY, history_items)):
+            if items:
+                items.sort(key=_first)  # keys are unique: comparing keys alone is enough
+                txn.cursor(db=dbs[db_name]).putmulti(items)
 
         state = next_state_digest(h, prev_state, write_set_hash(write_set))
         root = tx_root(block.txs)
@@ -365,9 +371,9 @@ class Ledger:
             tx_root=root,
             block_hash=bhash,
             state_digest=state,
-            txs=tuple(bytes(tx) for tx in block.txs),
+            txs=tuple(map(bytes, block.txs)),
             outcomes=tuple(
-                ReceiptStatus.APPLIED if r.reason is None else r.reason for r in receipts
+                [ReceiptStatus.APPLIED if r.reason is None else r.reason for r in receipts]
             ),
         )
         hkey = kl.height_key(h)
@@ -377,20 +383,19 @@ class Ledger:
         self._put_meta(txn, h, ts, bhash, state)
         return receipts
 
-    def _run(
+    def _run(  # noqa: PLR0917 -- positional: called once per transaction
         self,
         view: StateView,
         ctx: TxContext,
         item: Decoded,
         raw: bytes,
-        *,
         sig_ok: bool | None,
         height: int,
         index: int,
-        timestamp_ms: int,
     ) -> tuple[Receipt, tuple[bytes, ...] | None]:
         """Evaluate one transaction on `view`. Returns the receipt and, if the tx claimed its
-        id (authentic), the accounts whose history it joins."""
+        id (authentic), the accounts whose history it joins. (Positional arguments and a
+        tuple-built receipt: this runs once per transaction.)"""
         if isinstance(item, TxDecodeError):
             return self._unauthentic(digest(raw), height, index, ReasonCode.MALFORMED, str(item))
         stx = item
@@ -416,7 +421,6 @@ class Ledger:
                 f"nonce {body.nonce}, expected {expected}",
             )
         args = body.args
-        audit_reason, order_ref = args.audit()
         ctx.bind(stx, index)
         try:
             touched = RULES_BY_ARGS[type(args)](ctx, args)
@@ -428,18 +432,22 @@ class Ledger:
         # Authentic: the nonce is consumed either way (after the rule, which never writes
         # when it rejects, so this is the tx's only write in that case).
         view.set_nonce(signer, expected + 1)
-        receipt = Receipt(
-            stx.tx_id,
-            height,
-            index,
-            status,
-            reason,
-            body.kind,
-            signer,
-            audit_reason,
-            order_ref,
-            detail,
-        )  # positional: built once per transaction on the hot path
+        audit_reason, order_ref = args.audit()
+        receipt = _new_receipt(
+            Receipt,
+            (
+                stx.tx_id,
+                height,
+                index,
+                status,
+                reason,
+                body.kind,
+                signer,
+                audit_reason,
+                order_ref,
+                detail,
+            ),
+        )  # == Receipt(...) in field order, without NamedTuple's Python-level __new__
         # Duplicates in `touched` are harmless: the same history key is written twice.
         return receipt, touched
 
@@ -488,14 +496,7 @@ class Ledger:
             view = StateView(txn, self._dbs)
             ts = last_ts if timestamp_ms is None else timestamp_ms
             receipt, _ = self._run(
-                view,
-                self._context(view, height + 1, ts),
-                item,
-                raw,
-                sig_ok=signature_ok,
-                height=height + 1,
-                index=0,
-                timestamp_ms=ts,
+                view, self._context(view, height + 1, ts), item, raw, signature_ok, height + 1, 0
             )
             return receipt
 

@@ -17,6 +17,7 @@ from node.ledger import keys as kl
 from node.ledger.records import AccountRecord, AssetRecord, decode_int, encode_int
 
 WriteSet = dict[str, list[tuple[bytes, bytes | None]]]
+_NEVER_DELETED = frozenset({kl.BALANCES, kl.NONCES})  # values always ints, never None
 _MISSING: Any = object()  # cache sentinel: a dict lookup is much cheaper than catching KeyError
 
 
@@ -30,8 +31,11 @@ class StateView:
         "_balances_db",
         "_dbs",
         "_dirty",
+        "_dirty_balances",
+        "_dirty_nonces",
         "_nonces",
         "_nonces_db",
+        "_prefixes",
         "_roles",
         "_roles_db",
         "_txn",
@@ -53,13 +57,16 @@ class StateView:
         self._roles: dict[bytes, bool] = {}
         # Dirty keys per database, in first-write order (flush sorts them anyway).
         self._dirty: dict[str, set[bytes]] = {db: set() for db in kl.STATE_DBS}
+        self._dirty_balances = self._dirty[kl.BALANCES]  # the hot ones, one attribute away
+        self._dirty_nonces = self._dirty[kl.NONCES]
+        self._prefixes: dict[str, bytes] = {}  # asset id -> its balance key prefix
 
     # ------------------------------------------------------------------ reads
 
     def account(self, public_key: bytes) -> AccountRecord | None:
         record = self._accounts.get(public_key, _MISSING)
         if record is _MISSING:
-            raw = self._txn.get(public_key, db=self._accounts_db)
+            raw = self._txn.get(public_key, None, self._accounts_db)
             record = None if raw is None else AccountRecord.decode(raw)
             self._accounts[public_key] = record
         return record
@@ -68,7 +75,7 @@ class StateView:
         key = asset_id.encode()
         record = self._assets.get(key, _MISSING)
         if record is _MISSING:
-            raw = self._txn.get(key, db=self._assets_db)
+            raw = self._txn.get(key, None, self._assets_db)
             record = None if raw is None else AssetRecord.decode(raw)
             self._assets[key] = record
         return record
@@ -77,7 +84,7 @@ class StateView:
         key = kl.balance_key(asset_id, account)
         value = self._balances.get(key, _MISSING)
         if value is _MISSING:
-            raw = self._txn.get(key, db=self._balances_db)
+            raw = self._txn.get(key, None, self._balances_db)
             value = 0 if raw is None else decode_int(raw)
             self._balances[key] = value
         return value
@@ -86,20 +93,42 @@ class StateView:
         """`balance` by a precomputed `keys.balance_key` (the transfer path builds it once)."""
         value = self._balances.get(key, _MISSING)
         if value is _MISSING:
-            raw = self._txn.get(key, db=self._balances_db)
+            raw = self._txn.get(key, None, self._balances_db)
             value = 0 if raw is None else decode_int(raw)
             self._balances[key] = value
         return value
 
+    def balance_prefix(self, asset_id: str) -> bytes:
+        """`keys.balance_prefix(asset_id)`, built once per block and asset."""
+        prefix = self._prefixes.get(asset_id)
+        if prefix is None:
+            prefix = self._prefixes[asset_id] = kl.balance_prefix(asset_id)
+        return prefix
+
+    def move_at(self, src_key: bytes, dst_key: bytes, src_held: int, amount: int) -> None:
+        """Move `amount` between two balance keys; `src_held` is `balance_at(src_key)`, and
+        the caller has checked it covers `amount` (the source and destination differ)."""
+        assert 0 <= amount <= src_held, "overdraft"
+        balances = self._balances
+        dst = balances.get(dst_key, _MISSING)
+        if dst is _MISSING:
+            raw = self._txn.get(dst_key, None, self._balances_db)
+            dst = 0 if raw is None else decode_int(raw)
+        balances[src_key] = src_held - amount
+        balances[dst_key] = dst + amount
+        dirty = self._dirty_balances
+        dirty.add(src_key)
+        dirty.add(dst_key)
+
     def set_balance_at(self, key: bytes, value: int) -> None:
         assert value >= 0, "negative balance"
         self._balances[key] = value
-        self._dirty[kl.BALANCES].add(key)
+        self._dirty_balances.add(key)
 
     def nonce(self, account: bytes) -> int:
         value = self._nonces.get(account, _MISSING)
         if value is _MISSING:
-            raw = self._txn.get(account, db=self._nonces_db)
+            raw = self._txn.get(account, None, self._nonces_db)
             value = 0 if raw is None else decode_int(raw)
             self._nonces[account] = value
         return value
@@ -108,7 +137,7 @@ class StateView:
         key = kl.role_key(account, role)
         value = self._roles.get(key)
         if value is None:
-            value = self._txn.get(key, db=self._roles_db) is not None
+            value = self._txn.get(key, None, self._roles_db) is not None
             self._roles[key] = value
         return value
 
@@ -128,11 +157,11 @@ class StateView:
         assert value >= 0, "negative balance"
         key = kl.balance_key(asset_id, account)
         self._balances[key] = value
-        self._dirty[kl.BALANCES].add(key)
+        self._dirty_balances.add(key)
 
     def set_nonce(self, account: bytes, value: int) -> None:
         self._nonces[account] = value
-        self._dirty[kl.NONCES].add(account)
+        self._dirty_nonces.add(account)
 
     def set_role(self, account: bytes, role: str, granted: bool) -> None:
         key = kl.role_key(account, role)
@@ -151,33 +180,37 @@ class StateView:
         dirty = self._dirty
         if dirty[kl.ACCOUNTS]:
             accounts = self._accounts
-            out[kl.ACCOUNTS] = sorted(
+            out[kl.ACCOUNTS] = [
                 (key, None if accounts[key] is None else accounts[key].encode())  # type: ignore[union-attr]
-                for key in dirty[kl.ACCOUNTS]
-            )
+                for key in sorted(dirty[kl.ACCOUNTS])
+            ]
         if dirty[kl.ASSETS]:
             assets = self._assets
-            out[kl.ASSETS] = sorted(
+            out[kl.ASSETS] = [
                 (key, None if assets[key] is None else assets[key].encode())  # type: ignore[union-attr]
-                for key in dirty[kl.ASSETS]
-            )
+                for key in sorted(dirty[kl.ASSETS])
+            ]
+        # Sorting the keys alone, not (key, value) pairs: bytes compare faster than tuples.
         if dirty[kl.BALANCES]:
             balances = self._balances
-            out[kl.BALANCES] = sorted((key, packb(balances[key])) for key in dirty[kl.BALANCES])
+            out[kl.BALANCES] = [(key, packb(balances[key])) for key in sorted(dirty[kl.BALANCES])]
         if dirty[kl.NONCES]:
             nonces = self._nonces
-            out[kl.NONCES] = sorted((key, packb(nonces[key])) for key in dirty[kl.NONCES])
+            out[kl.NONCES] = [(key, packb(nonces[key])) for key in sorted(dirty[kl.NONCES])]
         if dirty[kl.ROLES]:
             roles = self._roles
-            out[kl.ROLES] = sorted(
-                (key, encode_int(1) if roles[key] else None) for key in dirty[kl.ROLES]
-            )
+            out[kl.ROLES] = [
+                (key, encode_int(1) if roles[key] else None) for key in sorted(dirty[kl.ROLES])
+            ]
         return out
 
     def flush(self, txn: lmdb.Transaction, write_set: WriteSet) -> None:
         """Write `write_set` into `txn`: one bulk, key-ordered put per database."""
         for db_name, items in write_set.items():
             db = self._dbs[db_name]
+            if db_name in _NEVER_DELETED:
+                txn.cursor(db=db).putmulti(items)  # type: ignore[arg-type]
+                continue
             puts = [(key, value) for key, value in items if value is not None]
             if len(puts) != len(items):
                 for key, value in items:

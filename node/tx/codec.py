@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgpack
-
 from consensus.encoding import DecodeError, digest, unpack
 from node.tx.errors import ArgsError, DecodeReason, TxDecodeError
 from node.tx.kinds import ARGS_BY_KIND, KEY_BYTES, Args, Kind
@@ -16,21 +14,22 @@ from node.tx.limits import DEFAULT_TX_LIMITS, TxLimits
 from node.tx.model import NONCE_MAX, SIGNATURE_BYTES, SignedTransaction, Transaction, memo_bytes
 
 CHAIN_ID_CHARS_MAX = 64
-_KINDS: dict[str, Kind] = {k.value: k for k in Kind}
+# kind name -> (Kind, its args class): one str-keyed lookup (an Enum member hashes in Python).
+_KINDS: dict[str, tuple[Kind, type[Args]]] = {k.value: (k, ARGS_BY_KIND[k]) for k in Kind}
 
 
 def _shape(message: str) -> TxDecodeError:
     return TxDecodeError(DecodeReason.BAD_SHAPE, message)
 
 
-def _body_span(data: bytes) -> bytes:
-    """The body's own bytes inside a canonical envelope (so the id needs no re-encoding)."""
-    unpacker = msgpack.Unpacker(max_buffer_size=len(data))
-    unpacker.feed(data)
-    unpacker.read_array_header()
-    start = unpacker.tell()
-    unpacker.skip()
-    return bytes(data[start : unpacker.tell()])
+def _signatures_bytes(count: int) -> int:
+    """Length of the canonical encoding of `count` validated [key(32), signature(64)] pairs."""
+    header = 1 if count <= 15 else 3  # fixarray, else array16 (signatures_max <= 64)
+    return header + count * _SIGNATURE_PAIR_BYTES
+
+
+# One pair: fixarray(2) + bin8 header and 32 key bytes + bin8 header and 64 signature bytes.
+_SIGNATURE_PAIR_BYTES = 1 + (2 + KEY_BYTES) + (2 + SIGNATURE_BYTES)
 
 
 def decode_signed_transaction(
@@ -55,12 +54,21 @@ def decode_signed_transaction(
     if type(obj) is not list or len(obj) != 2:
         raise _shape("a signed transaction is an array [body, signatures]")
     body_wire, sigs_wire = obj
-    body = _decode_body(body_wire, limits, _body_span(data))
+    fields = _decode_body(body_wire, limits)
     signatures = _decode_signatures(sigs_wire, limits)
-    return SignedTransaction(body=body, signatures=signatures, tx_id=digest(body.body_bytes))
+    # `data` is canonical: 0x92 (the envelope), the body's own bytes, then the signatures,
+    # whose encoded length is fixed by their count. So the body (signed, and hashed for the
+    # id) is a slice: no re-encoding.
+    body_bytes = bytes(data[1 : len(data) - _signatures_bytes(len(signatures))])
+    body = Transaction._from_decoded(*fields, body_bytes)
+    return SignedTransaction._from_decoded(body, signatures, digest(body_bytes))
 
 
-def _decode_body(wire: Any, limits: TxLimits, body_bytes: bytes) -> Transaction:
+_BodyFields = tuple[str, bytes, int, Kind, Args, bytes | str | None]
+
+
+def _decode_body(wire: Any, limits: TxLimits) -> _BodyFields:
+    """Every body field checked at least as strictly as Transaction.__post_init__ does."""
     if type(wire) is not list or len(wire) != 6:
         raise _shape("body is an array [chain_id, signer, nonce, kind, args, memo]")
     chain_id, signer, nonce, kind_name, args_wire, memo = wire
@@ -72,9 +80,10 @@ def _decode_body(wire: Any, limits: TxLimits, body_bytes: bytes) -> Transaction:
         raise _shape(f"nonce must be an integer in 0..{NONCE_MAX}")
     if type(kind_name) is not str:
         raise _shape("kind must be a string")
-    kind = _KINDS.get(kind_name)
-    if kind is None:
+    found = _KINDS.get(kind_name)
+    if found is None:
         raise TxDecodeError(DecodeReason.UNKNOWN_KIND, f"unknown kind {kind_name[:64]!r}")
+    kind, args_class = found
     if memo is not None and type(memo) not in (bytes, str):
         raise _shape("memo must be bytes, str or nil")
     if memo_bytes(memo) > limits.memo_bytes_max:
@@ -83,20 +92,12 @@ def _decode_body(wire: Any, limits: TxLimits, body_bytes: bytes) -> Transaction:
             f"memo of {memo_bytes(memo)} bytes exceeds memo_bytes_max={limits.memo_bytes_max}",
         )
     try:
-        args: Args = ARGS_BY_KIND[kind].from_wire(args_wire)
+        args: Args = args_class.from_wire(args_wire)
     except ArgsError as exc:
         raise TxDecodeError(DecodeReason.BAD_ARGS, f"{kind}: {exc}") from None
     except TypeError as exc:  # wrong field names cannot happen; kept as a guard
         raise TxDecodeError(DecodeReason.BAD_ARGS, f"{kind}: {exc}") from None
-    return Transaction(
-        chain_id=chain_id,
-        signer=signer,
-        nonce=nonce,
-        kind=kind,
-        args=args,
-        memo=memo,
-        body_bytes=body_bytes,
-    )
+    return (chain_id, signer, nonce, kind, args, memo)
 
 
 def _decode_signatures(wire: Any, limits: TxLimits) -> tuple[tuple[bytes, bytes], ...]:

@@ -120,7 +120,13 @@ class Args:
         names = _FIELD_NAMES[cls]
         if type(items) is not list or len(items) != len(names):
             raise ArgsError("args", f"expected an array of {len(names)} items for {cls.KIND}")
-        return cls(**dict(zip(names, items, strict=True)))
+        # Build without keyword-argument plumbing (this runs per decoded transaction), then
+        # validate exactly as __init__ would: __post_init__ is the only validation.
+        obj = object.__new__(cls)
+        for set_field, value in zip(_FIELD_SETTERS[cls], items, strict=True):
+            set_field(obj, value)
+        obj.__post_init__()  # type: ignore[attr-defined]
+        return obj
 
     def audit(self) -> tuple[str | None, str | None]:
         """(reason_code, order_ref) for kinds that carry an order; (None, None) otherwise."""
@@ -360,6 +366,11 @@ assert set(ARGS_BY_KIND) == set(Kind), "every kind needs an args class"
 _FIELD_NAMES: dict[type[Args], tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in ARGS_BY_KIND.values()
 }
+# The slot descriptors' setters: writing a frozen dataclass's slot directly, once per field.
+_FIELD_SETTERS: dict[type[Args], tuple[Any, ...]] = {
+    cls: tuple(getattr(cls, name).__set__ for name in names) for cls, names in _FIELD_NAMES.items()
+}
+assert all(hasattr(cls, "__post_init__") for cls in ARGS_BY_KIND.values())
 
 # Kinds only the regulator (with its M-of-N threshold) may submit.
 REGULATOR_ONLY = frozenset(

@@ -12,7 +12,7 @@ signature is `sign(key, Purpose.TRANSACTION, chain_id, pack(body))`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from consensus.encoding import digest, pack
@@ -72,6 +72,30 @@ class Transaction:
     def tx_id(self) -> bytes:
         return digest(self.body_bytes)
 
+    @classmethod
+    def _from_decoded(  # noqa: PLR0917 -- positional: called once per decoded tx
+        cls,
+        chain_id: str,
+        signer: bytes,
+        nonce: int,
+        kind: Kind,
+        args: Args,
+        memo: bytes | str | None,
+        body_bytes: bytes,
+    ) -> Transaction:
+        """Build WITHOUT re-validating: only for node.tx.codec, which has already checked
+        every field at least as strictly as __post_init__ (runs once per decoded tx)."""
+        obj = object.__new__(cls)
+        set_chain_id, set_signer, set_nonce, set_kind, set_args, set_memo, set_body = _TX_SETTERS
+        set_chain_id(obj, chain_id)
+        set_signer(obj, signer)
+        set_nonce(obj, nonce)
+        set_kind(obj, kind)
+        set_args(obj, args)
+        set_memo(obj, memo)
+        set_body(obj, body_bytes)
+        return obj
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignedTransaction:
@@ -93,3 +117,22 @@ class SignedTransaction:
 
     def signer_keys(self) -> frozenset[bytes]:
         return frozenset(pk for pk, _ in self.signatures)
+
+    @classmethod
+    def _from_decoded(
+        cls, body: Transaction, signatures: tuple[tuple[bytes, bytes], ...], tx_id: bytes
+    ) -> SignedTransaction:
+        """Build without __init__'s keyword plumbing: only for node.tx.codec."""
+        obj = object.__new__(cls)
+        set_body, set_signatures, set_tx_id = _SIGNED_SETTERS
+        set_body(obj, body)
+        set_signatures(obj, signatures)
+        set_tx_id(obj, tx_id)
+        return obj
+
+
+# Slot setters of the frozen dataclasses, in field order (see the `_from_decoded` builders).
+_TX_SETTERS = tuple(getattr(Transaction, f.name).__set__ for f in fields(Transaction))
+_SIGNED_SETTERS = tuple(
+    getattr(SignedTransaction, f.name).__set__ for f in fields(SignedTransaction)
+)

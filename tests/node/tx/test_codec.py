@@ -233,3 +233,30 @@ def test_single_byte_corruption_is_refused_or_changes_nothing_silently(pos: int,
         return
     # Whatever still decodes re-encodes to exactly the bytes received (canonical).
     assert stx.encode() == bytes(data)
+
+
+@pytest.mark.parametrize("cosigners", [0, 14, 15, 16, 19])
+def test_body_bytes_are_the_canonical_body_for_any_signature_count(cosigners: int) -> None:
+    # The codec slices the body out of the envelope using the signatures' encoded length,
+    # whose array header grows from 1 to 3 bytes past 15 signatures.
+    keys = [nacl.signing.SigningKey(bytes([i + 1]) * 32) for i in range(cosigners)]
+    stx = make_tx("mint", SAMPLE_ARGS[Kind.MINT], signer_key=KEY, nonce=1, chain_id=CHAIN)
+    stx = add_signatures(stx, keys)
+    back = decode_signed_transaction(stx.encode(), limits=TxLimits(signatures_max=20))
+    assert len(back.signatures) == cosigners + 1
+    assert back.body.body_bytes == pack(stx.body.wire())
+    assert back.tx_id == hashlib.sha256(pack(stx.body.wire())).digest()
+    assert back == stx
+
+
+def test_decoded_args_are_validated_like_constructed_ones() -> None:
+    # from_wire bypasses keyword plumbing but must still run the same validation.
+    with pytest.raises(ArgsError, match="asset_id"):
+        TransferArgs.from_wire(["bond", b"\x02" * 32, 1])
+    with pytest.raises(ArgsError, match="amount"):
+        TransferArgs.from_wire(["BOND", b"\x02" * 32, 0])
+    with pytest.raises(ArgsError, match="expected an array"):
+        TransferArgs.from_wire(["BOND", b"\x02" * 32])
+    assert TransferArgs.from_wire(["BOND", b"\x02" * 32, 1]) == TransferArgs(
+        asset_id="BOND", to_account=b"\x02" * 32, amount=1
+    )
