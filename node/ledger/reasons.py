@@ -41,6 +41,7 @@ UNAUTHENTIC = frozenset(
         ReasonCode.WRONG_CHAIN,
         ReasonCode.BAD_SIGNATURE,
         ReasonCode.BAD_NONCE,
+        ReasonCode.REGULATOR_THRESHOLD_NOT_MET,
     }
 )
 

@@ -21,6 +21,7 @@ from node.ledger.records import AccountRecord, AccountStatus, AssetRecord, Autho
 from node.ledger.view import StateView
 from node.tx import kinds as k
 from node.tx.model import SignedTransaction
+from node.tx.verify import regulator_approvals
 
 ACCOUNT_FREEZES_MAX = 256  # per-asset freezes on one account
 
@@ -81,7 +82,7 @@ def _who(account: bytes) -> str:
 def require_regulator(ctx: TxContext) -> None:
     if not ctx.is_regulator:
         raise TxRejectedError(ReasonCode.NOT_AUTHORIZED, "only the regulator may do this")
-    approvals = len(ctx.stx.signer_keys() & ctx.regulator_keys)  # type: ignore[union-attr]
+    approvals = regulator_approvals(ctx.stx, ctx.regulator_keys)  # type: ignore[arg-type]
     if approvals < ctx.regulator_threshold:
         raise TxRejectedError(
             ReasonCode.REGULATOR_THRESHOLD_NOT_MET,

@@ -54,7 +54,7 @@ from node.tx.codec import decode_signed_transaction
 from node.tx.errors import TxDecodeError
 from node.tx.limits import DEFAULT_TX_LIMITS, TxLimits
 from node.tx.model import SignedTransaction
-from node.tx.verify import verify_transaction
+from node.tx.verify import regulator_approvals, regulator_quorum_ok, verify_transaction
 
 T = TypeVar("T")
 _new_receipt = tuple.__new__
@@ -409,6 +409,15 @@ class Ledger:
         if not sig_ok:
             return self._unauthentic(
                 stx.tx_id, height, index, ReasonCode.BAD_SIGNATURE, "a signature does not verify"
+            )
+        if not regulator_quorum_ok(stx, self._regulator_keys, self._threshold):
+            return self._unauthentic(
+                stx.tx_id,
+                height,
+                index,
+                ReasonCode.REGULATOR_THRESHOLD_NOT_MET,
+                f"{regulator_approvals(stx, self._regulator_keys)} distinct regulator"
+                f" signatures, {self._threshold} required",
             )
         signer = body.signer
         expected = view.nonce(signer)

@@ -19,12 +19,19 @@ from node.ledger import Ledger
 from node.ledger.store import prepare_tx
 from node.mempool import AdmitRefusal, Mempool, PendingTx
 from node.runtime.verifier import BatchVerifier, VerifiedCache
-from node.tx import SignedTransaction, TxDecodeError, TxLimits
+from node.tx import (
+    SignedTransaction,
+    TxDecodeError,
+    TxLimits,
+    regulator_approvals,
+    regulator_quorum_ok,
+)
 
 WRONG_CHAIN = "wrong_chain"
 BAD_SIGNATURE = "bad_signature"
 OVERSIZE = "oversize"
 ACCOUNT_NOT_REGISTERED = "account_not_registered"
+REGULATOR_THRESHOLD_NOT_MET = "regulator_threshold_not_met"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +71,7 @@ class Admission:
         self._on_admitted = on_admitted
         self._on_refused = on_refused
         self._regulator_keys = frozenset(ledger.genesis.regulator_keys)
+        self._regulator_threshold = ledger.genesis.regulator_threshold
 
     def _is_registered(self, account: bytes) -> bool:
         info = self._ledger.account(account)
@@ -145,6 +153,15 @@ class Admission:
         if tx_id in self._mempool:
             return Outcome(tx_id=tx_id)
         signer = stx.body.signer
+        if not regulator_quorum_ok(stx, self._regulator_keys, self._regulator_threshold):
+            return Outcome(
+                tx_id=tx_id,
+                reason=REGULATOR_THRESHOLD_NOT_MET,
+                message=(
+                    f"{regulator_approvals(stx, self._regulator_keys)} distinct regulator"
+                    f" signatures, {self._regulator_threshold} required: add --key for more regulators"
+                ),
+            )
         if signer not in self._regulator_keys and not self._is_registered(signer):
             # Otherwise anyone could make every validator store receipts for unknown keys.
             return Outcome(

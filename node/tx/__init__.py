@@ -6,7 +6,13 @@ from node.tx.errors import ArgsError, DecodeReason, TxBuildError, TxDecodeError,
 from node.tx.kinds import AMOUNT_MAX, ARGS_BY_KIND, Args, Category, Kind, Role
 from node.tx.limits import DEFAULT_TX_LIMITS, TxLimits
 from node.tx.model import SignedTransaction, Transaction
-from node.tx.verify import verify_batch, verify_parallel, verify_transaction
+from node.tx.verify import (
+    regulator_approvals,
+    regulator_quorum_ok,
+    verify_batch,
+    verify_parallel,
+    verify_transaction,
+)
 
 __all__ = [
     "AMOUNT_MAX",
@@ -30,6 +36,8 @@ __all__ = [
     "encode_signed_transaction",
     "make_tx",
     "public_key",
+    "regulator_approvals",
+    "regulator_quorum_ok",
     "verify_batch",
     "verify_parallel",
     "verify_transaction",

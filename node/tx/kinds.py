@@ -8,6 +8,7 @@ Who may submit which kind is a ledger rule (node/ledger/rules.py), not a decodin
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -83,9 +84,22 @@ def _asset_id(field: str, value: Any) -> None:
         raise ArgsError(field, "expected an asset id matching [A-Z0-9][A-Z0-9._-]{0,31}")
 
 
+# Characters refused in names and audit fields: C0/C1 controls and DEL, and the bidi
+# overrides that can make an audit string display as something else. A fixed list, not
+# str.isprintable(): that follows the interpreter's Unicode database, so validity (and
+# therefore the outcome of a committed block) could differ between Python versions.
+_FORBIDDEN_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _text(field: str, value: Any, chars_max: int) -> None:
-    if type(value) is not str or not 1 <= len(value) <= chars_max or not value.isprintable():
-        raise ArgsError(field, f"expected 1..{chars_max} printable characters")
+    if (
+        type(value) is not str
+        or not 1 <= len(value) <= chars_max
+        or _FORBIDDEN_TEXT.search(value) is not None
+    ):
+        raise ArgsError(
+            field, f"expected 1..{chars_max} characters, no control or bidi-override characters"
+        )
 
 
 def _choice(field: str, value: Any, allowed: frozenset[str]) -> None:

@@ -29,6 +29,23 @@ def verify_transaction(stx: SignedTransaction) -> bool:
     )
 
 
+def regulator_approvals(stx: SignedTransaction, regulator_keys: frozenset[bytes]) -> int:
+    """Distinct regulator keys among the transaction's (verified) signatures."""
+    return len(stx.signer_keys() & regulator_keys)
+
+
+def regulator_quorum_ok(
+    stx: SignedTransaction, regulator_keys: frozenset[bytes], threshold: int
+) -> bool:
+    """A transaction signed by a regulator key speaks for the regulator only with `threshold`
+    distinct regulator signatures. This is part of authenticity, not a business rule: the tx
+    id covers the body only, so an under-signed copy (co-signatures stripped in transit)
+    must not consume the nonce or claim the id of the real, fully signed transaction."""
+    return stx.body.signer not in regulator_keys or (
+        regulator_approvals(stx, regulator_keys) >= threshold
+    )
+
+
 def verify_batch(txs: Sequence[SignedTransaction]) -> list[bool]:
     return [verify_transaction(stx) for stx in txs]
 

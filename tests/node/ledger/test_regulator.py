@@ -227,10 +227,11 @@ def test_threshold_counts_distinct_regulator_signatures(world3: World) -> None:
     def submit(signer, cosigners):  # type: ignore[no-untyped-def]
         return world3.apply(world3.tx(signer, Kind.REGISTER_ACCOUNT, args, cosigners=cosigners))[0]
 
-    # One regulator alone: authentic, but below the threshold (nonce consumed).
+    # One regulator alone: below the threshold, so not the regulator's act at all: the
+    # nonce is not consumed and the id is not claimed (a stripped copy of a real act).
     r = submit(regs[0], [])
     assert r.reason is ReasonCode.REGULATOR_THRESHOLD_NOT_MET
-    assert world3.ledger.nonce(pk(regs[0])) == 1
+    assert world3.ledger.nonce(pk(regs[0])) == 0
     # A foreign co-signature (valid, but not a regulator key) does not count.
     assert submit(regs[0], [ALICE]).reason is ReasonCode.REGULATOR_THRESHOLD_NOT_MET
     # Two distinct regulators: applied.
@@ -297,3 +298,25 @@ def test_expired_registrar_cannot_register(world: World) -> None:
     ).applied
     world.time_ms += 1000
     assert _register(world, REGISTRAR, pk(DAVE)).reason is ReasonCode.ACCOUNT_EXPIRED
+
+
+def test_a_copy_with_stripped_cosignatures_cannot_block_the_real_act(world3: World) -> None:
+    """The tx id covers the body only, so anyone relaying a 2-of-3 regulator act can drop a
+    co-signature. That copy must neither consume the nonce nor claim the id."""
+    from node.tx import SignedTransaction
+
+    regs = world3.regulators
+    real = world3.tx(
+        regs[0],
+        Kind.REGISTER_ACCOUNT,
+        {"account": pk(DAVE), "category": "individual", "kyc_hash": kyc("dave")},
+        cosigners=[regs[1]],
+    )
+    own = [s for s in real.signatures if s[0] == pk(regs[0])]
+    stripped = SignedTransaction(body=real.body, signatures=tuple(own))
+    assert stripped.tx_id == real.tx_id
+    first, second = world3.apply(stripped, real)
+    assert first.reason is ReasonCode.REGULATOR_THRESHOLD_NOT_MET
+    assert second.applied
+    receipt = world3.ledger.receipt(real.tx_id)
+    assert receipt is not None and receipt.applied and receipt.index == 1

@@ -150,3 +150,21 @@ async def test_unregistered_signers_are_refused(world: World) -> None:
         (outcome,) = await admission.admit([stranger.encode()], from_client=True)
         nursery.cancel_scope.cancel()
     assert outcome.reason == "account_not_registered" and len(mempool) == 0
+
+
+async def test_an_under_signed_regulator_act_is_refused(tmp_path: Path) -> None:
+    world = World(tmp_path / "two-of-two", make_genesis(regulators=2, threshold=2))
+    try:
+        admission, verifier, mempool, _ = _admission(world)
+        lone = world.tx(
+            world.regulators[0],
+            Kind.REGISTER_ACCOUNT,
+            {"account": public_key(key("dave")), "category": "individual", "kyc_hash": kyc("d")},
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(verifier.run)
+            (outcome,) = await admission.admit([lone.encode()], from_client=True)
+            nursery.cancel_scope.cancel()
+        assert outcome.reason == "regulator_threshold_not_met" and len(mempool) == 0
+    finally:
+        world.close()

@@ -260,3 +260,16 @@ def test_decoded_args_are_validated_like_constructed_ones() -> None:
     assert TransferArgs.from_wire(["BOND", b"\x02" * 32, 1]) == TransferArgs(
         asset_id="BOND", to_account=b"\x02" * 32, amount=1
     )
+
+
+def test_text_validity_does_not_depend_on_the_unicode_version() -> None:
+    """U+31350 was unassigned in Python 3.11's Unicode data and assigned later; text rules
+    must give the same verdict on every interpreter a validator may run."""
+    from node.tx.errors import ArgsError
+    from node.tx.kinds import FreezeArgs
+
+    account = bytes(32)
+    FreezeArgs(account=account, asset_id=None, reason_code="court", order_ref="ref-\U00031350")
+    for bad in ("ref\n", "ref\x85", "\u202eref"):
+        with pytest.raises(ArgsError):
+            FreezeArgs(account=account, asset_id=None, reason_code="court", order_ref=bad)
