@@ -1,0 +1,1097 @@
+"""The PBFT replica: a sans-I/O state machine (Castro & Liskov, OSDI'99 / TOCS'02).
+
+Rules (numbered so that tests, docs and comments can point at them):
+
+ R1  n validators in a fixed order; f = (n - 1) // 3; quorum q = 2f + 1 (for n = 3f + 1).
+     The primary of view v is validators[v mod n].
+ R2  Every consensus message is Ed25519-signed with a purpose tag and the chain id
+     (consensus.signing); a message whose signature, signer, view or sequence number does
+     not check out is dropped and counted in `counters[reason]`. Untrusted input never
+     raises; a broken internal invariant does (AssertionError / HostProtocolError).
+ R3  Watermarks: only sequence numbers in (h, h + log_window_seqs] are accepted, where h is
+     the last stable checkpoint.
+ R4  Normal case. The primary assigns the next sequence number to a batch and broadcasts
+     PRE-PREPARE(v, n, d, payload). A backup accepts it if it has no other pre-prepare for
+     (v, n), asks the host to validate the payload, and if valid broadcasts PREPARE(v, n, d).
+     (v, n, d) is *prepared* at a replica with the pre-prepare and q - 1 matching PREPAREs
+     from other replicas; it then broadcasts COMMIT(v, n, d). It is *committed* with q
+     matching COMMITs; those signatures form the CommitCertificate.
+ R5  Execution is strictly in sequence order: Execute(n) is emitted once n is committed and
+     every n' < n was handed to the host (or fetched by state transfer).
+ R6  Persistence: a PRE-PREPARE, PREPARE, COMMIT, VIEW-CHANGE or NEW-VIEW leaves only after
+     the Persist covering it is acknowledged (see consensus.actions). A replica votes at most
+     once per (view, seq), and restarted from its persisted state it remembers those votes.
+ R7  Checkpoints. After executing n with n mod K == 0 a replica broadcasts CHECKPOINT(n, state
+     digest). q matching CHECKPOINTs make it stable: h moves to n and the log below is
+     discarded. If our own digest at n differs from a stable checkpoint, the replica halts
+     (stops voting) and emits StateDigestMismatch.
+ R8  View change. A backup with pending work (an accepted pre-prepare not yet executed, or a
+     batch offered by its host) that sees no execution progress for the timeout moves to
+     v + 1: it stops accepting normal-case messages of v and broadcasts VIEW-CHANGE(v + 1)
+     carrying its stable checkpoint proof and its prepared certificates above it. The timer
+     for v + 2 starts only once a quorum has left v (their VIEW-CHANGEs are for v + 1 or
+     later); it doubles for every consecutive failed view (capped). An invalid proposal or an
+     equivocating primary also starts a view change.
+ R9  A replica that has valid VIEW-CHANGEs for views above its own from f + 1 others joins
+     the smallest view among them (one slow replica cannot hold the others back, and f
+     faulty ones cannot push anyone forward).
+ R10 The primary of v, holding q valid VIEW-CHANGEs for v, broadcasts NEW-VIEW(v) with them
+     and pre-prepares for the set computed by consensus.view_change.plan_new_view. Every
+     replica recomputes that set and accepts the NEW-VIEW only if it matches (R2). NEW-VIEW is
+     self-certifying: a replica already in view v answers a VIEW-CHANGE for v or lower with
+     its NEW-VIEW, so a replica that missed it catches up.
+ R11 Messages of a future view are verified and buffered (bounded per sender), replayed when
+     that view becomes active. Valid future-view messages from f + 1 replicas start a view
+     change (that is how a replica that slept through one learns of it).
+ R12 State transfer. A replica whose stable checkpoint is above what it executed asks the
+     host to FetchBlocks; every fetched block must come with a valid commit certificate for
+     exactly that (seq, digest) before it is executed.
+ R13 Retransmission. Every retransmit interval a replica resends its own votes for the open
+     window (or its VIEW-CHANGE) and its latest checkpoint. Receivers drop exact duplicates
+     before verifying anything.
+
+Theory of operation. `step(event)` runs one handler to completion and returns actions in the
+order the host must perform them. Within a step, attesting messages are queued; at the end,
+if any persisted field changed, one Persist(token, snapshot) is emitted and the queued
+messages are released only when Persisted(token) arrives (R6). Everything that is not part of
+PersistedState (others' votes, buffers, timers) is soft state rebuilt after a restart by
+retransmission (R13), view change (R8-R10) and state transfer (R12).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol
+
+import nacl.signing
+
+from consensus import messages as msg
+from consensus.actions import (
+    Action,
+    Broadcast,
+    Execute,
+    FetchBlocks,
+    Persist,
+    Send,
+    StateDigestMismatch,
+    ValidateProposal,
+    ViewChanged,
+)
+from consensus.certificate import CommitCertificate, certificate_problem
+from consensus.config import ReplicaConfig
+from consensus.encoding import DecodeLimits, digest
+from consensus.events import (
+    BlocksFetched,
+    Event,
+    Executed,
+    MessageReceived,
+    Persisted,
+    ProposalValidated,
+    ProposeBatch,
+    Tick,
+)
+from consensus.log import Slot
+from consensus.signing import Purpose
+from consensus.state import PersistedState, VoteRecord
+from consensus.verifier import Verifier
+from consensus.view_change import (
+    checkpoint_proof_problem,
+    find_payload,
+    plan_new_view,
+    primary_of,
+    view_change_problem,
+)
+
+RETRANSMIT_HELD_BATCHES_MAX = 4  # bound on held (unpersisted) message batches from resends
+
+
+class RandomSource(Protocol):
+    def random(self) -> float: ...
+    def randrange(self, start: int, stop: int | None = ..., step: int = ...) -> int: ...
+
+
+class HostProtocolError(RuntimeError):
+    """The host broke the step() contract (e.g. Executed out of order). Our bug: loud."""
+
+
+class Replica:
+    # Test-only hooks for the simulator's planted-bug negative controls. Production code never
+    # changes them; tests/simulation/bugs.py subclasses Replica to flip them.
+    _quorum_shrink = 0  # planted bug: use a quorum smaller by this much
+    _check_prepared_proofs = True  # planted bug: accept unproven prepared claims
+    _gate_attesting = True  # planted bug: send votes before they are persisted
+
+    def __init__(
+        self,
+        config: ReplicaConfig,
+        *,
+        signing_key: nacl.signing.SigningKey,
+        rng: RandomSource,
+        restored: PersistedState | None = None,
+        executed_seq: int = 0,
+    ) -> None:
+        keys = dict(config.validators)
+        if bytes(signing_key.verify_key) != keys[config.name]:
+            raise ValueError(f"signing key does not match validator {config.name}")
+        self.config = config
+        self.name = config.name
+        self._key = signing_key
+        self._rng = rng
+        self._chain = config.chain_id
+        self._names = tuple(name for name, _ in config.validators)
+        self._peers = tuple(n for n in self._names if n != self.name)
+        self._f = config.f
+        self._q = config.quorum - self._quorum_shrink
+        self._k = config.limits.checkpoint_interval_seqs
+        self._window = config.limits.log_window_seqs
+        self._verifier = Verifier(
+            config.chain_id, config.validators, config.limits.verify_cache_entries_max
+        )
+        self._decode_limits = DecodeLimits(
+            buffer_bytes_max=config.limits.message_bytes_max,
+            bin_bytes_max=config.limits.message_bytes_max,
+            array_items_max=max(1024, 4 * self._window * config.n),
+        )
+        self.counters: dict[str, int] = {}
+
+        # -- persisted (R6) --
+        self.view = 0
+        self.view_active = True
+        self._vc_attempts = 0
+        self.checkpoint_seq = 0
+        self._ck_digest = msg.GENESIS_STATE_DIGEST
+        self._ck_proof: tuple[msg.Signer, ...] = ()
+        self._my_pps: dict[int, msg.PrePrepare] = {}
+        self._my_prepares: dict[int, VoteRecord] = {}
+        self._my_commits: dict[int, VoteRecord] = {}
+        self._prepared: dict[int, tuple[msg.PreparedProof, bytes]] = {}
+
+        # -- soft state --
+        self._slots: dict[int, Slot] = {}
+        self._next_seq = 1
+        self.executed_seq = executed_seq  # acknowledged by Executed
+        self._handed_seq = executed_seq  # Execute emitted
+        self._committed: dict[int, tuple[bytes, CommitCertificate]] = {}
+        self._own_checkpoints: dict[int, bytes] = {}
+        self._ck_votes: dict[int, dict[str, msg.Checkpoint]] = {}
+        self._vc_latest: dict[str, msg.ViewChange] = {}
+        self._last_new_view: msg.NewView | None = None
+        self._nv_replied: dict[str, int] = {}
+        self._future: dict[str, deque[msg.Message]] = {}
+        self._future_views: dict[str, int] = {}
+        self._now = 0
+        self._deadline: int | None = None  # view-change timer (R8)
+        self._work_offered = False  # host offered a batch while we are a backup
+        self._last_retransmit = 0
+        self._fetch_asked_at: int | None = None
+        self._commit_evidence: dict[int, tuple[int, set[str]]] = {}
+        self.halted = False
+
+        # -- persistence gate (R6) --
+        self._token = 0
+        self._acked = 0
+        self._dirty = False
+        self._gated: deque[tuple[int, list[Action]]] = deque()
+        self._out: list[Action] = []
+        self._attest: list[Action] = []
+
+        if restored is not None:
+            self._restore(restored)
+
+    # ---------------------------------------------------------------- public properties
+
+    @property
+    def primary(self) -> str:
+        return primary_of(self.view, self._names)
+
+    @property
+    def is_primary(self) -> bool:
+        return self.primary == self.name
+
+    @property
+    def can_propose(self) -> bool:
+        """True if a ProposeBatch now would be accepted (primary, active view, window room)."""
+        return (
+            not self.halted
+            and self.view_active
+            and self.is_primary
+            and self._next_seq <= self.checkpoint_seq + self._window
+        )
+
+    @property
+    def proposed_seq(self) -> int:
+        """Highest sequence number assigned so far (as primary, or by a NEW-VIEW)."""
+        return self._next_seq - 1
+
+    @property
+    def handed_seq(self) -> int:
+        """Highest sequence number handed to the host with Execute."""
+        return self._handed_seq
+
+    # ---------------------------------------------------------------- step
+
+    def step(self, event: Event) -> list[Action]:
+        """Process one event to completion; return the actions for the host, in order."""
+        self._out = []
+        self._attest = []
+        if self.halted and not isinstance(event, Persisted):
+            self._count("halted")
+            return []
+        if isinstance(event, MessageReceived):
+            self._on_message(event)
+        elif isinstance(event, Tick):
+            self._on_tick()
+        elif isinstance(event, ProposeBatch):
+            self._on_propose(event)
+        elif isinstance(event, ProposalValidated):
+            self._on_validated(event)
+        elif isinstance(event, Persisted):
+            self._on_persisted(event)
+        elif isinstance(event, Executed):
+            self._on_executed(event)
+        elif isinstance(event, BlocksFetched):
+            self._on_blocks_fetched(event)
+        else:
+            raise HostProtocolError(f"unknown event {event!r}")
+        self._flush()
+        return self._out
+
+    def snapshot(self) -> PersistedState:
+        prepared = sorted(self._prepared.items())
+        return PersistedState(
+            view=self.view,
+            view_active=self.view_active,
+            view_change_attempts=self._vc_attempts,
+            checkpoint_seq=self.checkpoint_seq,
+            checkpoint_digest=self._ck_digest,
+            checkpoint_proof=self._ck_proof,
+            pre_prepares=tuple(pp for _, pp in sorted(self._my_pps.items())),
+            prepares=tuple(v for _, v in sorted(self._my_prepares.items())),
+            commits=tuple(v for _, v in sorted(self._my_commits.items())),
+            prepared=tuple(p for _, (p, _) in prepared),
+            prepared_payloads=tuple(payload for _, (_, payload) in prepared),
+        )
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _count(self, reason: str) -> None:
+        self.counters[reason] = self.counters.get(reason, 0) + 1
+
+    def _flush(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self._token += 1
+            self._out.append(Persist(token=self._token, state=self.snapshot()))
+        if not self._attest:
+            return
+        if self._token > self._acked and self._gate_attesting:
+            # The newest Persist covers every vote queued so far: release with its ack.
+            self._gated.append((self._token, self._attest))
+        else:
+            self._out.extend(self._attest)
+        self._attest = []
+
+    def _on_persisted(self, event: Persisted) -> None:
+        if event.token > self._token:
+            raise HostProtocolError(f"Persisted({event.token}) was never asked for")
+        self._acked = max(self._acked, event.token)
+        while self._gated and self._gated[0][0] <= self._acked:
+            self._out.extend(self._gated.popleft()[1])
+
+    def _broadcast_attesting(self, m: msg.Message) -> None:
+        self._attest.append(Broadcast(data=msg.encode_message(m)))
+
+    def _send_attesting(self, to: str, m: msg.Message) -> None:
+        self._attest.append(Send(to=to, data=msg.encode_message(m)))
+
+    def _in_window(self, seq: int) -> bool:
+        return self.checkpoint_seq < seq <= self.checkpoint_seq + self._window
+
+    def _timeout(self) -> int:
+        """View-change timeout: doubles per failed view (capped), plus up to a quarter of the
+        base as jitter from the injected generator, so replicas that started waiting
+        together do not all give up on the same tick."""
+        base = self.config.timeouts.view_change_timeout_ticks
+        backoff = base << min(self._vc_attempts, self.config.timeouts.view_change_backoff_max)
+        return backoff + self._rng.randrange(0, base // 4 + 1)
+
+    def _arm_timer(self) -> None:
+        if self._deadline is None:
+            self._deadline = self._now + self._timeout()
+
+    # ---------------------------------------------------------------- messages (R2)
+
+    def _on_message(self, event: MessageReceived) -> None:
+        if len(event.data) > self.config.limits.message_bytes_max:
+            self._count("message_too_large")
+            return
+        try:
+            m = msg.decode_message(
+                event.data, limits=self._decode_limits, n=self.config.n, window=self._window
+            )
+        except msg.MessageError as exc:
+            self._count(exc.reason)
+            return
+        if m.replica not in self._verifier.keys:
+            self._count("unknown_replica")
+            return
+        if m.replica == self.name:
+            self._count("own_message")  # a replay of ours, or a twin
+            return
+        self._dispatch(m)
+
+    def _dispatch(self, m: msg.Message) -> None:
+        if isinstance(m, msg.PrePrepare):
+            self.on_pre_prepare(m)
+        elif isinstance(m, msg.Prepare):
+            self.on_prepare(m)
+        elif isinstance(m, msg.Commit):
+            self.on_commit(m)
+        elif isinstance(m, msg.Checkpoint):
+            self.on_checkpoint(m)
+        elif isinstance(m, msg.ViewChange):
+            self.on_view_change(m)
+        else:
+            self.on_new_view(m)
+
+    def _normal_case_filter(self, m: msg.PrePrepare | msg.Prepare | msg.Commit) -> bool:
+        """Common checks for view-scoped messages; buffers future ones (R11)."""
+        if m.view < self.view:
+            self._count("old_view")
+            return False
+        if m.view > self.view or not self.view_active:
+            self._buffer_future(m)
+            return False
+        if not self._in_window(m.seq):
+            self._count("outside_window")
+            return False
+        return True
+
+    def _verify_vote(self, m: msg.PrePrepare | msg.Prepare | msg.Commit) -> bool:
+        purpose = (
+            Purpose.PRE_PREPARE
+            if isinstance(m, msg.PrePrepare)
+            else Purpose.PREPARE
+            if isinstance(m, msg.Prepare)
+            else Purpose.COMMIT
+        )
+        return self._verifier.check(
+            purpose, m.replica, msg.vote_body(m.view, m.seq, m.digest), m.signature
+        )
+
+    def _buffer_future(self, m: msg.PrePrepare | msg.Prepare | msg.Commit) -> None:
+        if not self._verify_vote(m):
+            self._count("bad_signature")
+            return
+        queue = self._future.setdefault(m.replica, deque())
+        if len(queue) >= self.config.limits.future_view_messages_per_peer_max:
+            queue.popleft()
+            self._count("future_buffer_full")
+        queue.append(m)
+        self._count("future_buffered")
+        if m.view > self.view:
+            self._future_views[m.replica] = max(self._future_views.get(m.replica, 0), m.view)
+            ahead = [v for v in self._future_views.values() if v > self.view]
+            if len(ahead) >= self._f + 1 and self.view_active:
+                # R11: f + 1 replicas are in a later view; we slept through a view change.
+                self._start_view_change(self.view + 1)
+
+    def _replay_future(self) -> None:
+        replay: list[msg.Message] = []
+        for queue in self._future.values():
+            keep = deque(m for m in queue if m.view > self.view)
+            replay.extend(m for m in queue if m.view == self.view)
+            queue.clear()
+            queue.extend(keep)
+        self._future_views = {r: v for r, v in self._future_views.items() if v > self.view}
+        for m in replay:
+            self._dispatch(m)
+
+    # ---------------------------------------------------------------- normal case (R4)
+
+    def _on_propose(self, event: ProposeBatch) -> None:
+        if not self.is_primary or not self.view_active:
+            self._count("propose_not_primary")
+            if self.view_active:
+                # PBFT's "backup waiting for a request": if the primary never orders it,
+                # the timer fires and we change view (R8).
+                self._work_offered = True
+                self._arm_timer()
+            return
+        if not event.payload:
+            self._count("propose_empty")  # the empty payload is reserved for null requests
+            return
+        if len(event.payload) > self.config.limits.batch_bytes_max:
+            self._count("propose_batch_too_large")
+            return
+        if self._next_seq > self.checkpoint_seq + self._window:
+            self._count("propose_window_full")
+            return
+        seq = self._next_seq
+        self._next_seq += 1
+        pp = msg.make_pre_prepare(
+            self._key, self._chain, self.name, view=self.view, seq=seq, payload=event.payload
+        )
+        assert seq not in self._my_pps, "primary reused a sequence number"
+        self._my_pps[seq] = pp
+        self._dirty = True
+        slot = self._slots.setdefault(seq, Slot())
+        slot.pre_prepare = pp
+        slot.validated = True
+        self._arm_timer()
+        self._broadcast_attesting(pp)
+        self._progress(seq)
+
+    def on_pre_prepare(self, m: msg.PrePrepare) -> None:
+        if not self._normal_case_filter(m):
+            return
+        if m.replica != self.primary:
+            self._count("pre_prepare_not_from_primary")
+            return
+        slot = self._slots.setdefault(m.seq, Slot())
+        if (
+            slot.pre_prepare is not None
+            and slot.pre_prepare.signature == m.signature
+            and slot.pre_prepare.digest == m.digest
+        ):
+            self._count("duplicate")
+            return
+        if len(m.payload) > self.config.limits.batch_bytes_max:
+            self._count("batch_too_large")
+            return
+        if digest(m.payload) != m.digest:
+            self._count("payload_digest_mismatch")
+            return
+        if not self._verify_vote(m):
+            self._count("bad_signature")
+            return
+        if slot.pre_prepare is not None:
+            if slot.pre_prepare.digest == m.digest:
+                self._count("duplicate")  # same proposal, another valid signature
+                return
+            # Two signed pre-prepares for one (view, seq): proof the primary is faulty.
+            self._count("primary_equivocation")
+            self._start_view_change(self.view + 1)
+            return
+        mine = self._my_prepares.get(m.seq)
+        if mine is not None and mine.view == self.view and mine.digest != m.digest:
+            self._count("conflicts_own_vote")
+            return
+        slot.pre_prepare = m
+        self._arm_timer()
+        if mine is not None and mine.view == self.view:
+            slot.validated = True  # we validated it before a restart
+        elif m.digest == msg.NULL_DIGEST:
+            slot.validated = True  # a null request (from a NEW-VIEW) has nothing to check
+        elif not slot.validation_requested:
+            slot.validation_requested = True
+            self._out.append(
+                ValidateProposal(view=m.view, seq=m.seq, digest=m.digest, payload=m.payload)
+            )
+        self._progress(m.seq)
+
+    def _on_validated(self, event: ProposalValidated) -> None:
+        slot = self._slots.get(event.seq)
+        if (
+            event.view != self.view
+            or not self.view_active
+            or slot is None
+            or slot.digest != event.digest
+        ):
+            self._count("stale_validation")
+            return
+        if not event.valid:
+            # R8: an invalid proposal is evidence against the primary.
+            self._count("invalid_proposal")
+            self._start_view_change(self.view + 1)
+            return
+        slot.validated = True
+        self._progress(event.seq)
+
+    def on_prepare(self, m: msg.Prepare) -> None:
+        if not self._normal_case_filter(m):
+            return
+        if m.replica == self.primary:
+            self._count("prepare_from_primary")
+            return
+        slot = self._slots.setdefault(m.seq, Slot())
+        old = slot.prepares.get(m.replica)
+        if old is not None:
+            self._count("duplicate" if old.digest == m.digest else "conflicting_vote")
+            return
+        if not self._verify_vote(m):
+            self._count("bad_signature")
+            return
+        slot.prepares[m.replica] = m
+        self._progress(m.seq)
+
+    def on_commit(self, m: msg.Commit) -> None:
+        if m.seq > self._handed_seq:
+            slot = self._slots.get(m.seq)
+            if (
+                m.view != self.view
+                or not self.view_active
+                or not self._in_window(m.seq)
+                or slot is None
+                or slot.pre_prepare is None
+            ):
+                self._note_commit_evidence(m)
+        if not self._normal_case_filter(m):
+            return
+        slot = self._slots.setdefault(m.seq, Slot())
+        old = slot.commits.get(m.replica)
+        if old is not None:
+            self._count("duplicate" if old.digest == m.digest else "conflicting_vote")
+            return
+        if not self._verify_vote(m):
+            self._count("bad_signature")
+            return
+        slot.commits[m.replica] = m
+        self._progress(m.seq)
+
+    def _progress(self, seq: int) -> None:
+        """Advance one slot as far as its votes allow (R4), then execute (R5)."""
+        slot = self._slots.get(seq)
+        if slot is None or slot.pre_prepare is None or not slot.validated:
+            return
+        pp = slot.pre_prepare
+        if not self.is_primary and not slot.prepare_sent:
+            slot.prepare_sent = True
+            self._my_prepares[seq] = VoteRecord(view=self.view, seq=seq, digest=pp.digest)
+            self._dirty = True
+            mine = msg.make_prepare(
+                self._key, self._chain, self.name, view=self.view, seq=seq, d=pp.digest
+            )
+            slot.prepares[self.name] = mine
+            self._broadcast_attesting(mine)
+        if not slot.prepared:
+            prepares = slot.matching_prepares(self.primary)
+            if len(prepares) < self._q - 1:
+                return
+            slot.prepared = True
+            proof = msg.PreparedProof(
+                view=self.view,
+                seq=seq,
+                digest=pp.digest,
+                pre_prepare_signature=pp.signature,
+                prepares=tuple(sorted((p.replica, p.signature) for p in prepares)),
+            )
+            self._prepared[seq] = (proof, pp.payload)
+            self._dirty = True
+        if not slot.commit_sent:
+            slot.commit_sent = True
+            self._my_commits[seq] = VoteRecord(view=self.view, seq=seq, digest=pp.digest)
+            self._dirty = True
+            mine_c = msg.make_commit(
+                self._key, self._chain, self.name, view=self.view, seq=seq, d=pp.digest
+            )
+            slot.commits[self.name] = mine_c
+            self._broadcast_attesting(mine_c)
+        if slot.committed:
+            return
+        commits = slot.matching_commits()
+        if len(commits) < self._q:
+            return
+        slot.committed = True
+        if seq <= self._handed_seq:
+            return  # re-committed in a new view; already executed
+        cert = CommitCertificate(
+            view=self.view,
+            seq=seq,
+            digest=pp.digest,
+            commits=tuple(sorted((c.replica, c.signature) for c in commits)),
+        )
+        self._committed[seq] = (pp.payload, cert)
+        self._execute_ready()
+
+    def _execute_ready(self) -> None:
+        progressed = False
+        while self._handed_seq + 1 in self._committed:
+            seq = self._handed_seq + 1
+            payload, cert = self._committed.pop(seq)
+            self._out.append(Execute(seq=seq, payload=payload, certificate=cert))
+            self._handed_seq = seq
+            progressed = True
+        if progressed:
+            self._vc_attempts = 0
+            self._work_offered = False
+            pending = any(
+                s.pre_prepare is not None and not s.committed and seq > self._handed_seq
+                for seq, s in self._slots.items()
+            )
+            self._deadline = self._now + self._timeout() if pending else None
+
+    def _on_executed(self, event: Executed) -> None:
+        if event.seq != self.executed_seq + 1 or event.seq > self._handed_seq:
+            raise HostProtocolError(
+                f"Executed({event.seq}) but expected {self.executed_seq + 1} "
+                f"(handed up to {self._handed_seq})"
+            )
+        self.executed_seq = event.seq
+        if event.seq % self._k:
+            return
+        if event.seq == self.checkpoint_seq and event.state_digest != self._ck_digest:
+            self._mismatch(event.seq, event.state_digest, self._ck_digest)
+            return
+        if event.seq <= self.checkpoint_seq:
+            return
+        self._own_checkpoints[event.seq] = event.state_digest
+        ck = msg.make_checkpoint(self._key, self._chain, self.name, event.seq, event.state_digest)
+        self._out.append(Broadcast(data=msg.encode_message(ck)))
+        self._add_checkpoint_vote(ck)
+
+    # ---------------------------------------------------------------- checkpoints (R7)
+
+    def on_checkpoint(self, m: msg.Checkpoint) -> None:
+        if m.seq <= self.checkpoint_seq:
+            self._count("old_checkpoint")
+            return
+        if m.seq % self._k:
+            self._count("bad_checkpoint_seq")
+            return
+        votes = self._ck_votes.get(m.seq, {})
+        old = votes.get(m.replica)
+        if old is not None and old.state_digest == m.state_digest:
+            self._count("duplicate")
+            return
+        body = msg.checkpoint_body(m.seq, m.state_digest)
+        if not self._verifier.check(Purpose.CHECKPOINT, m.replica, body, m.signature):
+            self._count("bad_signature")
+            return
+        # Bound: at most a few checkpoint seqs per replica are kept (the highest ones).
+        per_replica = sorted(s for s, v in self._ck_votes.items() if m.replica in v)
+        if len(per_replica) >= 4:
+            if m.seq < per_replica[0]:
+                self._count("checkpoint_buffer_full")
+                return
+            del self._ck_votes[per_replica[0]][m.replica]
+        self._add_checkpoint_vote(m)
+
+    def _add_checkpoint_vote(self, m: msg.Checkpoint) -> None:
+        votes = self._ck_votes.setdefault(m.seq, {})
+        votes[m.replica] = m
+        matching = [v for v in votes.values() if v.state_digest == m.state_digest]
+        if len(matching) >= self._q:
+            proof = tuple(sorted((v.replica, v.signature) for v in matching))
+            self._stabilize(m.seq, m.state_digest, proof)
+
+    def _stabilize(self, seq: int, state_digest: bytes, proof: tuple[msg.Signer, ...]) -> None:
+        if seq <= self.checkpoint_seq:
+            return
+        ours = self._own_checkpoints.get(seq)
+        if ours is not None and ours != state_digest:
+            self._mismatch(seq, ours, state_digest)
+            return
+        self.checkpoint_seq = seq
+        self._ck_digest = state_digest
+        self._ck_proof = proof
+        self._dirty = True
+        # Garbage-collect everything at or below the stable checkpoint.
+        for table in (self._slots, self._my_pps, self._my_prepares, self._my_commits):
+            for s in [s for s in table if s <= seq]:
+                del table[s]
+        for s in [s for s in self._prepared if s <= seq]:
+            del self._prepared[s]
+        for s in [s for s in self._ck_votes if s <= seq]:
+            del self._ck_votes[s]
+        for s in [s for s in self._own_checkpoints if s < seq]:
+            del self._own_checkpoints[s]
+        self._next_seq = max(self._next_seq, seq + 1)
+        if self._handed_seq < seq:
+            self._maybe_fetch(force=True)
+
+    def _mismatch(self, seq: int, ours: bytes, stable: bytes) -> None:
+        self.halted = True
+        self._count("state_digest_mismatch")
+        self._out.append(StateDigestMismatch(seq=seq, ours=ours, stable=stable))
+
+    # ---------------------------------------------------------------- state transfer (R12)
+
+    def _note_commit_evidence(self, m: msg.Commit) -> None:
+        """A COMMIT we cannot use in our own log (another view, beyond the window) still says
+        its sender is ahead of us; f + 1 of them for seq n mean an honest replica prepared n,
+        so asking peers for blocks up to n is worth it (R12)."""
+        if m.seq > self._handed_seq + 4 * self._window:
+            self._count("commit_evidence_too_far")
+            return
+        _, signers = self._commit_evidence.setdefault(m.seq, (self._now, set()))
+        if m.replica in signers:
+            return
+        if not self._verify_vote(m):
+            self._count("bad_signature")
+            return
+        signers.add(m.replica)
+
+    def _fetch_target(self) -> int:
+        for seq in [s for s in self._commit_evidence if s <= self._handed_seq]:
+            del self._commit_evidence[seq]
+        target = self.checkpoint_seq
+        settle = self.config.timeouts.fetch_retry_ticks
+        for seq, (first_seen, signers) in self._commit_evidence.items():
+            # Give the normal case time to finish before fetching what it may still deliver.
+            if seq > target and len(signers) >= self._f + 1 and self._now - first_seen >= settle:
+                target = seq
+        return target
+
+    def _maybe_fetch(self, *, force: bool = False) -> None:
+        target = self._fetch_target()
+        if self._handed_seq >= target:
+            self._fetch_asked_at = None
+            return
+        retry = self.config.timeouts.fetch_retry_ticks
+        if (
+            not force
+            and self._fetch_asked_at is not None
+            and self._now - self._fetch_asked_at < retry
+        ):
+            return
+        self._fetch_asked_at = self._now
+        start = self._handed_seq + 1
+        end = min(target, start + self.config.limits.fetch_blocks_max - 1)
+        peers = tuple(name for name, _ in self._ck_proof if name != self.name) or self._peers
+        self._count("fetch_requested")
+        self._out.append(FetchBlocks(from_seq=start, to_seq=end, peers=peers))
+
+    def _on_blocks_fetched(self, event: BlocksFetched) -> None:
+        progressed = False
+        for block in sorted(event.blocks, key=lambda b: b.seq)[
+            : self.config.limits.fetch_blocks_max
+        ]:
+            if block.seq <= self._handed_seq:
+                self._count("fetch_stale")
+                continue
+            if block.seq != self._handed_seq + 1:
+                self._count("fetch_gap")
+                break
+            cert = block.certificate
+            if cert.seq != block.seq or cert.digest != digest(block.payload):
+                self._count("fetch_certificate_mismatch")
+                break
+            problem = certificate_problem(cert, self._chain, self.config.validators, quorum=self._q)
+            if problem is not None:
+                self._count("fetch_bad_certificate")
+                break
+            self._committed.pop(block.seq, None)
+            self._out.append(Execute(seq=block.seq, payload=block.payload, certificate=cert))
+            self._handed_seq = block.seq
+            progressed = True
+        if progressed:
+            self._execute_ready()
+            self._fetch_asked_at = None
+            self._maybe_fetch()
+
+    # ---------------------------------------------------------------- timers (R8, R13)
+
+    def _on_tick(self) -> None:
+        self._now += 1
+        if self._deadline is not None and self._now >= self._deadline:
+            self._deadline = None
+            self._count("view_change_timeout")
+            self._start_view_change(self.view + 1)
+        if self._now - self._last_retransmit >= self.config.timeouts.retransmit_interval_ticks:
+            self._last_retransmit = self._now
+            self._retransmit()
+        self._maybe_fetch()
+
+    def _retransmit(self) -> None:
+        if len(self._gated) >= RETRANSMIT_HELD_BATCHES_MAX:
+            # The host is slow to persist: more resends would only grow the held queue.
+            self._count("retransmit_skipped_persist_slow")
+        elif not self.view_active:
+            mine = self._vc_latest.get(self.name)
+            if mine is not None and mine.new_view == self.view:
+                self._broadcast_attesting(mine)
+        else:
+            for seq in sorted(self._slots):
+                slot = self._slots[seq]
+                pp = self._my_pps.get(seq)
+                # Once committed here, the big messages stop: a peer still missing this seq
+                # learns of it from the COMMITs and fetches the certified block (R12).
+                if pp is not None and pp.view == self.view and not slot.committed:
+                    self._broadcast_attesting(pp)
+                if slot.prepare_sent and self.name in slot.prepares and not slot.committed:
+                    self._broadcast_attesting(slot.prepares[self.name])
+                if slot.commit_sent and self.name in slot.commits:
+                    self._broadcast_attesting(slot.commits[self.name])
+        if self._own_checkpoints:
+            seq = max(self._own_checkpoints)
+            if seq >= self.checkpoint_seq:
+                ck = self._ck_votes.get(seq, {}).get(self.name)
+                if ck is None:
+                    ck = msg.make_checkpoint(
+                        self._key, self._chain, self.name, seq, self._own_checkpoints[seq]
+                    )
+                self._out.append(Broadcast(data=msg.encode_message(ck)))
+
+    # ---------------------------------------------------------------- view change (R8-R10)
+
+    def _start_view_change(self, new_view: int) -> None:
+        if new_view <= self.view:
+            return
+        self.view = new_view
+        self.view_active = False
+        self._vc_attempts += 1
+        self._dirty = True
+        self._count("view_change_started")
+        self._slots.clear()
+        self._my_pps.clear()
+        self._my_prepares.clear()
+        self._my_commits.clear()
+        self._work_offered = False
+        prepared = sorted(self._prepared.items())
+        vc = msg.make_view_change(
+            self._key,
+            self._chain,
+            self.name,
+            new_view=new_view,
+            checkpoint_seq=self.checkpoint_seq,
+            checkpoint_digest=self._ck_digest,
+            checkpoint_proof=self._ck_proof,
+            prepared=tuple(p for _, (p, _) in prepared),
+            payloads=tuple(payload for _, (_, payload) in prepared),
+        )
+        self._vc_latest[self.name] = vc
+        self._broadcast_attesting(vc)
+        self._deadline = None
+        for replica in [r for r, v in self._vc_latest.items() if v.new_view < new_view]:
+            del self._vc_latest[replica]
+        self._arm_view_change_timer()
+        self._try_new_view()
+
+    def _arm_view_change_timer(self) -> None:
+        """[OSDI 4.4] The timer for the next view starts only once a quorum is in this view
+        change. Waiting alone, a replica never gives up on its own: otherwise replicas whose
+        timers expire at different times leapfrog each other through views forever. It still
+        moves on by joining (R9) or through a NEW-VIEW (R10)."""
+        if self.view_active or self._deadline is not None:
+            return
+        # A replica whose latest VIEW-CHANGE is for a later view has also left the old one.
+        waiting = sum(1 for vc in self._vc_latest.values() if vc.new_view >= self.view)
+        if waiting >= self._q:
+            self._deadline = self._now + self._timeout()
+
+    def on_view_change(self, m: msg.ViewChange) -> None:
+        if m.new_view < self.view or (m.new_view == self.view and self.view_active):
+            # The sender is behind: help it with our (self-certifying) NEW-VIEW (R10).
+            self._count("old_view_change")
+            nv = self._last_new_view
+            last = self._nv_replied.get(m.replica)
+            resend = self.config.timeouts.new_view_resend_ticks
+            if (
+                nv is not None
+                and self.view_active
+                and nv.view == self.view
+                and (last is None or self._now - last >= resend)
+            ):
+                self._nv_replied[m.replica] = self._now
+                self._send_attesting(m.replica, nv)
+            return
+        old = self._vc_latest.get(m.replica)
+        if old is not None and old.new_view >= m.new_view:
+            self._count("duplicate" if old.new_view == m.new_view else "old_view_change")
+            return
+        if m.prepared and not m.payloads:
+            self._count("view_change_without_payloads")
+            return
+        problem = view_change_problem(
+            self._verifier,
+            m,
+            quorum=self._q,
+            window=self._window,
+            check_prepared=self._check_prepared_proofs,
+        )
+        if problem is not None:
+            self._count("bad_view_change")
+            return
+        self._vc_latest[m.replica] = m
+        # R9: f + 1 others are in later views -> join the smallest view at least f + 1 reached.
+        higher = sorted(
+            (
+                vc.new_view
+                for r, vc in self._vc_latest.items()
+                if r != self.name and vc.new_view > self.view
+            ),
+            reverse=True,
+        )
+        if len(higher) >= self._f + 1:
+            self._start_view_change(higher[self._f])
+        else:
+            self._arm_view_change_timer()
+            if m.new_view == self.view:
+                self._try_new_view()
+
+    def _try_new_view(self) -> None:
+        if self.view_active or primary_of(self.view, self._names) != self.name:
+            return
+        candidates = [vc for vc in self._vc_latest.values() if vc.new_view == self.view]
+        if len(candidates) < self._q:
+            return
+        candidates.sort(key=lambda vc: (vc.replica != self.name, vc.replica))
+        chosen = tuple(candidates[: self._q])
+        plan = plan_new_view(chosen)
+        pre_prepares = []
+        for seq, d in plan.entries:
+            payload = find_payload(candidates, seq, d)
+            assert payload is not None, "validated view-changes carry their payloads"
+            pre_prepares.append(
+                msg.make_pre_prepare(
+                    self._key, self._chain, self.name, view=self.view, seq=seq, payload=payload
+                )
+            )
+        nv = msg.NewView(
+            view=self.view,
+            replica=self.name,
+            view_changes=tuple(vc.stripped() for vc in chosen),
+            pre_prepares=tuple(pre_prepares),
+        )
+        self._count("new_view_sent")
+        self._broadcast_attesting(nv)
+        self._enter_view(nv, plan.checkpoint_seq, plan.checkpoint_digest, plan.checkpoint_proof)
+
+    def on_new_view(self, m: msg.NewView) -> None:
+        if m.view < self.view or (m.view == self.view and self.view_active):
+            self._count("old_new_view")
+            return
+        primary = primary_of(m.view, self._names)
+        if primary == self.name:
+            self._count("new_view_for_own_view")
+            return
+        problem = self._new_view_problem(m, primary)
+        if problem is not None:
+            self._count("bad_new_view")
+            return
+        plan = plan_new_view(m.view_changes)
+        if m.view > self.view:
+            self.view = m.view
+            self._slots.clear()
+            self._my_pps.clear()
+            self._my_prepares.clear()
+            self._my_commits.clear()
+        self._enter_view(m, plan.checkpoint_seq, plan.checkpoint_digest, plan.checkpoint_proof)
+
+    def _new_view_problem(self, m: msg.NewView, primary: str) -> str | None:
+        names = {vc.replica for vc in m.view_changes}
+        if len(names) != len(m.view_changes) or len(names) < self._q:
+            return "new-view needs a quorum of distinct view-changes"
+        for vc in m.view_changes:
+            if vc.new_view != m.view:
+                return "view-change for another view"
+            problem = view_change_problem(
+                self._verifier,
+                vc,
+                quorum=self._q,
+                window=self._window,
+                check_prepared=self._check_prepared_proofs,
+            )
+            if problem is not None:
+                return problem
+        plan = plan_new_view(m.view_changes)
+        if [(pp.seq, pp.digest) for pp in m.pre_prepares] != list(plan.entries):
+            return "pre-prepares differ from the recomputed new-view set"
+        for pp in m.pre_prepares:
+            if pp.view != m.view or pp.replica != primary:
+                return "pre-prepare in new-view has the wrong view or signer"
+            if len(pp.payload) > self.config.limits.batch_bytes_max:
+                return "pre-prepare payload too large"
+            if digest(pp.payload) != pp.digest:
+                return "pre-prepare payload does not match digest"
+            if not self._verify_vote(pp):
+                return "bad pre-prepare signature in new-view"
+        return None
+
+    def _enter_view(
+        self,
+        nv: msg.NewView,
+        ck_seq: int,
+        ck_digest: bytes,
+        ck_proof: tuple[msg.Signer, ...],
+    ) -> None:
+        assert nv.view == self.view
+        self.view_active = True
+        self._dirty = True
+        self._last_new_view = nv
+        self._deadline = None
+        self._future_views = {r: v for r, v in self._future_views.items() if v > self.view}
+        if ck_seq > self.checkpoint_seq:
+            problem = checkpoint_proof_problem(self._verifier, ck_seq, ck_digest, ck_proof, self._q)
+            assert problem is None, f"new-view checkpoint was verified: {problem}"
+            self._stabilize(ck_seq, ck_digest, ck_proof)
+        i_am_primary = self.is_primary
+        last = self.checkpoint_seq
+        for pp in nv.pre_prepares:
+            last = max(last, pp.seq)
+            if pp.seq <= self.checkpoint_seq:
+                continue
+            slot = Slot(pre_prepare=pp, validated=True)
+            self._slots[pp.seq] = slot
+            if i_am_primary:
+                self._my_pps[pp.seq] = pp
+        self._next_seq = max(last + 1, self.checkpoint_seq + 1)
+        self._count("view_entered")
+        self._out.append(ViewChanged(view=self.view, primary=self.primary))
+        for seq in sorted(self._slots):
+            self._progress(seq)
+        if any(not s.committed for s in self._slots.values()):
+            self._arm_timer()
+        self._replay_future()
+
+    # ---------------------------------------------------------------- restart
+
+    def _restore(self, s: PersistedState) -> None:
+        self.view = s.view
+        self.view_active = s.view_active
+        self._vc_attempts = s.view_change_attempts
+        self.checkpoint_seq = s.checkpoint_seq
+        self._ck_digest = s.checkpoint_digest
+        self._ck_proof = s.checkpoint_proof
+        self._prepared = {
+            p.seq: (p, payload) for p, payload in zip(s.prepared, s.prepared_payloads, strict=True)
+        }
+        self._my_pps = {pp.seq: pp for pp in s.pre_prepares}
+        self._my_prepares = {v.seq: v for v in s.prepares}
+        self._my_commits = {v.seq: v for v in s.commits}
+        self._next_seq = max([self.checkpoint_seq, *self._my_pps]) + 1
+        primary = self.primary
+        for seq, pp in self._my_pps.items():
+            if pp.view == self.view:
+                self._slots[seq] = Slot(pre_prepare=pp, validated=True)
+        for seq, (proof, payload) in self._prepared.items():
+            if proof.view == self.view and seq not in self._slots:
+                pp = msg.PrePrepare(
+                    view=proof.view,
+                    seq=seq,
+                    digest=proof.digest,
+                    replica=primary,
+                    signature=proof.pre_prepare_signature,
+                    payload=payload,
+                )
+                self._slots[seq] = Slot(pre_prepare=pp, validated=True, prepared=True)
+        for seq, vote in self._my_prepares.items():
+            if vote.view == self.view:
+                slot = self._slots.setdefault(seq, Slot())
+                slot.prepare_sent = True
+                slot.prepares[self.name] = msg.make_prepare(
+                    self._key, self._chain, self.name, view=vote.view, seq=seq, d=vote.digest
+                )
+        for seq, vote in self._my_commits.items():
+            if vote.view == self.view:
+                slot = self._slots.setdefault(seq, Slot())
+                slot.commit_sent = True
+                slot.commits[self.name] = msg.make_commit(
+                    self._key, self._chain, self.name, view=vote.view, seq=seq, d=vote.digest
+                )
+        if not self.view_active:
+            prepared = sorted(self._prepared.items())
+            self._vc_latest[self.name] = msg.make_view_change(
+                self._key,
+                self._chain,
+                self.name,
+                new_view=self.view,
+                checkpoint_seq=self.checkpoint_seq,
+                checkpoint_digest=self._ck_digest,
+                checkpoint_proof=self._ck_proof,
+                prepared=tuple(p for _, (p, _) in prepared),
+                payloads=tuple(payload for _, (_, payload) in prepared),
+            )
+        elif any(s.pre_prepare is not None for s in self._slots.values()):
+            self._deadline = self._timeout()

@@ -1,0 +1,224 @@
+"""The simulated host of one replica instance: durable store, mempool, proposer, executor.
+
+It plays the node's part of the contract: persists what Persist asks (with a random delay,
+and a crash loses what was not yet acknowledged), validates proposals, executes committed
+blocks in order with a hash-chained state digest, answers state-transfer requests from a
+peer's store, and offers batches to its replica.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import nacl.signing
+
+from consensus import actions as act
+from consensus import events as ev
+from consensus.certificate import CommitCertificate
+from consensus.config import ReplicaConfig
+from consensus.encoding import DecodeError, digest, pack, unpack
+from consensus.messages import NULL_PAYLOAD
+from consensus.replica import Replica
+from consensus.state import PersistedState
+
+if TYPE_CHECKING:
+    from tests.simulation.world import World
+
+GENESIS_CHAIN = bytes(32)
+
+
+@dataclass(slots=True, kw_only=True)
+class Block:
+    seq: int
+    digest: bytes
+    payload: bytes
+    certificate: CommitCertificate
+    chain: bytes  # hash chain over (seq, digest) up to here = the state digest
+
+
+def chain_step(prev: bytes, seq: int, d: bytes) -> bytes:
+    return hashlib.sha256(prev + seq.to_bytes(8, "big") + d).digest()
+
+
+def decode_batch(payload: bytes) -> list[bytes] | None:
+    if payload == NULL_PAYLOAD:
+        return []
+    try:
+        txs = unpack(payload)
+    except DecodeError:
+        return None
+    if not isinstance(txs, list) or not all(isinstance(t, bytes) for t in txs):
+        return None
+    return txs
+
+
+@dataclass(slots=True, kw_only=True)
+class Host:
+    instance: str
+    name: str
+    config: ReplicaConfig
+    key: nacl.signing.SigningKey
+    replica_class: type[Replica]
+    world: World
+    rng: random.Random
+    replica: Replica | None = None
+    durable: PersistedState | None = None  # last acknowledged state (encoded on restart)
+    pending_persists: list[tuple[int, int, PersistedState]] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    applied: dict[bytes, int] = field(default_factory=dict)  # tx -> seq
+    mempool: set[bytes] = field(default_factory=set)
+    inflight: set[bytes] = field(default_factory=set)
+    inbox: list[ev.Event] = field(default_factory=list)
+    crashed: bool = False
+    crash_count: int = 0
+    halted_loudly: bool = False
+    honest: bool = True
+    views_seen: int = 0
+
+    def start(self) -> None:
+        # Through bytes, as a real restart would: the codec is part of what is tested.
+        restored = None if self.durable is None else PersistedState.decode(self.durable.encode())
+        self.replica = self.replica_class(
+            self.config,
+            signing_key=self.key,
+            rng=self.rng,
+            restored=restored,
+            executed_seq=len(self.blocks),
+        )
+        self.crashed = False
+        self.inbox.clear()
+
+    def crash(self) -> None:
+        """Lose everything volatile: the replica, unacknowledged persists, mempool, inbox."""
+        self.replica = None
+        self.crashed = True
+        self.crash_count += 1
+        self.pending_persists.clear()
+        self.inbox.clear()
+        self.mempool.clear()
+        self.inflight.clear()
+
+    @property
+    def height(self) -> int:
+        return len(self.blocks)
+
+    # -- driving ------------------------------------------------------------------------
+
+    def feed(self, event: ev.Event) -> None:
+        if self.replica is None:
+            return
+        self.handle(self.replica.step(event))
+
+    def run_inbox(self) -> None:
+        rounds = 0
+        while self.inbox and self.replica is not None:
+            rounds += 1
+            assert rounds < 10_000, "host inbox does not drain"
+            event = self.inbox.pop(0)
+            self.feed(event)
+
+    def tick(self, now: int) -> None:
+        if self.replica is None:
+            return
+        due = [p for p in self.pending_persists if p[0] <= now]
+        if due:
+            self.pending_persists = [p for p in self.pending_persists if p[0] > now]
+            for _, token, state in due:
+                self.durable = state
+                self.inbox.append(ev.Persisted(token=token))
+        self.run_inbox()
+        self.feed(ev.Tick())
+        self.run_inbox()
+        self.propose(now)
+        self.run_inbox()
+
+    def propose(self, now: int) -> None:
+        r = self.replica
+        if r is None:
+            return
+        pending = sorted(
+            t for t in self.mempool if t not in self.applied and t not in self.inflight
+        )
+        if not pending:
+            return
+        if r.can_propose:
+            in_flight_blocks = r.proposed_seq - r.handed_seq
+            if in_flight_blocks >= self.world.params.pipeline_depth:
+                return
+            batch = pending[: self.world.params.batch_txs_max]
+            self.inflight.update(batch)
+            self.feed(ev.ProposeBatch(payload=pack(batch)))
+        elif now % self.world.params.offer_interval_ticks == 0:
+            # Offering to a backup arms its "waiting for a request" timer (R8).
+            self.feed(ev.ProposeBatch(payload=pack(pending[:1])))
+
+    # -- actions --------------------------------------------------------------------------
+
+    def handle(self, actions: list[act.Action]) -> None:
+        w = self.world
+        for a in actions:
+            if isinstance(a, act.Broadcast):
+                w.transmit(self, None, a.data)
+            elif isinstance(a, act.Send):
+                w.transmit(self, a.to, a.data)
+            elif isinstance(a, act.Persist):
+                # A disk completes writes in order: never before an earlier Persist.
+                ready = w.now + self.rng.randint(0, w.params.persist_delay_ticks_max)
+                if self.pending_persists:
+                    ready = max(ready, self.pending_persists[-1][0])
+                self.pending_persists.append((ready, a.token, a.state))
+            elif isinstance(a, act.ValidateProposal):
+                self.inbox.append(
+                    ev.ProposalValidated(
+                        view=a.view, seq=a.seq, digest=a.digest, valid=self.validate(a.payload)
+                    )
+                )
+            elif isinstance(a, act.Execute):
+                self.execute(a)
+            elif isinstance(a, act.FetchBlocks):
+                w.fetch(self, a)
+            elif isinstance(a, act.ViewChanged):
+                self.views_seen += 1
+                self.inflight.clear()
+                w.stats["view_changes"] += 1
+            elif isinstance(a, act.StateDigestMismatch):
+                self.halted_loudly = True
+                w.note(f"{self.instance} halted: state digest mismatch at {a.seq}")
+            else:
+                raise AssertionError(f"unknown action {a!r}")
+
+    def validate(self, payload: bytes) -> bool:
+        txs = decode_batch(payload)
+        if txs is None or not txs:
+            return False
+        if len(set(txs)) != len(txs):
+            return False
+        return all(t in self.world.submitted for t in txs)
+
+    def execute(self, a: act.Execute) -> None:
+        w = self.world
+        if a.seq != self.height + 1:
+            w.violation(f"{self.instance} got Execute({a.seq}) at height {self.height}")
+            return
+        d = digest(a.payload)
+        if a.certificate.digest != d or a.certificate.seq != a.seq:
+            w.violation(f"{self.instance} Execute({a.seq}) with a certificate for another block")
+        txs = decode_batch(a.payload)
+        if txs is None:
+            w.violation(f"{self.instance} executed an undecodable payload at {a.seq}")
+            txs = []
+        prev = self.blocks[-1].chain if self.blocks else GENESIS_CHAIN
+        chain = chain_step(prev, a.seq, d)
+        self.blocks.append(
+            Block(seq=a.seq, digest=d, payload=a.payload, certificate=a.certificate, chain=chain)
+        )
+        for t in txs:
+            if t not in self.applied:  # the ledger skips a tx already applied (nonce rule)
+                self.applied[t] = a.seq
+                self.inflight.discard(t)
+                self.mempool.discard(t)
+                w.observe_commit(self, t)
+        self.inbox.append(ev.Executed(seq=a.seq, state_digest=chain))
