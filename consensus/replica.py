@@ -1093,5 +1093,10 @@ class Replica:
                 prepared=tuple(p for _, (p, _) in prepared),
                 payloads=tuple(payload for _, (_, payload) in prepared),
             )
-        elif any(s.pre_prepare is not None for s in self._slots.values()):
+        elif any(
+            slot.pre_prepare is not None and seq > self.executed_seq
+            for seq, slot in self._slots.items()
+        ):
+            # Only work still pending arms the timer: a restored pre-prepare the host already
+            # executed is done, and timing out on it would leave us alone in a higher view.
             self._deadline = self._timeout()

@@ -86,7 +86,7 @@ async def validate_proposal(
     now_ms: int,
 ) -> Verdict:
     """A backup's check before it PREPAREs: well-formed, within limits, every transaction
-    decodable, for this chain and correctly signed, and a timestamp near our clock.
+    decodable, for this chain and correctly signed, and a timestamp not ahead of our clock.
     Business rules (balances, nonces, roles) are not checked here: the ledger applies them
     deterministically at execution, and a rejected transaction still gets a receipt."""
     if payload == NULL_PAYLOAD:
@@ -95,9 +95,12 @@ async def validate_proposal(
         proposal = decode_proposal(payload, txs_max=rules.txs_max, bytes_max=rules.bytes_max)
     except ProposalError as exc:
         return Verdict(valid=False, reason=str(exc))
-    skew = abs(proposal.timestamp_ms - now_ms)
-    if skew > rules.clock_skew_max_ms:
-        return Verdict(valid=False, reason=f"timestamp {skew} ms away from our clock")
+    # Only a timestamp in the future is refused: execution uses max(timestamp, previous
+    # block's), so an old one changes nothing, and a batch re-proposed after a long view
+    # change is legitimately old.
+    ahead = proposal.timestamp_ms - now_ms
+    if ahead > rules.clock_skew_max_ms:
+        return Verdict(valid=False, reason=f"timestamp {ahead} ms ahead of our clock")
     checked = await _checked(proposal.txs, cache, verifier, rules.tx_limits)
     for i, item in enumerate(checked):
         if isinstance(item, TxDecodeError):

@@ -268,3 +268,17 @@ def test_a_replica_alone_in_a_view_change_waits_instead_of_leapfrogging() -> Non
     c.deliver()
     c.tick(60, names=["r2", "r3"])
     assert c.replica("r2").view >= 2 and c.replica("r3").view >= 2, c.dump()
+
+
+def test_a_restarted_replica_with_nothing_pending_keeps_its_view() -> None:
+    """Restored pre-prepares the host already executed are done: they must not arm the
+    view-change timer, or an idle restarted replica would time out alone into view 1."""
+    c = Cluster()
+    c.propose(batch("a"))
+    c.deliver()
+    assert all(c.height(n) == 1 for n in c.names), c.dump()
+    c.crash("r1")
+    c.start("r1")
+    c.tick(200)
+    c.deliver()
+    assert all(c.replica(n).view == 0 for n in c.names), c.dump()

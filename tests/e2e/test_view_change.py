@@ -72,13 +72,6 @@ async def test_an_idle_cluster_keeps_its_view_after_commits(procs: ClusterProces
             await trio.sleep(0.1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consensus/replica.py (restore, ~line 1081) arms the view-change timer when any"
-    " restored slot holds a pre-prepare, even one already committed and executed: a restarted"
-    " idle node times out alone into view v+1 and drops the others' view-v messages until they"
-    " change view too. Reported to the lead; remove this marker once fixed.",
-)
 async def test_a_restarted_idle_node_stays_in_the_clusters_view(procs: ClusterProcesses) -> None:
     await bring_up(procs)
     holders = [nacl.signing.SigningKey.generate()]

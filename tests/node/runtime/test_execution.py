@@ -113,3 +113,26 @@ async def test_committed_blocks_apply_the_same_under_any_local_limits(tmp_path: 
         digests.append(applied.state_digest)
         world.close()
     assert digests[0] == digests[1]
+
+
+async def test_only_a_timestamp_ahead_of_our_clock_is_voted_against() -> None:
+    from node.runtime.execution import validate_proposal
+
+    rules = ProposalRules(
+        chain_id="c", txs_max=10, bytes_max=10_000, clock_skew_max_ms=1_000, tx_limits=TxLimits()
+    )
+    verifier = BatchVerifier(threads=1)
+    cache = VerifiedCache(entries_max=10)
+    now = 1_767_225_600_000
+
+    async def verdict(ts: int) -> bool:
+        payload = Proposal(timestamp_ms=ts, txs=()).encode()
+        return (
+            await validate_proposal(
+                payload, rules=rules, cache=cache, verifier=verifier, now_ms=now
+            )
+        ).valid
+
+    assert await verdict(now - 3_600_000)  # re-proposed after a long view change: fine
+    assert await verdict(now + 1_000)
+    assert not await verdict(now + 1_001)
