@@ -89,7 +89,9 @@ class DriverSettings:
     batch_txs_max: int
     batch_bytes_max: int
     peer_frame_bytes_max: int
-    pipeline_depth: int = 4
+    # Proposals outstanding at once. Measured (docs/benchmarks.md): 2 beats 1 (blocks wait
+    # for each other) and 4 or 8 (many small blocks, more CPU per transfer).
+    pipeline_depth: int = 2
     gossip_interval_ms: int = 5
     regossip_interval_ms: int = 2_000
     inbox_events_max: int = 10_000
