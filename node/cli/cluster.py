@@ -4,6 +4,8 @@ assetledger cluster init --nodes 4 --dir ./c        keys, genesis, one config pe
 assetledger cluster up --dir ./c                    start all, wait for a block, keep running
 assetledger cluster status --dir ./c [--json]       (from another terminal)
 assetledger cluster kill|restart|pause|resume --dir ./c node-2
+assetledger cluster partition --dir ./c node-0 node-1,node-2,node-3   (needs `init --proxies`)
+assetledger cluster heal --dir ./c
 assetledger cluster down --dir ./c                  stop every node
 """
 
@@ -23,8 +25,10 @@ from node.cli.output import emit_json
 from node.cluster.bootstrap import bring_up
 from node.cluster.init import DEFAULT_BASE_PORT, DEFAULT_CHAIN_ID, FAST_TIMEOUTS, init_cluster
 from node.cluster.layout import ClusterError, ClusterLayout
+from node.cluster.partition import parse_groups, read_plan
 from node.cluster.processes import ClusterProcesses, ProcessState
 from node.cluster.status import NodeStatus, cluster_status, wait_ready
+from node.runtime.byzantine import ByzantineMode
 
 MONITOR_INTERVAL_S = 1.0
 PEERS_SETTLE_S = 3.0
@@ -66,6 +70,7 @@ def layout_json(layout: ClusterLayout) -> dict[str, Any]:
             }
             for n in layout.nodes
         ],
+        "links": [{"src": k.src, "dst": k.dst, "port": k.port} for k in layout.links],
     }
 
 
@@ -117,9 +122,22 @@ def cluster() -> None:
     is_flag=True,
     help="Test profile: 20 ms ticks, 1 s view-change timeout (quick fault drills on loopback).",
 )
+@click.option(
+    "--proxies",
+    is_flag=True,
+    help="Route every peer link through a local TCP proxy so `cluster partition` can cut it"
+    " (uses n x (n-1) more ports after the nodes' ports).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def init_command(
-    *, nodes: int, root: Path, base_port: int, chain_id: str, fast_timeouts: bool, as_json: bool
+    *,
+    nodes: int,
+    root: Path,
+    base_port: int,
+    chain_id: str,
+    fast_timeouts: bool,
+    proxies: bool,
+    as_json: bool,
 ) -> None:
     """Generate validator, regulator and issuer keys, the genesis and one config per node."""
     try:
@@ -129,6 +147,7 @@ def init_command(
             base_port=base_port,
             chain_id=chain_id,
             timeouts=FAST_TIMEOUTS if fast_timeouts else None,
+            proxies=proxies,
         )
     except ClusterError as exc:
         raise UserError(str(exc)) from exc
@@ -143,6 +162,9 @@ def init_command(
         console.print(
             f"  {n.name}: client {n.client}  peer {n.peer_port}  metrics {n.metrics_port}"
         )
+    if layout.links:
+        ports = [link.port for link in layout.links]
+        console.print(f"  link proxies: ports {min(ports)}..{max(ports)} (cluster partition|heal)")
     console.print(f"regulator key: {layout.regulator_key}\nissuer key:    {layout.issuer_key}")
     console.print(f"start it with: assetledger cluster up --dir {root}")
 
@@ -164,6 +186,11 @@ async def _up(procs: ClusterProcesses, console: Console, timeout_s: float) -> No
         console.print(
             "running; Ctrl-C stops every node. From another terminal: "
             f"assetledger cluster status|kill|restart|pause|resume --dir {procs.layout.root} NODE"
+            + (
+                f"; assetledger cluster partition|heal --dir {procs.layout.root}"
+                if procs.layout.links
+                else ""
+            )
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_monitor, procs, console)
@@ -237,10 +264,19 @@ def status(root: Path, as_json: bool) -> None:
     """Every node's process state, height, view, primary and connected peers."""
     procs = _open(root)
     rows = trio.run(cluster_status, procs)
+    network = None
+    if procs.layout.links:
+        try:
+            network = read_plan(procs.layout).describe()
+        except ClusterError as exc:
+            network = f"unknown ({exc})"
     if as_json:
-        emit_json({"dir": str(root), "nodes": [r.to_json() for r in rows]})
+        emit_json({"dir": str(root), "nodes": [r.to_json() for r in rows], "network": network})
         return
-    Console().print(status_table(rows, title=str(root)))
+    console = Console()
+    console.print(status_table(rows, title=str(root)))
+    if network is not None:
+        console.print(f"network: {network}")
 
 
 def _node_action(name: str, help_text: str) -> Any:
@@ -287,12 +323,48 @@ def resume(root: Path, node: str) -> None:
 @click.argument("node")
 @click.option("--hard", is_flag=True, help="kill -9 instead of a clean SIGTERM stop.")
 @click.option("--timeout", "timeout_s", type=float, default=20.0, show_default=True)
-def restart(root: Path, node: str, hard: bool, timeout_s: float) -> None:
+@click.option(
+    "--byzantine",
+    type=click.Choice([m.value for m in ByzantineMode]),
+    default=None,
+    help="Fault drill: restart it misbehaving (withhold-votes: it sends no PREPARE/COMMIT)."
+    " A plain restart makes it honest again.",
+)
+def restart(root: Path, node: str, hard: bool, timeout_s: float, byzantine: str | None) -> None:
     """Stop one node (if running) and start it again from its data directory."""
     procs = _open(root)
     try:
-        pid = procs.restart(node, hard=hard)
+        pid = procs.restart(node, hard=hard, byzantine=byzantine)
         ready = trio.run(lambda: wait_ready(procs, [node], timeout_s=timeout_s))
     except ClusterError as exc:
         raise UserError(str(exc)) from exc
-    click.echo(f"{node}: restarted (pid {pid}), serving at height {ready[node].height}")
+    mode = "" if byzantine is None else f" in byzantine mode {byzantine}"
+    click.echo(f"{node}: restarted{mode} (pid {pid}), serving at height {ready[node].height}")
+
+
+@cluster.command("partition")
+@_dir_option()
+@click.argument("groups", nargs=-1, required=True)
+def partition(root: Path, groups: tuple[str, ...]) -> None:
+    """Cut the network between groups of nodes (comma-separated names), e.g. `node-0
+    node-1,node-2,node-3`. Nodes not named form one more group together, so `partition
+    node-0` isolates node-0. Replaces any earlier partition. Needs `init --proxies`."""
+    procs = _open(root)
+    try:
+        plan, applied = procs.partition(parse_groups(procs.layout, groups))
+    except ClusterError as exc:
+        raise UserError(str(exc)) from exc
+    when = "in effect" if applied else "recorded; it takes effect when the cluster starts"
+    click.echo(f"partitioned: {plan.describe()} ({when})")
+
+
+@cluster.command("heal")
+@_dir_option()
+def heal(root: Path) -> None:
+    """Undo `cluster partition`: every node may reach every node again (they redial)."""
+    procs = _open(root)
+    try:
+        plan, applied = procs.partition(())
+    except ClusterError as exc:
+        raise UserError(str(exc)) from exc
+    click.echo(f"network {plan.describe()}" + ("" if applied else " (no proxies running)"))

@@ -13,6 +13,7 @@ from config.errors import ConfigError
 from config.keyfile import KeyFileError
 from node.cli.errors import UserError
 from node.ledger import LedgerError
+from node.runtime.byzantine import ByzantineMode
 from node.runtime.node import Node, NodeStartupError
 
 
@@ -42,10 +43,18 @@ def _address_in_use(exc: BaseException) -> bool:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Node configuration (TOML).",
 )
-def node_command(config_path: Path) -> None:
+@click.option(
+    "--byzantine",
+    type=click.Choice([m.value for m in ByzantineMode]),
+    default=None,
+    help="FAULT DRILL ONLY: misbehave on purpose (withhold-votes: send no PREPARE/COMMIT).",
+)
+def node_command(config_path: Path, byzantine: str | None) -> None:
     """Run a validator: p2p, PBFT consensus, the ledger store and the client API."""
     try:
-        node = Node.from_file(config_path)
+        node = Node.from_file(
+            config_path, byzantine=None if byzantine is None else ByzantineMode(byzantine)
+        )
     except (ConfigError, KeyFileError, NodeStartupError, LedgerError) as exc:
         raise UserError(str(exc)) from exc
     except OSError as exc:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from config.genesis import AccountSpec, Genesis, ValidatorSpec, genesis_to_toml
 from config.keyfile import generate_key_file
-from config.node_config import Limits, NodeConfig, Timeouts, node_config_to_toml
-from node.cluster.layout import MANIFEST, ClusterError, ClusterLayout, NodeEntry
+from config.node_config import Limits, NodeConfig, PeerAddress, Timeouts, node_config_to_toml
+from node.cluster.layout import MANIFEST, ClusterError, ClusterLayout, LinkEntry, NodeEntry
 
 PORTS_PER_NODE = 3  # peer, client, metrics
 DEFAULT_BASE_PORT = 7100
@@ -27,6 +27,12 @@ FAST_TIMEOUTS = Timeouts(
 )
 
 
+def ports_needed(nodes: int, *, proxies: bool = False) -> int:
+    """Consecutive ports a cluster uses from its base port: 3 per node, and with `proxies`
+    one per directed link (n x (n - 1)) after them."""
+    return nodes * PORTS_PER_NODE + (nodes * (nodes - 1) if proxies else 0)
+
+
 def init_cluster(
     root: Path,
     *,
@@ -37,15 +43,20 @@ def init_cluster(
     limits: Limits | None = None,
     timeouts: Timeouts | None = None,
     log_format: str = "json",
+    proxies: bool = False,
 ) -> ClusterLayout:
+    """With `proxies`, every node reaches every peer through a link proxy (a port of its
+    own per direction), so `cluster partition` can cut links between real processes."""
+    root = root.absolute()  # configs name absolute paths; `--dir ./c` must work too
     if not 1 <= nodes <= NODES_MAX:
         raise ClusterError(
             f"--nodes must be 1..{NODES_MAX}, got {nodes} (PBFT tolerates f faults with 3f+1 nodes: use 4 or 7)"
         )
-    top = base_port + nodes * PORTS_PER_NODE - 1
+    count = ports_needed(nodes, proxies=proxies)
+    top = base_port + count - 1
     if not base_port >= 1024 or top > 65535:
         raise ClusterError(
-            f"--base-port {base_port} leaves ports {base_port}..{top}; pick 1024..{65535 - nodes * PORTS_PER_NODE + 1}"
+            f"--base-port {base_port} leaves ports {base_port}..{top}; pick 1024..{65535 - count + 1}"
         )
     if (root / MANIFEST).exists():
         raise ClusterError(
@@ -73,6 +84,14 @@ def init_cluster(
                 public_key=bytes(key.verify_key).hex(),
             )
         )
+    links: list[LinkEntry] = []
+    if proxies:
+        port = base_port + nodes * PORTS_PER_NODE
+        for src in entries:
+            for dst in entries:
+                if src is not dst:
+                    links.append(LinkEntry(src=src.name, dst=dst.name, port=port))
+                    port += 1
     issuer_public = bytes(issuer.verify_key)
     genesis = Genesis(
         chain_id=chain_id,
@@ -101,6 +120,7 @@ def init_cluster(
         nodes=tuple(entries),
         regulator_public_key=bytes(regulator.verify_key).hex(),
         issuer_public_key=issuer_public.hex(),
+        links=tuple(links),
     )
     layout.genesis_file.write_text(genesis_to_toml(genesis))
     for entry in entries:
@@ -115,6 +135,11 @@ def init_cluster(
             limits=limits or Limits(),
             timeouts=timeouts or Timeouts(),
             log_format=log_format,
+            peers=tuple(
+                PeerAddress(name=link.dst, address=f"{host}:{link.port}")
+                for link in links
+                if link.src == entry.name
+            ),
         )
         text = node_config_to_toml(config, relative_to=layout.node_dir(entry.name))
         layout.config_file(entry.name).write_text(text)

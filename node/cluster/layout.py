@@ -5,6 +5,8 @@ DIR/genesis.toml
 DIR/regulator.key         the regulator (threshold 1 of 1 in a local cluster)
 DIR/issuer.key            registered in genesis with the issuer role
 DIR/node-<i>/validator.key, node.toml, data/, node.log, node.pid
+DIR/links.json, links.pid, links.log, links.state.json   only with `init --proxies`:
+                          the partition plan, the link proxy process and its last applied plan
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 MANIFEST = "cluster.json"
 MANIFEST_FORMAT = "assetledger-cluster-v1"
@@ -36,12 +39,24 @@ class NodeEntry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LinkEntry:
+    """The proxied direction `src` -> `dst`: `src` dials `dst` at `port`, which forwards to
+    `dst`'s real peer port. One TCP connection per pair carries both directions, so a pair
+    is cut by cutting both of its links."""
+
+    src: str
+    dst: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterLayout:
     root: Path
     chain_id: str
     nodes: tuple[NodeEntry, ...]
     regulator_public_key: str
     issuer_public_key: str
+    links: tuple[LinkEntry, ...] = ()  # empty: nodes dial each other directly
 
     @property
     def genesis_file(self) -> Path:
@@ -70,6 +85,22 @@ class ClusterLayout:
     def pid_file(self, name: str) -> Path:
         return self.node_dir(name) / "node.pid"
 
+    @property
+    def links_file(self) -> Path:
+        return self.root / "links.json"
+
+    @property
+    def links_state_file(self) -> Path:
+        return self.root / "links.state.json"
+
+    @property
+    def links_pid_file(self) -> Path:
+        return self.root / "links.pid"
+
+    @property
+    def links_log_file(self) -> Path:
+        return self.root / "links.log"
+
     def node(self, name: str) -> NodeEntry:
         for entry in self.nodes:
             if entry.name == name:
@@ -79,17 +110,20 @@ class ClusterLayout:
         )
 
     def save(self) -> None:
-        data = {
+        data: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "chain_id": self.chain_id,
             "regulator_public_key": self.regulator_public_key,
             "issuer_public_key": self.issuer_public_key,
             "nodes": [asdict(n) for n in self.nodes],
         }
+        if self.links:
+            data["links"] = [asdict(link) for link in self.links]
         (self.root / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
 
     @staticmethod
     def load(root: Path) -> ClusterLayout:
+        root = root.absolute()  # node processes run in their own directories
         path = root / MANIFEST
         try:
             data = json.loads(path.read_text())
@@ -108,6 +142,7 @@ class ClusterLayout:
                 regulator_public_key=data["regulator_public_key"],
                 issuer_public_key=data["issuer_public_key"],
                 nodes=tuple(NodeEntry(**n) for n in data["nodes"]),
+                links=tuple(LinkEntry(**link) for link in data.get("links", ())),
             )
         except (KeyError, TypeError) as exc:
             raise ClusterError(f"{path}: malformed manifest: {exc}") from exc

@@ -23,11 +23,23 @@ from enum import StrEnum
 from pathlib import Path
 
 from node.cluster.layout import ClusterError, ClusterLayout
+from node.cluster.link_proxy import proxy_command
+from node.cluster.partition import (
+    PartitionPlan,
+    read_applied_generation,
+    require_proxies,
+    write_plan,
+)
 
 STOP_TIMEOUT_S_DEFAULT = 10.0
+LINKS_READY_TIMEOUT_S = 10.0
+PLAN_APPLY_TIMEOUT_S = 5.0
 READY_TIMEOUT_S_DEFAULT = 20.0
 POLL_INTERVAL_S = 0.05
 LOG_TAIL_LINES = 15
+
+
+LINKS = "(links)"  # key of the link proxy process among our children (not a node name)
 
 
 class ProcessState(StrEnum):
@@ -40,8 +52,10 @@ class NodeNotReadyError(ClusterError):
     """A node process exited or did not answer on its client port in time."""
 
 
-def node_command(layout: ClusterLayout, name: str) -> list[str]:
-    return [sys.executable, "-m", "node.cli", "node", "--config", str(layout.config_file(name))]
+def node_command(layout: ClusterLayout, name: str, *, byzantine: str | None = None) -> list[str]:
+    """The node's command line; `byzantine` (a fault drill) adds `--byzantine MODE`."""
+    command = [sys.executable, "-m", "node.cli", "node", "--config", str(layout.config_file(name))]
+    return command if byzantine is None else [*command, "--byzantine", byzantine]
 
 
 def _proc_stat_state(pid: int) -> str | None:
@@ -143,17 +157,23 @@ class ClusterProcesses:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, name: str) -> int:
-        """Launch `name` (not waiting for it to serve); returns its pid."""
+    def start(self, name: str, *, byzantine: str | None = None) -> int:
+        """Launch `name` (not waiting for it to serve); returns its pid.
+
+        `byzantine` starts it in a misbehaving mode (`assetledger node --byzantine`)."""
         running = self.pid(name)
         if running is not None:
             raise ClusterError(f"{name} is already running (pid {running})")
+        self.start_links()  # a proxied node cannot reach anyone without them
         log_file = self.layout.log_file(name)
         with log_file.open("ab") as log:
-            log.write(f"--- starting {name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
+            mode = "" if byzantine is None else f" (BYZANTINE: {byzantine})"
+            log.write(
+                f"--- starting {name}{mode} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode()
+            )
             log.flush()
             child = subprocess.Popen(
-                node_command(self.layout, name),
+                node_command(self.layout, name, byzantine=byzantine),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -169,6 +189,96 @@ class ClusterProcesses:
         for name in names or self.names:
             if self.pid(name) is None:
                 self.start(name)
+
+    # ------------------------------------------------------------------ link proxies
+
+    def links_pid(self) -> int | None:
+        """The pid of this cluster's live link proxy process, or None."""
+        try:
+            pid = int(self.layout.links_pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if _proc_stat_state(pid) in (None, "Z", "X"):
+            return None
+        child = self._children.get(LINKS)
+        if child is not None and child.pid == pid:
+            return pid
+        if not _proc_runs_config(pid, self.layout.root.resolve()):
+            return None
+        return pid
+
+    def start_links(self) -> int | None:
+        """Start the link proxies (clusters made with `--proxies`) unless running; their pid.
+
+        Returns once every link port is bound and the current partition plan is applied, so
+        nodes started next find their peers' proxies listening."""
+        if not self.layout.links:
+            return None
+        running = self.links_pid()
+        if running is not None:
+            return running
+        self.layout.links_state_file.unlink(missing_ok=True)
+        log_file = self.layout.links_log_file
+        with log_file.open("ab") as log:
+            child = subprocess.Popen(
+                proxy_command(self.layout),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.layout.root,
+                env=self._env,
+                start_new_session=True,
+            )
+        self._children[LINKS] = child
+        self.layout.links_pid_file.write_text(f"{child.pid}\n")
+        deadline = time.monotonic() + LINKS_READY_TIMEOUT_S
+        while read_applied_generation(self.layout) is None:
+            if child.poll() is not None or time.monotonic() >= deadline:
+                self.stop_links()
+                raise NodeNotReadyError(
+                    f"the link proxies did not start; see {log_file}:\n{_tail(log_file)}"
+                )
+            time.sleep(POLL_INTERVAL_S)
+        return child.pid
+
+    def stop_links(self) -> None:
+        pid = self.links_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            if not self._wait_gone(LINKS, pid, STOP_TIMEOUT_S_DEFAULT):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                self._wait_gone(LINKS, pid, STOP_TIMEOUT_S_DEFAULT)
+        child = self._children.pop(LINKS, None)
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=STOP_TIMEOUT_S_DEFAULT)
+        self.layout.links_pid_file.unlink(missing_ok=True)
+
+    def partition(
+        self, groups: tuple[tuple[str, ...], ...], *, timeout_s: float = PLAN_APPLY_TIMEOUT_S
+    ) -> tuple[PartitionPlan, bool]:
+        """Replace the partition plan (groups from partition.parse_groups; () heals).
+
+        Returns the plan and whether the running proxies applied it (False: none is running,
+        it takes effect when the cluster starts). ClusterError if they do not within
+        `timeout_s`."""
+        require_proxies(self.layout)
+        plan = write_plan(self.layout, groups)
+        if self.links_pid() is None:
+            return plan, False
+        deadline = time.monotonic() + timeout_s
+        while (read_applied_generation(self.layout) or 0) < plan.generation:
+            if time.monotonic() >= deadline or self.links_pid() is None:
+                raise ClusterError(
+                    f"the link proxies did not apply the plan within {timeout_s:g} s;"
+                    f" see {self.layout.links_log_file}"
+                )
+            time.sleep(POLL_INTERVAL_S / 5)
+        return plan, True
 
     def _signal(self, name: str, signum: signal.Signals) -> int:
         pid = self.pid(name)
@@ -233,6 +343,7 @@ class ClusterProcesses:
                     os.kill(pid, signal.SIGKILL)
                 self._wait_gone(name, pid, STOP_TIMEOUT_S_DEFAULT)
             self.layout.pid_file(name).unlink(missing_ok=True)
+        self.stop_links()
         return clean
 
     def kill_all(self) -> None:
@@ -249,6 +360,7 @@ class ClusterProcesses:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=STOP_TIMEOUT_S_DEFAULT)
         self._children.clear()
+        self.stop_links()
 
     def _wait_state(self, pid: int, stopped: bool) -> None:
         # Signals are delivered asynchronously; return once /proc shows the effect (bounded).
@@ -271,15 +383,21 @@ class ClusterProcesses:
         return pid
 
     def restart(
-        self, name: str, *, timeout_s: float = STOP_TIMEOUT_S_DEFAULT, hard: bool = False
+        self,
+        name: str,
+        *,
+        timeout_s: float = STOP_TIMEOUT_S_DEFAULT,
+        hard: bool = False,
+        byzantine: str | None = None,
     ) -> int:
-        """Stop (SIGTERM, or kill -9 with `hard`) if running, then start again."""
+        """Stop (SIGTERM, or kill -9 with `hard`) if running, then start again (in a
+        misbehaving mode with `byzantine`; a plain restart makes it honest again)."""
         if self.pid(name) is not None:
             if hard:
                 self.kill(name)
             else:
                 self.stop(name, timeout_s=timeout_s)
-        return self.start(name)
+        return self.start(name, byzantine=byzantine)
 
     # ------------------------------------------------------------------ readiness
 

@@ -30,6 +30,7 @@ from node.ledger import Ledger, LedgerLimits
 from node.mempool import Mempool
 from node.runtime.admission import Admission
 from node.runtime.backend import NodeBackend
+from node.runtime.byzantine import ByzantineMode, misbehaving_transport
 from node.runtime.driver import ConsensusDriver, DriverSettings
 from node.runtime.execution import EXECUTION_TX_LIMITS, ProposalRules
 from node.runtime.logs import configure_logging
@@ -68,6 +69,7 @@ class Node:
         key: nacl.signing.SigningKey,
         ledger: Ledger,
         log_stream: TextIO | None = None,
+        byzantine: ByzantineMode | None = None,
     ) -> None:
         self.config = config
         self.genesis = genesis
@@ -186,7 +188,12 @@ class Node:
             replica=self.replica,
             ledger=ledger,
             mempool=self.mempool,
-            network=self.network,
+            # FAULT DRILL ONLY (`--byzantine`): a filter on what this node sends.
+            network=(
+                self.network
+                if byzantine is None
+                else misbehaving_transport(byzantine, self.network, self.log)
+            ),
             admission=admission,
             verifier=verifier,
             cache=cache,
@@ -206,7 +213,13 @@ class Node:
         )
 
     @classmethod
-    def open(cls, config: NodeConfig, *, log_stream: TextIO | None = None) -> Node:
+    def open(
+        cls,
+        config: NodeConfig,
+        *,
+        log_stream: TextIO | None = None,
+        byzantine: ByzantineMode | None = None,
+    ) -> Node:
         genesis = load_genesis(config.genesis_file)
         key = load_key_file(config.key_file)
         names = {v.name: v for v in genesis.validators}
@@ -235,15 +248,26 @@ class Node:
         )
         try:
             return cls(
-                config=config, genesis=genesis, key=key, ledger=ledger, log_stream=log_stream
+                config=config,
+                genesis=genesis,
+                key=key,
+                ledger=ledger,
+                log_stream=log_stream,
+                byzantine=byzantine,
             )
         except BaseException:
             ledger.close()
             raise
 
     @classmethod
-    def from_file(cls, path: Path, *, log_stream: TextIO | None = None) -> Node:
-        return cls.open(load_node_config(path), log_stream=log_stream)
+    def from_file(
+        cls,
+        path: Path,
+        *,
+        log_stream: TextIO | None = None,
+        byzantine: ByzantineMode | None = None,
+    ) -> Node:
+        return cls.open(load_node_config(path), log_stream=log_stream, byzantine=byzantine)
 
     async def run(
         self, *, task_status: trio.TaskStatus[BoundPorts] = trio.TASK_STATUS_IGNORED

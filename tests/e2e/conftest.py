@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from node.cluster.init import FAST_TIMEOUTS, PORTS_PER_NODE, init_cluster
+from node.cluster.init import FAST_TIMEOUTS, PORTS_PER_NODE, init_cluster, ports_needed
 from node.cluster.ports import free_port_block
 from node.cluster.processes import ClusterProcesses
 
@@ -29,6 +29,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
                 f"--- {name} ({procs.layout.log_file(name)})\n{procs.log_tail(name, 40)}"
                 for name in procs.names
             ]
+            if procs.layout.links:
+                log = procs.layout.links_log_file
+                tails.append(f"--- link proxies ({log})\n{log.read_text(errors='replace')[-4000:]}")
             report.sections.append(("node logs", "\n".join(tails)))
     return report
 
@@ -51,3 +54,25 @@ def procs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ClusterPro
     finally:
         cluster.stop_all(timeout_s=5.0)
         cluster.kill_all()
+
+
+@pytest.fixture
+def proxied_procs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ClusterProcesses]:
+    """A new 4-validator cluster whose peer links go through link proxies (partitionable)."""
+    base = free_port_block(ports_needed(E2E_NODES, proxies=True))
+    layout = init_cluster(
+        tmp_path / "cluster",
+        nodes=E2E_NODES,
+        base_port=base,
+        timeouts=FAST_TIMEOUTS,
+        log_format="text",
+        proxies=True,
+    )
+    cluster = ClusterProcesses(layout)
+    request.node.e2e_procs = cluster
+    try:
+        yield cluster
+    finally:
+        cluster.stop_all(timeout_s=5.0)
+        cluster.kill_all()
+        assert cluster.links_pid() is None, "the link proxy process outlived the cluster"

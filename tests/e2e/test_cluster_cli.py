@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from node.cli.main import cli
-from node.cluster.init import PORTS_PER_NODE
+from node.cluster.init import ports_needed
 from node.cluster.layout import ClusterLayout
 from node.cluster.ports import free_port_block
 from node.cluster.processes import ClusterProcesses
@@ -67,8 +67,17 @@ def _nodes(root: Path) -> dict[str, dict[str, Any]]:
 @pytest.mark.e2e
 def test_up_status_and_fault_drills_from_another_terminal(tmp_path: Path) -> None:
     root = tmp_path / "c"
-    base = free_port_block(4 * PORTS_PER_NODE)
-    _run("cluster", "init", "--dir", str(root), "--base-port", str(base), "--fast-timeouts")
+    base = free_port_block(ports_needed(4, proxies=True))
+    _run(
+        "cluster",
+        "init",
+        "--dir",
+        str(root),
+        "--base-port",
+        str(base),
+        "--fast-timeouts",
+        "--proxies",
+    )
     out_file = tmp_path / "up.out"
     with out_file.open("wb") as out:
         up = subprocess.Popen(
@@ -86,6 +95,18 @@ def test_up_status_and_fault_drills_from_another_terminal(tmp_path: Path) -> Non
         _run("cluster", "pause", "--dir", str(root), "node-2")
         assert _nodes(root)["node-2"]["process"] == "paused"
         _run("cluster", "resume", "--dir", str(root), "node-2")
+        cut = _run("cluster", "partition", "--dir", str(root), "node-0", "node-1,node-2")
+        assert "node-0 | node-1,node-2 | node-3 (in effect)" in cut.output
+        status = _json("cluster", "status", "--dir", str(root))
+        assert status["network"] == "node-0 | node-1,node-2 | node-3"
+        bad = CliRunner().invoke(cli, ["cluster", "partition", "--dir", str(root), "node-7"])
+        assert bad.exit_code != 0 and "no node 'node-7'" in bad.output
+        _run("cluster", "heal", "--dir", str(root))
+        assert _json("cluster", "status", "--dir", str(root))["network"].startswith("healed")
+        byz = _run(
+            "cluster", "restart", "--dir", str(root), "node-3", "--byzantine", "withhold-votes"
+        )
+        assert "byzantine mode withhold-votes" in byz.output
         _run("cluster", "restart", "--dir", str(root), "node-3")
         _until(
             "all four running and answering",
@@ -101,6 +122,7 @@ def test_up_status_and_fault_drills_from_another_terminal(tmp_path: Path) -> Non
         assert up.returncode == 0, text
         assert "cluster up" in text and "all nodes stopped" in text
         assert all(procs.pid(n) is None for n in procs.names)
+        assert procs.links_pid() is None  # the link proxies stopped with the nodes
         for pid in pids:  # including node-3, restarted by another "terminal"
             assert (
                 not Path(f"/proc/{pid}").exists()
