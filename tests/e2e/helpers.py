@@ -11,6 +11,7 @@ import trio
 from config.keyfile import load_key_file
 from node.api.results import FinalityProof, StatusInfo
 from node.client import AsyncClient, ClientError
+from node.client.errors import ConnectionLostError
 from node.cluster.processes import ClusterProcesses
 from node.cluster.status import wait_for
 from node.tx import Kind
@@ -84,29 +85,42 @@ async def transfer_load(
 ) -> None:
     """Each holder sends 1-unit transfers to the next one, one at a time, until `stop`.
 
-    Holder i talks to node via[i % len(via)]. Only transactions committed with a receipt
-    count as acknowledged; a wait that times out (e.g. across a view change) is not counted."""
+    Holder i talks to node via[i % len(via)], reconnecting while that node is down. Only
+    transactions committed with a receipt count as acknowledged; a wait that times out (e.g.
+    across a view change) is not counted."""
     pubs = [bytes(h.verify_key) for h in holders]
 
     async def sender(i: int) -> None:
-        async with connect(procs, via[i % len(via)]) as c:
-            while not stop.is_set():
-                try:
-                    out = await c.send(
-                        Kind.TRANSFER,
-                        {"asset_id": ASSET, "to_account": pubs[(i + 1) % len(pubs)], "amount": 1},
-                        key=holders[i],
-                        wait=True,
-                        timeout_ms=timeout_ms,
-                    )
-                except ClientError:
-                    c._nonces.clear()  # ask the node for the nonce again
-                    await trio.sleep(0.05)
-                    continue
-                if out.status == "committed":
-                    acked.add(out.tx_id, out.height)
-                elif out.status == "rejected" and out.height is None:
-                    c._nonces.clear()  # refused at admission (e.g. a nonce we guessed wrong)
+        while not stop.is_set():
+            try:
+                async with connect(procs, via[i % len(via)]) as c:
+                    await send_until_stopped(c, i)
+            except (ConnectionLostError, OSError):
+                # Our node is down (a drill killed or cut it): try again, it may come back.
+                await trio.sleep(0.1)
+            except ClientError:
+                await trio.sleep(0.1)
+
+    async def send_until_stopped(c: AsyncClient, i: int) -> None:
+        while not stop.is_set():
+            try:
+                out = await c.send(
+                    Kind.TRANSFER,
+                    {"asset_id": ASSET, "to_account": pubs[(i + 1) % len(pubs)], "amount": 1},
+                    key=holders[i],
+                    wait=True,
+                    timeout_ms=timeout_ms,
+                )
+            except ConnectionLostError:
+                raise
+            except ClientError:
+                c._nonces.clear()  # ask the node for the nonce again
+                await trio.sleep(0.05)
+                continue
+            if out.status == "committed":
+                acked.add(out.tx_id, out.height)
+            elif out.status == "rejected" and out.height is None:
+                c._nonces.clear()  # refused at admission (e.g. a nonce we guessed wrong)
 
     async with trio.open_nursery() as nursery:
         for i in range(len(holders)):
