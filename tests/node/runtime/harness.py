@@ -8,7 +8,6 @@ a condition with a deadline, never a bare sleep.
 from __future__ import annotations
 
 import io
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,42 +17,10 @@ import trio
 
 from config.keyfile import load_key_file
 from config.node_config import Timeouts
-from node.cluster.init import PORTS_PER_NODE, init_cluster
+from node.cluster.init import FAST_TIMEOUTS, PORTS_PER_NODE, init_cluster
 from node.cluster.layout import ClusterLayout
+from node.cluster.ports import free_port_block
 from node.runtime.node import Node
-
-FAST_TIMEOUTS = Timeouts(
-    tick_interval_ms=20,
-    batch_timeout_ms=10,
-    view_change_timeout_ms=1_000,
-    keepalive_interval_ms=200,
-    peer_dead_after_ms=1_500,
-    reconnect_backoff_min_ms=50,
-    reconnect_backoff_max_ms=500,
-)
-
-
-def free_port_block(count: int) -> int:
-    """A base port with `count` consecutive ports free right now (best effort)."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count >= 65000:
-            continue
-        try:
-            socks = []
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise RuntimeError("no free block of ports")
 
 
 @dataclass
