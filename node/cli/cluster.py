@@ -288,34 +288,28 @@ def _node_action(name: str, help_text: str) -> Any:
     return decorate
 
 
-@_node_action("kill", "kill -9 one node (a crash: no clean shutdown).")
-def kill(root: Path, node: str) -> None:
+def _signal_node(root: Path, node: str, act: str, done: str, signal_name: str) -> None:
     procs = _open(root)
     try:
-        pid = procs.kill(node)
+        pid = getattr(procs, act)(node)
     except ClusterError as exc:
         raise UserError(str(exc)) from exc
-    click.echo(f"{node}: killed (pid {pid}, SIGKILL)")
+    click.echo(f"{node}: {done} (pid {pid}, {signal_name})")
+
+
+@_node_action("kill", "kill -9 one node (a crash: no clean shutdown).")
+def kill(root: Path, node: str) -> None:
+    _signal_node(root, node, "kill", "killed", "SIGKILL")
 
 
 @_node_action("pause", "Freeze one node with SIGSTOP (its peers see silence).")
 def pause(root: Path, node: str) -> None:
-    procs = _open(root)
-    try:
-        pid = procs.pause(node)
-    except ClusterError as exc:
-        raise UserError(str(exc)) from exc
-    click.echo(f"{node}: paused (pid {pid}, SIGSTOP)")
+    _signal_node(root, node, "pause", "paused", "SIGSTOP")
 
 
 @_node_action("resume", "Resume a paused node with SIGCONT.")
 def resume(root: Path, node: str) -> None:
-    procs = _open(root)
-    try:
-        pid = procs.resume(node)
-    except ClusterError as exc:
-        raise UserError(str(exc)) from exc
-    click.echo(f"{node}: resumed (pid {pid}, SIGCONT)")
+    _signal_node(root, node, "resume", "resumed", "SIGCONT")
 
 
 @cluster.command("restart")

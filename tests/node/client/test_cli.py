@@ -69,8 +69,9 @@ def one_line_error(result: Result, *fragments: str) -> None:
 BOB_HEX = pub(BOB).hex()
 
 
-def test_transfer_wait_json(node: str, keys: dict[str, Path], backend: FakeBackend) -> None:
-    result = run(
+def alice_pays_bob(node: str, keys: dict[str, Path], amount: str, *flags: str) -> Result:
+    """`assetledger tx transfer` of `amount` BOND from alice to bob, plus `flags`."""
+    return run(
         tx,
         [
             "transfer",
@@ -79,17 +80,18 @@ def test_transfer_wait_json(node: str, keys: dict[str, Path], backend: FakeBacke
             "--to",
             BOB_HEX,
             "--amount",
-            "12.50",
-            "--memo",
-            "rent",
+            amount,
             "--key",
             str(keys["alice"]),
-            "--wait",
             "--node",
             node,
-            "--json",
+            *flags,
         ],
     )
+
+
+def test_transfer_wait_json(node: str, keys: dict[str, Path], backend: FakeBackend) -> None:
+    result = alice_pays_bob(node, keys, "12.50", "--memo", "rent", "--wait", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert set(out) == {"tx_id", "status", "height", "reason"}
@@ -102,71 +104,21 @@ def test_transfer_without_wait_is_pending_and_human_output(
     node: str, keys: dict[str, Path], backend: FakeBackend
 ) -> None:
     backend.autocommit = False
-    result = run(
-        tx,
-        [
-            "transfer",
-            "--asset",
-            "BOND",
-            "--to",
-            BOB_HEX,
-            "--amount",
-            "1",
-            "--key",
-            str(keys["alice"]),
-            "--node",
-            node,
-        ],
-    )
+    result = alice_pays_bob(node, keys, "1")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("pending    tx ")
     assert backend.mempool[0].body.args.amount == 100
 
 
 def test_rejected_transfer_exits_1(node: str, keys: dict[str, Path]) -> None:
-    result = run(
-        tx,
-        [
-            "transfer",
-            "--asset",
-            "BOND",
-            "--to",
-            BOB_HEX,
-            "--amount",
-            "1000000",
-            "--key",
-            str(keys["alice"]),
-            "--wait",
-            "--node",
-            node,
-            "--json",
-        ],
-    )
+    result = alice_pays_bob(node, keys, "1000000", "--wait", "--json")
     assert result.exit_code == 1
     out = json.loads(result.output)
     assert (out["status"], out["reason"], out["height"]) == ("rejected", "insufficient_balance", 1)
 
 
 def test_admission_refusal_is_rejected_without_height(node: str, keys: dict[str, Path]) -> None:
-    result = run(
-        tx,
-        [
-            "transfer",
-            "--asset",
-            "BOND",
-            "--to",
-            BOB_HEX,
-            "--amount",
-            "1",
-            "--nonce",
-            "5",
-            "--key",
-            str(keys["alice"]),
-            "--node",
-            node,
-            "--json",
-        ],
-    )
+    result = alice_pays_bob(node, keys, "1", "--nonce", "5", "--json")
     assert result.exit_code == 1
     assert json.loads(result.output)["reason"] == "bad_nonce"
     assert json.loads(result.output)["height"] is None
@@ -356,26 +308,7 @@ def _genesis(tmp_path: Path, validators: tuple[tuple[str, bytes], ...]) -> Path:
 def test_query_tx_and_block_verify_finality(
     node: str, keys: dict[str, Path], tmp_path: Path
 ) -> None:
-    sent = json.loads(
-        run(
-            tx,
-            [
-                "transfer",
-                "--asset",
-                "BOND",
-                "--to",
-                BOB_HEX,
-                "--amount",
-                "1",
-                "--key",
-                str(keys["alice"]),
-                "--wait",
-                "--node",
-                node,
-                "--json",
-            ],
-        ).output
-    )
+    sent = json.loads(alice_pays_bob(node, keys, "1", "--wait", "--json").output)
     genesis = _genesis(tmp_path, VALIDATORS)
     result = run(
         query, ["tx", "--tx-id", sent["tx_id"], "--genesis", str(genesis), "--node", node, "--json"]
@@ -413,23 +346,7 @@ def test_query_tx_and_block_verify_finality(
 
 def test_query_history(node: str, keys: dict[str, Path]) -> None:
     for _ in range(3):
-        run(
-            tx,
-            [
-                "transfer",
-                "--asset",
-                "BOND",
-                "--to",
-                BOB_HEX,
-                "--amount",
-                "1",
-                "--key",
-                str(keys["alice"]),
-                "--wait",
-                "--node",
-                node,
-            ],
-        )
+        alice_pays_bob(node, keys, "1", "--wait")
     page = json.loads(
         run(
             query,
@@ -459,26 +376,7 @@ def test_wait_timeout_reports_pending(
     node: str, keys: dict[str, Path], backend: FakeBackend
 ) -> None:
     backend.autocommit = False  # nothing commits: the node answers `timeout`
-    result = run(
-        tx,
-        [
-            "transfer",
-            "--asset",
-            "BOND",
-            "--to",
-            BOB_HEX,
-            "--amount",
-            "1",
-            "--key",
-            str(keys["alice"]),
-            "--wait",
-            "--timeout-ms",
-            "50",
-            "--node",
-            node,
-            "--json",
-        ],
-    )
+    result = alice_pays_bob(node, keys, "1", "--wait", "--timeout-ms", "50", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert (out["status"], out["height"], out["reason"]) == ("pending", None, None)
