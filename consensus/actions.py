@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consensus.certificate import CommitCertificate
+from consensus.epochs import Epoch
 from consensus.state import PersistedState
 
 
@@ -97,3 +98,25 @@ Action = (
     | ViewChanged
     | StateDigestMismatch
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EquivocationDetected:
+    """Two validly signed, conflicting messages from one validator (same view and sequence
+    number, different digests; or two checkpoints of one sequence number with different state
+    digests). `first` and `second` are the encoded messages, verifiable by anyone holding the
+    set of `epoch`: the host records them on the ledger for the regulator."""
+
+    epoch: int
+    validator: str
+    first: bytes
+    second: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EpochStarted:
+    """Informational: from now on `epoch` governs; `member` says whether we vote in it. The
+    host connects to the new set's peers and disconnects the ones that left."""
+
+    epoch: Epoch
+    member: bool

@@ -83,13 +83,21 @@ class ReplicaTimeouts:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplicaConfig:
-    """Who we are, who the validators are (ordered: primary = view mod n), and the limits."""
+    """Who we are, who the validators are (ordered: primary = view mod n), and the limits.
+
+    One config per epoch (consensus.epochs). A replica whose name is not in `validators`
+    follows the chain as an observer (state transfer only, never votes): a validator whose
+    epoch has not begun yet, or one that was removed. Only `observer_ok` configs allow that.
+    """
 
     chain_id: str
     validators: tuple[tuple[str, bytes], ...]
     name: str
     limits: ReplicaLimits = field(default_factory=ReplicaLimits)
     timeouts: ReplicaTimeouts = field(default_factory=ReplicaTimeouts)
+    epoch: int = 0
+    observer_ok: bool = False
+    observe_only: bool = False  # in the set, but without its key here: follow, never vote
 
     def __post_init__(self) -> None:
         if not self.chain_id:
@@ -107,8 +115,15 @@ class ReplicaConfig:
                 raise ConfigError(f"validator name {name!r} must be a non-empty string")
             if not isinstance(key, bytes) or len(key) != PUBLIC_KEY_BYTES:
                 raise ConfigError(f"validator {name} public key must be {PUBLIC_KEY_BYTES} bytes")
-        if self.name not in names:
+        if (self.name not in names or self.observe_only) and not self.observer_ok:
             raise ConfigError(f"own name {self.name!r} is not a validator")
+        if not isinstance(self.epoch, int) or self.epoch < 0:
+            raise ConfigError(f"epoch must be a non-negative integer, got {self.epoch!r}")
+
+    @property
+    def member(self) -> bool:
+        """True if this replica votes in its epoch."""
+        return not self.observe_only and any(name == self.name for name, _ in self.validators)
 
     @property
     def n(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consensus.certificate import CommitCertificate
+from consensus.epochs import Epoch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,10 +47,17 @@ class Persisted:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Executed:
-    """The host applied committed block `seq` (strictly in order); its state digest after."""
+    """The host applied committed block `seq` (strictly in order); its state digest after.
+
+    The host's ledger decides epochs (consensus.epochs): `epoch_last_seq` is the end of the
+    current epoch once a validator-set change has committed (None: no change pending), and
+    `next_epoch` is given with the block that ends the epoch (seq == epoch_last_seq).
+    """
 
     seq: int
     state_digest: bytes
+    epoch_last_seq: int | None = None
+    next_epoch: Epoch | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +74,22 @@ class BlocksFetched:
     blocks: tuple[FetchedBlock, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatchUp:
+    """Evidence from outside this epoch's messages (e.g. f + 1 peers already in a later
+    epoch) that committed blocks exist up to at least `target_seq`: fetch them from `peers`."""
+
+    target_seq: int
+    peers: tuple[str, ...]
+
+
 Event = (
-    MessageReceived | Tick | ProposeBatch | ProposalValidated | Persisted | Executed | BlocksFetched
+    MessageReceived
+    | Tick
+    | ProposeBatch
+    | ProposalValidated
+    | Persisted
+    | Executed
+    | BlocksFetched
+    | CatchUp
 )

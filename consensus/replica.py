@@ -69,6 +69,7 @@ from consensus import messages as msg
 from consensus.actions import (
     Action,
     Broadcast,
+    EquivocationDetected,
     Execute,
     FetchBlocks,
     Persist,
@@ -80,8 +81,10 @@ from consensus.actions import (
 from consensus.certificate import CommitCertificate, certificate_problem
 from consensus.config import ReplicaConfig
 from consensus.encoding import DecodeLimits, digest
+from consensus.epochs import signing_domain
 from consensus.events import (
     BlocksFetched,
+    CatchUp,
     Event,
     Executed,
     MessageReceived,
@@ -103,6 +106,8 @@ from consensus.view_change import (
 )
 
 RETRANSMIT_HELD_BATCHES_MAX = 4  # bound on held (unpersisted) message batches from resends
+EPOCH_FILL_OUTSTANDING_MAX = 2  # null requests in flight while the primary closes an epoch
+EVIDENCE_REPORTED_MAX = 1024  # (validator, kind, view, seq) already reported, per epoch
 
 
 class RandomSource(Protocol):
@@ -129,15 +134,29 @@ class Replica:
         rng: RandomSource,
         restored: PersistedState | None = None,
         executed_seq: int = 0,
+        base: tuple[int, bytes] | None = None,
+        last_seq: int | None = None,
+        persist_token: int = 0,
     ) -> None:
+        """`base` is the epoch's starting checkpoint (the last block of the previous epoch and
+        the state digest after it; None for epoch 0); `last_seq` the epoch's end if already
+        known (a validator-set change is pending); `persist_token` the previous epoch's
+        replica's last Persist token, so the host's acknowledgements stay one sequence."""
         keys = dict(config.validators)
-        if bytes(signing_key.verify_key) != keys[config.name]:
+        self.member = config.member
+        if self.member and bytes(signing_key.verify_key) != keys[config.name]:
             raise ValueError(f"signing key does not match validator {config.name}")
+        base_seq, base_digest = base if base is not None else (0, msg.GENESIS_STATE_DIGEST)
+        if executed_seq < base_seq:
+            raise ValueError(f"executed_seq {executed_seq} is below the epoch start {base_seq}")
         self.config = config
         self.name = config.name
+        self.epoch = config.epoch
+        self.base_seq = base_seq
+        self.last_seq = last_seq
         self._key = signing_key
         self._rng = rng
-        self._chain = config.chain_id
+        self._chain = signing_domain(config.chain_id, config.epoch)
         self._names = tuple(name for name, _ in config.validators)
         self._peers = tuple(n for n in self._names if n != self.name)
         self._f = config.f
@@ -145,7 +164,11 @@ class Replica:
         self._k = config.limits.checkpoint_interval_seqs
         self._window = config.limits.log_window_seqs
         self._verifier = Verifier(
-            config.chain_id, config.validators, config.limits.verify_cache_entries_max
+            self._chain,
+            config.validators,
+            config.limits.verify_cache_entries_max,
+            base_seq=base_seq,
+            base_digest=base_digest,
         )
         self._decode_limits = DecodeLimits(
             buffer_bytes_max=config.limits.message_bytes_max,
@@ -158,8 +181,8 @@ class Replica:
         self.view = 0
         self.view_active = True
         self._vc_attempts = 0
-        self.checkpoint_seq = 0
-        self._ck_digest = msg.GENESIS_STATE_DIGEST
+        self.checkpoint_seq = base_seq
+        self._ck_digest = base_digest
         self._ck_proof: tuple[msg.Signer, ...] = ()
         self._my_pps: dict[int, msg.PrePrepare] = {}
         self._my_prepares: dict[int, VoteRecord] = {}
@@ -168,7 +191,7 @@ class Replica:
 
         # -- soft state --
         self._slots: dict[int, Slot] = {}
-        self._next_seq = 1
+        self._next_seq = base_seq + 1
         self.executed_seq = executed_seq  # acknowledged by Executed
         self._handed_seq = executed_seq  # Execute emitted
         self._committed: dict[int, tuple[bytes, CommitCertificate]] = {}
@@ -185,17 +208,24 @@ class Replica:
         self._last_retransmit = 0
         self._fetch_asked_at: int | None = None
         self._commit_evidence: dict[int, tuple[int, set[str]]] = {}
+        self._catch_up: tuple[int, tuple[str, ...]] | None = None  # (target, peers) from CatchUp
+        self._reported: set[tuple[str, str, int, int]] = set()
+        self._deferred: set[int] = set()  # slots waiting for the vote limit to move up
         self.halted = False
 
         # -- persistence gate (R6) --
-        self._token = 0
-        self._acked = 0
+        self._token = persist_token
+        self._acked = persist_token
         self._dirty = False
         self._gated: deque[tuple[int, list[Action]]] = deque()
         self._out: list[Action] = []
         self._attest: list[Action] = []
 
-        if restored is not None:
+        if restored is not None and restored.epoch != config.epoch:
+            # Votes of an epoch that has ended: every block of it is executed, so they can
+            # never matter again (a restart right after the epoch switch lands here).
+            self._count("restored_state_of_other_epoch")
+        elif restored is not None:
             self._restore(restored)
 
     # ---------------------------------------------------------------- public properties
@@ -215,13 +245,26 @@ class Replica:
             not self.halted
             and self.view_active
             and self.is_primary
-            and self._next_seq <= self.checkpoint_seq + self._window
+            and self._next_seq <= self._vote_limit()
         )
 
     @property
     def proposed_seq(self) -> int:
         """Highest sequence number assigned so far (as primary, or by a NEW-VIEW)."""
         return self._next_seq - 1
+
+    def own_checkpoint(self, seq: int) -> bytes | None:
+        """Our encoded CHECKPOINT for `seq` if we executed it as a member (else None)."""
+        state_digest = self._own_checkpoints.get(seq)
+        if state_digest is None or not self.member:
+            return None
+        ck = msg.make_checkpoint(self._key, self._chain, self.name, seq, state_digest)
+        return msg.encode_message(ck)
+
+    @property
+    def persist_token(self) -> int:
+        """The newest Persist token handed out."""
+        return self._token
 
     @property
     def handed_seq(self) -> int:
@@ -251,6 +294,8 @@ class Replica:
             self._on_executed(event)
         elif isinstance(event, BlocksFetched):
             self._on_blocks_fetched(event)
+        elif isinstance(event, CatchUp):
+            self._on_catch_up(event)
         else:
             raise HostProtocolError(f"unknown event {event!r}")
         self._flush()
@@ -270,6 +315,7 @@ class Replica:
             commits=tuple(v for _, v in sorted(self._my_commits.items())),
             prepared=tuple(p for _, (p, _) in prepared),
             prepared_payloads=tuple(payload for _, (_, payload) in prepared),
+            epoch=self.epoch,
         )
 
     # ---------------------------------------------------------------- plumbing
@@ -307,6 +353,18 @@ class Replica:
     def _in_window(self, seq: int) -> bool:
         return self.checkpoint_seq < seq <= self.checkpoint_seq + self._window
 
+    def _vote_limit(self) -> int:
+        """The highest sequence number we may vote on (or propose) now.
+
+        Besides the watermark (R3): never more than a window beyond what we executed, so a
+        vote for seq always comes from a replica that executed every block up to seq - W and
+        therefore knows whether the epoch ends before seq (consensus.epochs); and never past
+        the epoch's last block once that is known."""
+        limit = min(self.checkpoint_seq, self.executed_seq) + self._window
+        if self.last_seq is not None:
+            limit = min(limit, self.last_seq)
+        return limit
+
     def _timeout(self) -> int:
         """View-change timeout: doubles per failed view (capped), plus up to a quarter of the
         base as jitter from the injected generator, so replicas that started waiting
@@ -341,6 +399,15 @@ class Replica:
         self._dispatch(m)
 
     def _dispatch(self, m: msg.Message) -> None:
+        if not self.member:
+            # An observer only follows: stable checkpoints and COMMITs tell it what to fetch.
+            if isinstance(m, msg.Checkpoint):
+                self.on_checkpoint(m)
+            elif isinstance(m, msg.Commit) and m.seq > self._handed_seq:
+                self._note_commit_evidence(m)
+            else:
+                self._count("observer_ignored")
+            return
         if isinstance(m, msg.PrePrepare):
             self.on_pre_prepare(m)
         elif isinstance(m, msg.Prepare):
@@ -410,6 +477,9 @@ class Replica:
     # ---------------------------------------------------------------- normal case (R4)
 
     def _on_propose(self, event: ProposeBatch) -> None:
+        if not self.member:
+            self._count("propose_observer")
+            return
         if not self.is_primary or not self.view_active:
             self._count("propose_not_primary")
             if self.view_active:
@@ -424,13 +494,16 @@ class Replica:
         if len(event.payload) > self.config.limits.batch_bytes_max:
             self._count("propose_batch_too_large")
             return
-        if self._next_seq > self.checkpoint_seq + self._window:
+        if self._next_seq > self._vote_limit():
             self._count("propose_window_full")
             return
+        self._pre_prepare(event.payload)
+
+    def _pre_prepare(self, payload: bytes) -> None:
         seq = self._next_seq
         self._next_seq += 1
         pp = msg.make_pre_prepare(
-            self._key, self._chain, self.name, view=self.view, seq=seq, payload=event.payload
+            self._key, self._chain, self.name, view=self.view, seq=seq, payload=payload
         )
         assert seq not in self._my_pps, "primary reused a sequence number"
         self._my_pps[seq] = pp
@@ -471,6 +544,7 @@ class Replica:
                 return
             # Two signed pre-prepares for one (view, seq): proof the primary is faulty.
             self._count("primary_equivocation")
+            self._report(slot.pre_prepare, m)
             self._start_view_change(self.view + 1)
             return
         mine = self._my_prepares.get(m.seq)
@@ -517,7 +591,7 @@ class Replica:
         slot = self._slots.setdefault(m.seq, Slot())
         old = slot.prepares.get(m.replica)
         if old is not None:
-            self._count("duplicate" if old.digest == m.digest else "conflicting_vote")
+            self._on_repeated_vote(old, m)
             return
         if not self._verify_vote(m):
             self._count("bad_signature")
@@ -541,7 +615,7 @@ class Replica:
         slot = self._slots.setdefault(m.seq, Slot())
         old = slot.commits.get(m.replica)
         if old is not None:
-            self._count("duplicate" if old.digest == m.digest else "conflicting_vote")
+            self._on_repeated_vote(old, m)
             return
         if not self._verify_vote(m):
             self._count("bad_signature")
@@ -549,10 +623,44 @@ class Replica:
         slot.commits[m.replica] = m
         self._progress(m.seq)
 
+    def _on_repeated_vote(self, old: msg.Prepare | msg.Commit, m: msg.Prepare | msg.Commit) -> None:
+        if old.digest == m.digest:
+            self._count("duplicate")
+            return
+        self._count("conflicting_vote")
+        if self._verify_vote(m):
+            self._report(old, m)
+
+    def _report(self, first: msg.Message, second: msg.Message) -> None:
+        """Both messages are verified and conflict: hand the proof to the host, once."""
+        assert isinstance(first, msg.PrePrepare | msg.Prepare | msg.Commit | msg.Checkpoint)
+        kind = type(first).__name__
+        view = 0 if isinstance(first, msg.Checkpoint) else first.view
+        key = (first.replica, kind, view, first.seq)
+        if key in self._reported:
+            return
+        if len(self._reported) >= EVIDENCE_REPORTED_MAX:
+            self._reported.clear()
+        self._reported.add(key)
+        self._count("equivocation_reported")
+        self._out.append(
+            EquivocationDetected(
+                epoch=self.epoch,
+                validator=first.replica,
+                first=msg.encode_message(first),
+                second=msg.encode_message(second),
+            )
+        )
+
     def _progress(self, seq: int) -> None:
         """Advance one slot as far as its votes allow (R4), then execute (R5)."""
         slot = self._slots.get(seq)
         if slot is None or slot.pre_prepare is None or not slot.validated:
+            return
+        if seq > self._vote_limit():
+            # Kept: voted on once execution catches up (_resume_deferred).
+            self._count("vote_deferred")
+            self._deferred.add(seq)
             return
         pp = slot.pre_prepare
         if not self.is_primary and not slot.prepare_sent:
@@ -600,6 +708,7 @@ class Replica:
             seq=seq,
             digest=pp.digest,
             commits=tuple(sorted((c.replica, c.signature) for c in commits)),
+            epoch=self.epoch,
         )
         self._committed[seq] = (pp.payload, cert)
         self._execute_ready()
@@ -618,8 +727,52 @@ class Replica:
             pending = any(
                 s.pre_prepare is not None and not s.committed and seq > self._handed_seq
                 for seq, s in self._slots.items()
+            ) or (self.last_seq is not None and self._handed_seq < self.last_seq)
+            self._deadline = self._now + self._timeout() if pending and self.member else None
+
+    def _resume_deferred(self) -> None:
+        limit = self._vote_limit()
+        ready = sorted(seq for seq in self._deferred if seq <= limit)
+        for seq in ready:
+            self._deferred.discard(seq)
+            self._progress(seq)
+        for seq in [seq for seq in self._deferred if seq <= self.checkpoint_seq]:
+            self._deferred.discard(seq)
+
+    def _epoch_ends_at(self, seq: int, last_seq: int) -> None:
+        if last_seq % self._k or last_seq < seq:
+            raise HostProtocolError(
+                f"epoch end {last_seq} announced at {seq} is not a checkpoint at or after it"
             )
-            self._deadline = self._now + self._timeout() if pending else None
+        self.last_seq = last_seq
+        self._count("epoch_end_scheduled")
+        if self.member and self.view_active and self.executed_seq < last_seq:
+            # Closing the epoch is pending work: a primary that does not drive the sequence
+            # numbers up to last_seq (with null requests if idle) is replaced (R8).
+            self._arm_timer()
+
+    def _fill_epoch(self) -> None:
+        """As primary, propose null requests until the epoch's last sequence number is
+        assigned, so a set change takes effect even when no transactions arrive."""
+        if (
+            self.last_seq is None
+            or not self.member
+            or not self.view_active
+            or not self.is_primary
+            or self._next_seq > min(self.last_seq, self._vote_limit())
+            or self._next_seq - 1 - self.executed_seq >= EPOCH_FILL_OUTSTANDING_MAX
+        ):
+            return
+        self._count("epoch_fill_proposed")
+        self._pre_prepare(msg.NULL_PAYLOAD)
+
+    def _on_catch_up(self, event: CatchUp) -> None:
+        if event.target_seq <= self._handed_seq:
+            return
+        old = self._catch_up
+        if old is None or event.target_seq > old[0] or event.peers != old[1]:
+            self._catch_up = (event.target_seq, event.peers)
+        self._maybe_fetch()
 
     def _on_executed(self, event: Executed) -> None:
         if event.seq != self.executed_seq + 1 or event.seq > self._handed_seq:
@@ -628,6 +781,10 @@ class Replica:
                 f"(handed up to {self._handed_seq})"
             )
         self.executed_seq = event.seq
+        if event.epoch_last_seq is not None and self.last_seq is None:
+            self._epoch_ends_at(event.seq, event.epoch_last_seq)
+        if self._deferred:
+            self._resume_deferred()
         if event.seq % self._k:
             return
         if event.seq == self.checkpoint_seq and event.state_digest != self._ck_digest:
@@ -636,6 +793,8 @@ class Replica:
         if event.seq <= self.checkpoint_seq:
             return
         self._own_checkpoints[event.seq] = event.state_digest
+        if not self.member:
+            return  # kept only to compare with the stable checkpoint (R7)
         ck = msg.make_checkpoint(self._key, self._chain, self.name, event.seq, event.state_digest)
         self._out.append(Broadcast(data=msg.encode_message(ck)))
         self._add_checkpoint_vote(ck)
@@ -658,6 +817,8 @@ class Replica:
         if not self._verifier.check(Purpose.CHECKPOINT, m.replica, body, m.signature):
             self._count("bad_signature")
             return
+        if old is not None:
+            self._report(old, m)  # two state digests for one checkpoint, both signed
         # Bound: at most a few checkpoint seqs per replica are kept (the highest ones).
         per_replica = sorted(s for s, v in self._ck_votes.items() if m.replica in v)
         if len(per_replica) >= 4:
@@ -697,6 +858,8 @@ class Replica:
         for s in [s for s in self._own_checkpoints if s < seq]:
             del self._own_checkpoints[s]
         self._next_seq = max(self._next_seq, seq + 1)
+        if self._deferred:
+            self._resume_deferred()
         if self._handed_seq < seq:
             self._maybe_fetch(force=True)
 
@@ -726,6 +889,11 @@ class Replica:
         for seq in [s for s in self._commit_evidence if s <= self._handed_seq]:
             del self._commit_evidence[seq]
         target = self.checkpoint_seq
+        if self._catch_up is not None:
+            if self._catch_up[0] <= self._handed_seq:
+                self._catch_up = None
+            else:
+                target = max(target, self._catch_up[0])
         settle = self.config.timeouts.fetch_retry_ticks
         for seq, (first_seen, signers) in self._commit_evidence.items():
             # Give the normal case time to finish before fetching what it may still deliver.
@@ -749,6 +917,8 @@ class Replica:
         start = self._handed_seq + 1
         end = min(target, start + self.config.limits.fetch_blocks_max - 1)
         peers = tuple(name for name, _ in self._ck_proof if name != self.name) or self._peers
+        if self._catch_up is not None:
+            peers = self._catch_up[1] or peers
         self._count("fetch_requested")
         self._out.append(FetchBlocks(from_seq=start, to_seq=end, peers=peers))
 
@@ -763,11 +933,16 @@ class Replica:
             if block.seq != self._handed_seq + 1:
                 self._count("fetch_gap")
                 break
+            if self.last_seq is not None and block.seq > self.last_seq:
+                self._count("fetch_beyond_epoch")  # the next epoch's replica takes it from here
+                break
             cert = block.certificate
             if cert.seq != block.seq or cert.digest != digest(block.payload):
                 self._count("fetch_certificate_mismatch")
                 break
-            problem = certificate_problem(cert, self._chain, self.config.validators, quorum=self._q)
+            problem = certificate_problem(
+                cert, self.config.chain_id, self.config.validators, epoch=self.epoch, quorum=self._q
+            )
             if problem is not None:
                 self._count("fetch_bad_certificate")
                 break
@@ -784,7 +959,8 @@ class Replica:
 
     def _on_tick(self) -> None:
         self._now += 1
-        if self._deadline is not None and self._now >= self._deadline:
+        self._fill_epoch()
+        if self._deadline is not None and self._now >= self._deadline and self.member:
             self._deadline = None
             self._count("view_change_timeout")
             self._start_view_change(self.view + 1)
@@ -813,7 +989,7 @@ class Replica:
                     self._broadcast_attesting(slot.prepares[self.name])
                 if slot.commit_sent and self.name in slot.commits:
                     self._broadcast_attesting(slot.commits[self.name])
-        if self._own_checkpoints:
+        if self._own_checkpoints and self.member:
             seq = max(self._own_checkpoints)
             if seq >= self.checkpoint_seq:
                 ck = self._ck_votes.get(seq, {}).get(self.name)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consensus.encoding import DecodeError, DecodeLimits, pack, unpack
+from consensus.epochs import EPOCH_MAX
 from consensus.messages import (
     DIGEST_BYTES,
     SEQ_MAX,
@@ -29,7 +30,7 @@ from consensus.messages import (
     _uint,
 )
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the epoch the votes belong to
 STATE_LIMITS = DecodeLimits(
     buffer_bytes_max=64 << 20, bin_bytes_max=16 << 20, array_items_max=1 << 16
 )
@@ -61,6 +62,7 @@ class PersistedState:
     commits: tuple[VoteRecord, ...]
     prepared: tuple[PreparedProof, ...]  # highest-view prepared certificate per seq
     prepared_payloads: tuple[bytes, ...]  # one per prepared proof
+    epoch: int = 0  # votes of another epoch than the one the ledger is in are void
 
     def encode(self) -> bytes:
         def votes(records: tuple[VoteRecord, ...]) -> list[Any]:
@@ -83,15 +85,17 @@ class PersistedState:
                 votes(self.commits),
                 [_proof_wire(p) for p in self.prepared],
                 list(self.prepared_payloads),
+                self.epoch,
             ]
         )
 
     @staticmethod
     def decode(data: bytes) -> PersistedState:
         try:
-            f = _list(unpack(data, STATE_LIMITS), 12, what="persisted state")
-            if f[0] != STATE_VERSION:
-                raise StateError(f"persisted state version {f[0]!r}, expected {STATE_VERSION}")
+            obj = unpack(data, STATE_LIMITS)
+            if isinstance(obj, list) and obj and obj[0] != STATE_VERSION:
+                raise StateError(f"persisted state version {obj[0]!r}, expected {STATE_VERSION}")
+            f = _list(obj, 13, what="persisted state")
             if not isinstance(f[2], bool):
                 raise StateError("view_active is not a bool")
 
@@ -137,6 +141,7 @@ class PersistedState:
                 commits=votes(f[9]),
                 prepared=tuple(prepared),
                 prepared_payloads=payloads,
+                epoch=_uint(f[12], EPOCH_MAX, "epoch"),
             )
         except (DecodeError, MessageError) as exc:
             raise StateError(f"corrupt persisted state: {exc}") from exc

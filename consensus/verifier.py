@@ -12,10 +12,21 @@ from consensus.signing import Purpose, verify
 
 
 class Verifier:
+    """`chain_id` is the epoch's signing domain; (base_seq, base_digest) is the epoch's
+    starting checkpoint, which every replica of the epoch knows without a proof."""
+
     def __init__(
-        self, chain_id: str, validators: tuple[tuple[str, bytes], ...], cache_entries_max: int
+        self,
+        chain_id: str,
+        validators: tuple[tuple[str, bytes], ...],
+        cache_entries_max: int,
+        *,
+        base_seq: int = 0,
+        base_digest: bytes | None = None,
     ) -> None:
         self.chain_id = chain_id
+        self.base_seq = base_seq
+        self.base_digest = base_digest
         self.keys = dict(validators)
         self.names = tuple(name for name, _ in validators)
         self._cache: set[bytes] = set()

@@ -42,9 +42,12 @@ def primary_of(view: int, names: tuple[str, ...]) -> str:
 def checkpoint_proof_problem(
     v: Verifier, seq: int, state_digest: bytes, proof: tuple[Signer, ...], quorum: int
 ) -> str | None:
-    if seq == 0:
-        if state_digest != GENESIS_STATE_DIGEST or proof:
-            return "genesis checkpoint must have the genesis digest and no proof"
+    if seq <= v.base_seq:
+        # The epoch's starting checkpoint needs no proof: every replica of the epoch executed
+        # it. Nothing below it belongs to this epoch.
+        base = GENESIS_STATE_DIGEST if v.base_digest is None else v.base_digest
+        if seq != v.base_seq or state_digest != base or proof:
+            return "a checkpoint at or below the epoch start must be the start, without proof"
         return None
     signers = {name for name, _ in proof}
     if len(signers) != len(proof):

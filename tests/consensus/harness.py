@@ -118,6 +118,10 @@ class Cluster:
         self.replicas: dict[str, Replica | None] = {}
         self.stores = {name: NodeStore() for name in self.names}
         self.queue: list[InFlight] = []
+        # Executed events wait here, like a host's inbox: an Executed may make the replica
+        # hand over more blocks, which must be applied after the ones already handed over.
+        self._executed: dict[str, list[ev.Executed]] = {}
+        self._draining: set[str] = set()
         self.trace: list[str] = []
         self.auto_persist: dict[str, bool] = dict.fromkeys(self.names, True)
         self.verdict: Callable[[str, bytes], bool] = lambda name, payload: True
@@ -139,6 +143,7 @@ class Cluster:
 
     def crash(self, name: str) -> None:
         self.replicas[name] = None
+        self._executed.pop(name, None)
         self.stores[name].unacked.clear()
         self.queue = [x for x in self.queue if x.dst != name]
         self.trace.append(f"crash {name}")
@@ -232,7 +237,9 @@ class Cluster:
                 store.blocks.append((a.seq, d, a.payload, a.certificate))
                 store.chain = chain_next(store.chain, a.seq, d)
                 self.trace.append(f"{name} EXECUTE n={a.seq} d={d.hex()[:6]}")
-                self.step(name, ev.Executed(seq=a.seq, state_digest=store.chain))
+                self._executed.setdefault(name, []).append(
+                    ev.Executed(seq=a.seq, state_digest=store.chain)
+                )
             elif isinstance(a, act.FetchBlocks):
                 store.fetches.append(a)
                 self.trace.append(f"{name} FETCH {a.from_seq}..{a.to_seq}")
@@ -241,6 +248,15 @@ class Cluster:
             elif isinstance(a, act.StateDigestMismatch):
                 store.mismatches.append(a)
                 self.trace.append(f"{name} STATE DIGEST MISMATCH at {a.seq}")
+        if name in self._draining:
+            return
+        self._draining.add(name)
+        try:
+            queue = self._executed.get(name, [])
+            while queue and self.replicas.get(name) is not None:
+                self.step(name, queue.pop(0))
+        finally:
+            self._draining.discard(name)
 
     def serve_fetch(self, name: str, from_peer: str) -> None:
         """Answer `name`'s last FetchBlocks from `from_peer`'s store."""

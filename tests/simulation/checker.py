@@ -15,8 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from consensus import actions as act
 from consensus import messages as m
-from consensus.certificate import verify_certificate
+from consensus.certificate import quorum_size, verify_certificate
+from consensus.epoch_replica import EPOCH_PREFIX_BYTES as EPOCH_PREFIX
+from consensus.evidence import EvidenceError, check_evidence
 from tests.simulation.host import GENESIS_CHAIN, chain_step, decode_batch
 
 if TYPE_CHECKING:
@@ -31,8 +34,8 @@ class Checker:
         self.world = world
         self.violations: list[str] = []
         self.committed_seen: dict[bytes, int] = {}  # tx -> tick first applied by an honest host
-        self._votes: dict[tuple[str, str, int, int], bytes] = {}
-        self._commit_signers: dict[tuple[int, int, bytes], set[str]] = {}
+        self._votes: dict[tuple[int, str, str, int, int], bytes] = {}
+        self._commit_signers: dict[tuple[int, int, int, bytes], set[str]] = {}
         self._certified: dict[int, bytes] = {}
         self._seen: set[bytes] = set()
         self._cert_ok: set[bytes] = set()
@@ -53,31 +56,51 @@ class Checker:
         if len(self._seen) < SEEN_MESSAGES_MAX:
             self._seen.add(data)
         # Only PRE-PREPARE/PREPARE/COMMIT matter here: their kind tag is the second byte
-        # (fixarray header, then the tag), so skip decoding everything else.
-        if len(data) < 2 or data[1] not in (1, 2, 3):
+        # after the epoch prefix (fixarray header, then the tag): skip decoding the rest.
+        if len(data) < EPOCH_PREFIX + 2 or data[EPOCH_PREFIX + 1] not in (1, 2, 3):
             return
+        epoch = int.from_bytes(data[:EPOCH_PREFIX], "big")
         msg = self.world.decode(data)
         if not isinstance(msg, m.PrePrepare | m.Prepare | m.Commit):
             return
         if msg.replica != host.name:
             return  # replayed traffic from someone else
         if host.honest:
-            key = (type(msg).__name__, msg.replica, msg.view, msg.seq)
+            key = (epoch, type(msg).__name__, msg.replica, msg.view, msg.seq)
             old = self._votes.get(key)
             if old is None:
                 self._votes[key] = msg.digest
             elif old != msg.digest:
                 self.fail(
-                    f"honest {host.instance} equivocated: two {key[0]} for view {msg.view} "
-                    f"seq {msg.seq}"
+                    f"honest {host.instance} equivocated: two {key[1]} for epoch {epoch} "
+                    f"view {msg.view} seq {msg.seq}"
                 )
         if isinstance(msg, m.Commit):
-            signers = self._commit_signers.setdefault((msg.view, msg.seq, msg.digest), set())
+            signers = self._commit_signers.setdefault((epoch, msg.view, msg.seq, msg.digest), set())
             signers.add(msg.replica)
-            if len(signers) >= host.config.quorum:
+            if len(signers) >= quorum_size(len(self.world.validators_of_epoch(epoch))):
                 old_digest = self._certified.setdefault(msg.seq, msg.digest)
                 if old_digest != msg.digest:
                     self.fail(f"two commit certificates for seq {msg.seq} with different digests")
+
+    def on_evidence(self, host: Host, a: act.EquivocationDetected) -> None:
+        """Evidence a replica reports must verify, and must never accuse an honest one."""
+        w = self.world
+        w.stats["evidence"] = w.stats.get("evidence", 0) + 1
+        try:
+            found = check_evidence(
+                a.first,
+                a.second,
+                chain_id=w.chain_id,
+                epoch=a.epoch,
+                validators=w.validators_of_epoch(a.epoch),
+            )
+        except EvidenceError as exc:
+            self.fail(f"{host.instance} reported invalid evidence against {a.validator}: {exc}")
+            return
+        accused = [h for h in w.hosts.values() if h.name == found.validator]
+        if any(h.honest for h in accused):
+            self.fail(f"{host.instance} accused honest {found.validator} of equivocation")
 
     def final(self, *, converged: bool) -> None:
         w = self.world
@@ -105,11 +128,19 @@ class Checker:
                     if t not in w.submitted:
                         self.fail(f"validity: block {b.seq} has unsubmitted tx {t!r}")
                 cert_bytes = b.certificate.encode()
+                epoch = h.epoch_of(b.seq)
                 if cert_bytes not in self._cert_ok:
-                    if verify_certificate(b.certificate, w.chain_id, w.validators):
+                    if verify_certificate(
+                        b.certificate, w.chain_id, epoch.validators, epoch=epoch.number
+                    ):
                         self._cert_ok.add(cert_bytes)
                     else:
                         self.fail(f"validity: block {b.seq} at {h.instance} has a bad certificate")
+            if (
+                h.epochs != honest[0].epochs[: len(h.epochs)]
+                and h.epochs[: len(honest[0].epochs)] != honest[0].epochs
+            ):
+                self.fail(f"{h.instance} disagrees with {honest[0].instance} on the epochs")
             if h.halted_loudly:
                 self.fail(f"{h.instance} halted on a state digest mismatch")
         if converged:

@@ -17,9 +17,11 @@ import nacl.signing
 
 from consensus import actions as act
 from consensus import events as ev
-from consensus.certificate import CommitCertificate
+from consensus.certificate import CommitCertificate, quorum_size
 from consensus.config import ReplicaConfig
 from consensus.encoding import DecodeError, digest, pack, unpack
+from consensus.epoch_replica import EpochReplica
+from consensus.epochs import Epoch, epoch_last_seq
 from consensus.messages import NULL_PAYLOAD
 from consensus.replica import Replica
 from consensus.state import PersistedState
@@ -55,16 +57,48 @@ def decode_batch(payload: bytes) -> list[bytes] | None:
     return txs
 
 
+GOV_PREFIX = b"gov|"
+
+
+def gov_tx(op: str, name: str, key: bytes, unique: str) -> bytes:
+    """A governance transaction of the simulated ledger: add / remove / rotate."""
+    return b"|".join([b"gov", op.encode(), name.encode(), key.hex().encode(), unique.encode()])
+
+
+def apply_gov(
+    validators: list[tuple[str, bytes]], epoch_set: tuple[tuple[str, bytes], ...], tx: bytes
+) -> bool:
+    """Apply one governance tx to the ledger's set, with the ledger's safety rule (continuing
+    validators of the epoch must form a quorum of the new set). False: rejected, no change."""
+    _, op, raw_name, raw_key, _ = tx.split(b"|")
+    name, key = raw_name.decode(), bytes.fromhex(raw_key.decode())
+    new = list(validators)
+    names = [n for n, _ in new]
+    if op == b"add" and name not in names and all(k != key for _, k in new):
+        new.append((name, key))
+    elif op == b"remove" and name in names:
+        new = [(n, k) for n, k in new if n != name]
+    elif op == b"rotate" and name in names and all(k != key for _, k in new):
+        new = [(n, key if n == name else k) for n, k in new]
+    else:
+        return False
+    continuing = sum(1 for v in new if v in epoch_set)
+    if len(new) < 4 or continuing < quorum_size(len(new)):
+        return False
+    validators[:] = new
+    return True
+
+
 @dataclass(slots=True, kw_only=True)
 class Host:
     instance: str
     name: str
-    config: ReplicaConfig
-    key: nacl.signing.SigningKey
+    config: ReplicaConfig  # of epoch 0: chain id, genesis validators, limits, timeouts
+    keys: dict[bytes, nacl.signing.SigningKey]  # every key this validator holds (rotation)
     replica_class: type[Replica]
     world: World
     rng: random.Random
-    replica: Replica | None = None
+    replica: EpochReplica | None = None
     durable: PersistedState | None = None  # last acknowledged state (encoded on restart)
     pending_persists: list[tuple[int, int, PersistedState]] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
@@ -77,16 +111,36 @@ class Host:
     halted_loudly: bool = False
     honest: bool = True
     views_seen: int = 0
+    # The ledger's governance state (durable: derived from the blocks, kept across crashes).
+    ledger_set: list[tuple[str, bytes]] = field(default_factory=list)
+    epochs: list[Epoch] = field(default_factory=list)
+    pending_end: int | None = None
+
+    def __post_init__(self) -> None:
+        self.ledger_set = list(self.config.validators)
+        self.epochs = [Epoch(number=0, first_seq=1, validators=self.config.validators)]
+
+    def epoch_of(self, seq: int) -> Epoch:
+        return next(e for e in reversed(self.epochs) if e.first_seq <= seq)
 
     def start(self) -> None:
         # Through bytes, as a real restart would: the codec is part of what is tested.
         restored = None if self.durable is None else PersistedState.decode(self.durable.encode())
-        self.replica = self.replica_class(
-            self.config,
-            signing_key=self.key,
+        epoch = self.epochs[-1]
+        base = self.blocks[epoch.base_seq - 1].chain if epoch.base_seq else GENESIS_CHAIN
+        self.replica = EpochReplica(
+            chain_id=self.config.chain_id,
+            name=self.name,
+            keys=self.keys,
             rng=self.rng,
-            restored=restored,
+            epoch=epoch,
+            base_digest=base,
             executed_seq=len(self.blocks),
+            last_seq=self.pending_end,
+            restored=restored,
+            limits=self.config.limits,
+            timeouts=self.config.timeouts,
+            replica_class=self.replica_class,
         )
         self.crashed = False
         self.inbox.clear()
@@ -184,6 +238,10 @@ class Host:
                 self.views_seen += 1
                 self.inflight.clear()
                 w.stats["view_changes"] += 1
+            elif isinstance(a, act.EpochStarted):
+                w.note(f"{self.instance} epoch {a.epoch.number} member={a.member}")
+            elif isinstance(a, act.EquivocationDetected):
+                w.checker.on_evidence(self, a)
             elif isinstance(a, act.StateDigestMismatch):
                 self.halted_loudly = True
                 w.note(f"{self.instance} halted: state digest mismatch at {a.seq}")
@@ -206,6 +264,8 @@ class Host:
         d = digest(a.payload)
         if a.certificate.digest != d or a.certificate.seq != a.seq:
             w.violation(f"{self.instance} Execute({a.seq}) with a certificate for another block")
+        if a.certificate.epoch != self.epoch_of(a.seq).number:
+            w.violation(f"{self.instance} Execute({a.seq}) certified by another epoch's set")
         txs = decode_batch(a.payload)
         if txs is None:
             w.violation(f"{self.instance} executed an undecodable payload at {a.seq}")
@@ -215,10 +275,34 @@ class Host:
         self.blocks.append(
             Block(seq=a.seq, digest=d, payload=a.payload, certificate=a.certificate, chain=chain)
         )
+        changed = False
         for t in txs:
             if t not in self.applied:  # the ledger skips a tx already applied (nonce rule)
                 self.applied[t] = a.seq
                 self.inflight.discard(t)
                 self.mempool.discard(t)
                 w.observe_commit(self, t)
-        self.inbox.append(ev.Executed(seq=a.seq, state_digest=chain))
+                if t.startswith(GOV_PREFIX):
+                    changed |= apply_gov(self.ledger_set, self.epochs[-1].validators, t)
+        limits = self.config.limits
+        if changed and self.pending_end is None:
+            self.pending_end = epoch_last_seq(
+                a.seq,
+                checkpoint_interval_seqs=limits.checkpoint_interval_seqs,
+                log_window_seqs=limits.log_window_seqs,
+            )
+        next_epoch = None
+        if self.pending_end == a.seq:
+            next_epoch = Epoch(
+                number=len(self.epochs), first_seq=a.seq + 1, validators=tuple(self.ledger_set)
+            )
+            self.epochs.append(next_epoch)
+            self.pending_end = None
+        self.inbox.append(
+            ev.Executed(
+                seq=a.seq,
+                state_digest=chain,
+                epoch_last_seq=self.pending_end,
+                next_epoch=next_epoch,
+            )
+        )

@@ -27,7 +27,35 @@ def _n7(rng: random.Random) -> Params:
     return Params(n=7, byzantine=dict(zip(names, modes, strict=True)), fault_ticks=120)
 
 
+def _governance(rng: random.Random) -> Params:
+    """Grow 4 -> 7 one validator at a time, rotate a key, remove one, under the usual faults.
+    The pool validators run from the start with empty stores, as freshly started nodes."""
+    script = (("add", "v4"), ("add", "v5"), ("rotate", "v1"), ("add", "v6"), ("remove", "v2"))
+    gap = rng.randint(25, 45)
+    start = rng.randint(5, 20)
+    return Params(
+        pool=3,
+        governance=tuple((start + i * gap, op, name) for i, (op, name) in enumerate(script)),
+        fault_ticks=start + len(script) * gap,
+    )
+
+
+def _governance_laggard(rng: random.Random) -> Params:
+    """v3 is down while the set changes three times, then must catch up across the epochs,
+    checking every block's certificate against the set of the epoch it belongs to."""
+    script = (("add", "v4"), ("rotate", "v1"), ("add", "v5"))
+    return Params(
+        pool=2,
+        governance=tuple((10 + i * 40, op, name) for i, (op, name) in enumerate(script)),
+        outage=("v3", 5, 190),
+        crashes=False,
+        fault_ticks=200,
+    )
+
+
 SCENARIOS: dict[str, Callable[[random.Random], Params]] = {
+    "governance": _governance,
+    "governance_laggard": _governance_laggard,
     "benign": lambda rng: Params(),
     "byzantine": _byzantine,
     "twins": lambda rng: Params(twins=(rng.choice(["v0", "v1"]),), twin_partition=True),
@@ -60,7 +88,7 @@ for _mode in MODES:
     SCENARIOS[f"byz_{_mode}"] = lambda rng, mode=_mode: Params(
         byzantine={"v0" if mode == "equivocate" else rng.choice(["v0", "v1", "v2", "v3"]): mode}
     )
-MIXED = ("benign", "byzantine", "byzantine", "twins", "n7")
+MIXED = ("benign", "byzantine", "byzantine", "twins", "n7", "governance")
 NEGATIVE_CONTROLS = ("bug_quorum", "bug_new_view", "bug_persist", "bug_twins")
 
 
@@ -77,6 +105,7 @@ class Result:
     stats: dict[str, int]
     wall_seconds: float
     trace: list[str] = field(default_factory=list)
+    final_validators: tuple[tuple[str, bytes], ...] = ()  # the last epoch's set
 
     @property
     def ok(self) -> bool:
@@ -113,9 +142,9 @@ def resolve(scenario: str, seed: int, *, without_bug: bool = False) -> tuple[str
 
 
 def describe(host: Host) -> str:
-    r = host.replica
-    if r is None:
+    if host.replica is None:
         return f"{host.instance}: crashed"
+    r = host.replica.replica
     slots = {
         s: ("PP" if x.pre_prepare else "--")
         + f" p{len(x.prepares)} c{len(x.commits)}"
@@ -166,6 +195,7 @@ def run_seed(seed: int, scenario: str = "mixed", *, without_bug: bool = False) -
     stats["messages_dropped"] = world.network.dropped
     stats["messages_duplicated"] = world.network.duplicated
     stats["byzantine_injected"] = sum(b.injected for b in world.byzantine.values())
+    stats["epochs"] = max((len(h.epochs) - 1 for h in world.honest), default=0)
     honest_heights = [h.height for h in world.honest] or [0]
     return Result(
         seed=seed,
@@ -179,4 +209,5 @@ def run_seed(seed: int, scenario: str = "mixed", *, without_bug: bool = False) -
         stats=stats,
         wall_seconds=time.perf_counter() - started,
         trace=list(world.trace),
+        final_validators=max((h.epochs for h in world.honest), key=len)[-1].validators,
     )

@@ -20,7 +20,7 @@ def _failures(results: list) -> str:
 def test_ci_campaign_mixed_faults_and_byzantine() -> None:
     results = [run_seed(seed, "mixed") for seed in range(CI_SEEDS)]
     assert all(r.ok for r in results), _failures(results)
-    assert {r.scenario for r in results} == {"benign", "byzantine", "twins", "n7"}
+    assert {r.scenario for r in results} == {"benign", "byzantine", "twins", "n7", "governance"}
     assert sum(r.stats["view_changes"] for r in results) > CI_SEEDS  # faults really bite
     assert sum(r.stats["crashes"] for r in results) > CI_SEEDS
     assert sum(r.stats["fetches"] for r in results) > 0

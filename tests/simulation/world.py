@@ -13,10 +13,12 @@ from consensus import events as ev
 from consensus import messages as m
 from consensus.config import ReplicaConfig, ReplicaLimits, ReplicaTimeouts
 from consensus.encoding import DecodeLimits, digest
+from consensus.epoch_replica import EPOCH_PREFIX_BYTES as EPOCH_PREFIX
+from consensus.epoch_replica import frame
 from consensus.replica import Replica
 from tests.simulation.byzantine import Byzantine
 from tests.simulation.checker import Checker
-from tests.simulation.host import Host
+from tests.simulation.host import Host, gov_tx
 from tests.simulation.network import LinkFaults, Network
 
 CHAIN_ID = "assetledger-sim"
@@ -28,6 +30,9 @@ def validator_key(index: int) -> nacl.signing.SigningKey:
 
 
 _KEYS: dict[int, nacl.signing.SigningKey] = {}
+
+
+ROTATED = 1000  # key index offset of a validator's second (rotated-to) key
 
 
 def key_for(index: int) -> nacl.signing.SigningKey:
@@ -81,6 +86,12 @@ class Params:
     pipeline_depth: int = 4
     offer_interval_ticks: int = 5
     stop_at_first_violation: bool = True
+    # Governance: `pool` more validators run from the start outside the genesis set (as a new
+    # node with an empty data directory would), and `governance` submits (tick, op, name)
+    # set changes: op is add | remove | rotate (rotate installs the key index + ROTATED).
+    pool: int = 0
+    governance: tuple[tuple[int, str, str], ...] = ()
+    outage: tuple[str, int, int] | None = None  # (validator, down at tick, back at tick)
 
 
 class World:
@@ -101,10 +112,13 @@ class World:
             "byzantine_injected": 0,
         }
         self.later: list[tuple[int, str, ev.Event]] = []
-        names = [f"v{i}" for i in range(params.n)]
-        validators = tuple((name, bytes(key_for(i).verify_key)) for i, name in enumerate(names))
+        self._gov_submitted: list[tuple[str, str]] = []
+        names = [f"v{i}" for i in range(params.n + params.pool)]
+        validators = tuple(
+            (name, bytes(key_for(i).verify_key)) for i, name in enumerate(names[: params.n])
+        )
         self.names = names
-        self.validators = validators
+        self.validators = validators  # of epoch 0
         instances: dict[str, str] = {}
         for name in names:
             if name in params.twins:
@@ -132,6 +146,7 @@ class World:
                 name=name,
                 limits=sim_limits(),
                 timeouts=sim_timeouts(),
+                observer_ok=True,  # pool validators start outside the set
             )
             faulty = name in params.byzantine or name in params.twins
             cls = Replica if name in params.byzantine else params.replica_class
@@ -139,7 +154,7 @@ class World:
                 instance=instance,
                 name=name,
                 config=config,
-                key=key_for(index),
+                keys={bytes(key_for(i).verify_key): key_for(i) for i in (index, index + ROTATED)},
                 replica_class=cls,
                 world=self,
                 rng=random.Random(self.rng.random()),
@@ -165,6 +180,12 @@ class World:
 
     # -- plumbing --------------------------------------------------------------------------
 
+    def validators_of_epoch(self, epoch: int) -> tuple[tuple[str, bytes], ...]:
+        for host in self.hosts.values():
+            if epoch < len(host.epochs):
+                return host.epochs[epoch].validators
+        raise AssertionError(f"no host knows epoch {epoch}")
+
     @property
     def honest(self) -> list[Host]:
         return [h for h in self.hosts.values() if h.honest]
@@ -182,7 +203,9 @@ class World:
         out: list[tuple[str | None, bytes]] = [(to, data)]
         byz = self.byzantine.get(host.instance)
         if byz is not None:
-            out = byz.outgoing(to, data)
+            # The Byzantine wrapper works on bare messages; it speaks in its host's epoch.
+            number = host.epochs[-1].number
+            out = [(dst, frame(number, x)) for dst, x in byz.outgoing(to, data[EPOCH_PREFIX:])]
         else:
             self.checker.on_send(host, data)
         for dst, payload in out:
@@ -230,9 +253,8 @@ class World:
     # -- faults ----------------------------------------------------------------------------
 
     def _majority_primary(self) -> str:
-        views = [h.replica.view for h in self.honest if h.replica is not None]
-        view = max(set(views), key=views.count) if views else 0
-        return self.names[view % len(self.names)]
+        primaries = [h.replica.primary for h in self.honest if h.replica is not None]
+        return max(set(primaries), key=primaries.count) if primaries else self.names[0]
 
     def _twin_split(self) -> None:
         instances = list(self.hosts)
@@ -292,8 +314,47 @@ class World:
 
     restart_at: int = -1
 
-    def _submit(self) -> None:
-        tx = f"tx{self.seed}-{len(self.submitted_order)}".encode()
+    def _gov_key(self, op: str, name: str) -> bytes:
+        index = self.names.index(name)
+        return bytes(key_for(index + ROTATED if op == "rotate" else index).verify_key)
+
+    def _submit_governance(self, op: str, name: str) -> None:
+        self._gov_submitted.append((op, name))
+        self._submit(gov_tx(op, name, self._gov_key(op, name), f"{self.seed}-{self.now}"))
+        self.note(f"governance: {op} {name}")
+
+    def _gov_in_effect(self, ledger_set: list[tuple[str, bytes]], op: str, name: str) -> bool:
+        current = dict(ledger_set)
+        if op == "remove":
+            return name not in current
+        return current.get(name) == self._gov_key(op, name)
+
+    def governance_done(self) -> bool:
+        """Every submitted change is in the set of the latest epoch (at an honest host)."""
+        host = next((h for h in self.honest if not h.crashed), None)
+        if host is None or host.pending_end is not None:
+            return False
+        final = list(host.epochs[-1].validators)
+        return all(self._gov_in_effect(final, op, name) for op, name in self._gov_submitted)
+
+    def _regulator_retries(self) -> None:
+        """Like a regulator: a change the ledger refused (it would have put the quorum at risk
+        while another change was pending) is submitted again once that epoch has begun."""
+        host = next((h for h in self.honest if not h.crashed), None)
+        if host is None or host.pending_end is not None:
+            return
+        applied = [tx for tx in self.submitted_order if tx.startswith(b"gov|")]
+        if not all(tx in host.applied for tx in applied):
+            return
+        for op, name in list(dict.fromkeys(self._gov_submitted)):
+            if not self._gov_in_effect(host.ledger_set, op, name):
+                self._submit(gov_tx(op, name, self._gov_key(op, name), f"{self.seed}-{self.now}"))
+                self.note(f"governance retry: {op} {name}")
+                return  # one at a time, as each may change what the next one needs
+
+    def _submit(self, tx: bytes | None = None) -> None:
+        if tx is None:
+            tx = f"tx{self.seed}-{len(self.submitted_order)}".encode()
         self.submitted[tx] = self.now
         self.submitted_order.append(tx)
         live = [h for h in self.hosts.values() if not h.crashed]
@@ -318,6 +379,22 @@ class World:
     def step(self, *, faulty: bool) -> None:
         self.now += 1
         p = self.params
+        for when, op, name in p.governance:
+            if when == self.now:
+                self._submit_governance(op, name)
+        if self._gov_submitted and self.now % 10 == 0:
+            self._regulator_retries()
+        if p.outage is not None:
+            name, down, up = p.outage
+            host = self.hosts[name]
+            if self.now == down:
+                host.crash()
+                self.network.down.add(name)
+                self.note(f"outage: {name} down until t={up}")
+            elif self.now == up:
+                host.start()
+                self.network.down.discard(name)
+                self.note(f"outage over: {name} back at height {host.height}")
         if faulty:
             if p.submit_probability and self.rng.random() < p.submit_probability:
                 self._submit()
@@ -333,7 +410,7 @@ class World:
             host = self.hosts[dst]
             byz = self.byzantine.get(dst)
             if byz is not None:
-                byz.record(data)
+                byz.record(data[EPOCH_PREFIX:])
             host.inbox.append(ev.MessageReceived(sender=self.hosts[src].name, data=data))
         if self.later:
             keep = []
@@ -353,7 +430,8 @@ class World:
             host.tick(self.now)
             byz = self.byzantine.get(host.instance)
             if byz is not None:
-                for dst, data in byz.on_tick(self.now):
+                for dst, bare in byz.on_tick(self.now):
+                    data = frame(host.epochs[-1].number, bare)
                     if dst is None:
                         self.network.broadcast(self.now, host.instance, data)
                     else:
@@ -371,12 +449,20 @@ class World:
         if not honest:
             return True
         heights = {h.height for h in honest}
-        if len(heights) != 1:
+        if len(heights) != 1 or any(h.pending_end is not None for h in honest):
+            return False
+        if self._gov_submitted and not self.governance_done():
             return False
         return all(len(h.applied) == len(self.submitted) for h in honest)
 
     def decode(self, data: bytes) -> m.Message | None:
+        """Decode a message as sent on the wire (with its epoch prefix)."""
         try:
-            return m.decode_message(data, limits=self.decode_limits, n=self.params.n, window=64)
+            return m.decode_message(
+                data[EPOCH_PREFIX:],
+                limits=self.decode_limits,
+                n=self.params.n + self.params.pool,
+                window=64,
+            )
         except m.MessageError:
             return None
