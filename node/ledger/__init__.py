@@ -8,6 +8,12 @@ from node.ledger.errors import (
     LedgerError,
     LedgerFullError,
 )
+from node.ledger.governance_records import (
+    EpochInfo,
+    EvidenceRecord,
+    GovernanceRecord,
+    ValidatorInfo,
+)
 from node.ledger.queries import AccountInfo, HistoryEntry
 from node.ledger.reasons import UNAUTHENTIC, ReasonCode
 from node.ledger.records import (
@@ -28,8 +34,11 @@ __all__ = [
     "Block",
     "BlockError",
     "BlockRecord",
+    "EpochInfo",
+    "EvidenceRecord",
     "Freeze",
     "GenesisMismatchError",
+    "GovernanceRecord",
     "HistoryEntry",
     "Ledger",
     "LedgerCorruptError",
@@ -39,5 +48,6 @@ __all__ = [
     "ReasonCode",
     "Receipt",
     "ReceiptStatus",
+    "ValidatorInfo",
     "prepare_tx",
 ]

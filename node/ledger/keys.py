@@ -20,8 +20,26 @@ TX_INDEX = "tx_index"
 HISTORY = "history"
 META = "meta"
 CONSENSUS = "consensus"  # the replica's persisted protocol state (opaque bytes), not ledger state
+# Governance (node/ledger/governance_state.py). Ledger state, digested like receipts, but
+# written through their own overlay (not the StateView): only governance blocks touch them.
+GOVERNANCE = "governance"  # singletons: validator set, regulator keys, pending epoch end
+EPOCHS = "epochs"  # epoch number (4 bytes) -> the epoch's first seq and validator set
+GOVERNANCE_HISTORY = "governance_history"  # position_key -> applied governance tx record
+EVIDENCE = "evidence"  # position_key -> recorded equivocation
+EVIDENCE_INDEX = "evidence_index"  # evidence_key(...) -> position_key (duplicate detection)
+GOVERNANCE_DBS = (GOVERNANCE, EPOCHS, GOVERNANCE_HISTORY, EVIDENCE, EVIDENCE_INDEX)
 STATE_DBS = (ACCOUNTS, ROLES, ASSETS, BALANCES, NONCES)
-ALL_DBS = (*STATE_DBS, RECEIPTS, BLOCKS, CERTIFICATES, TX_INDEX, HISTORY, META, CONSENSUS)
+ALL_DBS = (
+    *STATE_DBS,
+    RECEIPTS,
+    BLOCKS,
+    CERTIFICATES,
+    TX_INDEX,
+    HISTORY,
+    META,
+    CONSENSUS,
+    *GOVERNANCE_DBS,
+)
 CONSENSUS_STATE = b"state"
 
 META_CHAIN_ID = b"chain_id"
@@ -32,6 +50,11 @@ META_BLOCK_HASH = b"block_hash"
 META_TIMESTAMP_MS = b"timestamp_ms"
 META_SCHEMA = b"schema"
 SCHEMA_VERSION = 1
+
+GOV_VALIDATORS = b"validators"
+GOV_REGULATORS = b"regulators"
+GOV_PENDING_LAST_SEQ = b"pending_last_seq"
+EPOCH_BYTES = 4
 
 
 def height_key(height: int) -> bytes:
@@ -59,3 +82,18 @@ def position_key(height: int, index: int) -> bytes:
 def history_key(account: bytes, height: int, index: int) -> bytes:
     # == account + position_key(height, index); the apply path concatenates directly.
     return account + height.to_bytes(HEIGHT_BYTES, "big") + index.to_bytes(INDEX_BYTES, "big")
+
+
+def epoch_key(number: int) -> bytes:
+    return number.to_bytes(EPOCH_BYTES, "big")
+
+
+def evidence_key(epoch: int, message_kind: int, view: int, seq: int, validator: str) -> bytes:
+    """One equivocation: (epoch, validator, kind, view, seq); the name (no NUL) goes last."""
+    return (
+        epoch.to_bytes(EPOCH_BYTES, "big")
+        + message_kind.to_bytes(1, "big")
+        + view.to_bytes(HEIGHT_BYTES, "big")
+        + seq.to_bytes(HEIGHT_BYTES, "big")
+        + validator.encode()
+    )

@@ -32,6 +32,13 @@ class ReasonCode(StrEnum):
     ALREADY_FROZEN = "already_frozen"
     NOT_FROZEN = "not_frozen"
     LIMIT_EXCEEDED = "limit_exceeded"
+    # Governance of the validator set (issue 7, docs/ledger.md "Governance").
+    VALIDATOR_EXISTS = "validator_exists"
+    UNKNOWN_VALIDATOR = "unknown_validator"
+    VALIDATOR_SET_TOO_SMALL = "validator_set_too_small"
+    QUORUM_AT_RISK = "quorum_at_risk"
+    BAD_EVIDENCE = "bad_evidence"
+    DUPLICATE_EVIDENCE = "duplicate_evidence"
 
 
 # Rejections that leave no trace in state: see docs/ledger.md, "Nonces and tx ids".

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from node.ledger.governance_state import GovernanceState
 from node.ledger.reasons import ReasonCode, TxRejectedError
 from node.ledger.records import AccountRecord, AccountStatus, AssetRecord, Authority, Freeze
 from node.ledger.view import StateView
@@ -30,6 +31,7 @@ class TxContext:
     """What a rule may know about the transaction and the block it is in."""
 
     __slots__ = (
+        "gov",
         "height",
         "index",
         "regulator_keys",
@@ -49,10 +51,13 @@ class TxContext:
         timestamp_ms: int,
         regulator_keys: frozenset[bytes],
         regulator_threshold: int,
+        gov: GovernanceState,
     ) -> None:
         self.view = view
+        self.gov = gov  # governance records (node/ledger/governance.py); untouched by others
         self.height = height
         self.timestamp_ms = timestamp_ms
+        # The ledger's regulator keys; set_regulator_keys replaces them for the next tx.
         self.regulator_keys = regulator_keys
         self.regulator_threshold = regulator_threshold
         self.stx: SignedTransaction | None = None
@@ -467,7 +472,8 @@ def _active_fast(record: AccountRecord | None, timestamp_ms: int) -> bool:
 
 
 def transfer(ctx: TxContext, a: k.TransferArgs) -> tuple[bytes, ...]:
-    # The hot path of the ledger: same checks as everywhere, fewer calls.
+    # The hot path of the ledger: same checks as everywhere, fewer calls. Its applied case
+    # is mirrored by node/ledger/fastpath.py: a check added here must be added there too.
     view = ctx.view
     signer = ctx.signer
     asset_id = a.asset_id
@@ -539,9 +545,6 @@ RULES: dict[k.Kind, Rule] = {
     k.Kind.UNPAUSE: unpause,
     k.Kind.TRANSFER: transfer,
 }
-assert set(RULES) == set(k.Kind), "every kind needs a rule"
-
-# Dispatch on the args class: a type hashes in C, an Enum member hashes in Python.
-RULES_BY_ARGS: dict[type[k.Args], Rule] = {
-    k.ARGS_BY_KIND[kind]: rule for kind, rule in RULES.items()
-}
+# Governance kinds have their rules in node/ledger/governance.py; node/ledger/dispatch.py
+# joins both tables (governance imports this module, so this one cannot import it).
+assert set(RULES) == set(k.Kind) - k.GOVERNANCE_RULE_KINDS, "every kind needs a rule"

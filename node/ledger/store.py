@@ -26,16 +26,27 @@ import msgpack
 
 from config.genesis import Genesis
 from consensus.encoding import digest
+from consensus.epochs import Epoch
+from node.ledger import governance_queries as gq
+from node.ledger import governance_state as gs
 from node.ledger import keys as kl
 from node.ledger import queries as q
 from node.ledger.block import Block
 from node.ledger.digest import block_hash, next_state_digest, tx_root, write_set_hash
+from node.ledger.dispatch import RULES_BY_ARGS
 from node.ledger.errors import (
     BlockError,
     GenesisMismatchError,
     LedgerCorruptError,
     LedgerError,
     LedgerFullError,
+)
+from node.ledger.fastpath import transfer_fast_path
+from node.ledger.governance_records import (
+    EpochInfo,
+    EvidenceRecord,
+    GovernanceRecord,
+    ValidatorInfo,
 )
 from node.ledger.reasons import ReasonCode, TxRejectedError
 from node.ledger.records import (
@@ -48,7 +59,7 @@ from node.ledger.records import (
     decode_int,
     encode_int,
 )
-from node.ledger.rules import RULES_BY_ARGS, TxContext
+from node.ledger.rules import TxContext
 from node.ledger.view import StateView, WriteSet
 from node.tx.codec import decode_signed_transaction
 from node.tx.errors import TxDecodeError
@@ -70,6 +81,10 @@ class LedgerLimits:
     consensus_state_bytes_max: int = 64 << 20
     history_page_max: int = 1_000
     tx: TxLimits = field(default=DEFAULT_TX_LIMITS)
+    # The consensus checkpoint interval and log window: they fix where an epoch ends
+    # (consensus/epochs.py), so every validator must use the same values.
+    checkpoint_interval_seqs: int = 16
+    log_window_seqs: int = 32
 
     def __post_init__(self) -> None:
         if not 1 << 20 <= self.map_size_bytes <= 1 << 44:
@@ -82,6 +97,14 @@ class LedgerLimits:
             raise ValueError("consensus_state_bytes_max must be 1 B..1 GiB")
         if not 1 <= self.history_page_max <= 100_000:
             raise ValueError("history_page_max must be 1..100000")
+        k, w = self.checkpoint_interval_seqs, self.log_window_seqs
+        if type(k) is not int or not 1 <= k <= 1 << 20:
+            raise ValueError(f"checkpoint_interval_seqs must be 1..{1 << 20}, got {k!r}")
+        if type(w) is not int or w < 2 * k or w % k != 0 or w > 1 << 24:
+            raise ValueError(
+                f"log_window_seqs must be a multiple of checkpoint_interval_seqs ({k}),"
+                f" at least {2 * k} and at most {1 << 24}, got {w!r}"
+            )
 
 
 def prepare_tx(raw: bytes, limits: TxLimits = DEFAULT_TX_LIMITS) -> Decoded:
@@ -103,8 +126,8 @@ class Ledger:
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.limits = limits
-        self._regulator_keys = frozenset(genesis.regulator_keys)
-        self._threshold = genesis.regulator_threshold
+        # Governance as of the latest height read or written (see _governance).
+        self._gov_snapshot: gs.GovernanceSnapshot | None = None
 
     # ------------------------------------------------------------------ open / genesis
 
@@ -160,6 +183,9 @@ class Ledger:
                     f" (stored digest {stored_digest.hex() if stored_digest else None},"
                     f" this genesis {g_digest.hex()}); use the original genesis file"
                 )
+            # A ledger created before governance existed: its records follow from genesis.
+            with self._env.begin(write=True) as txn:
+                gs.ensure_initialised(txn, self._dbs, self.genesis)
             return
         self._apply_genesis(g_digest)
 
@@ -200,6 +226,8 @@ class Ledger:
                 )
             write_set = view.write_set()
             view.flush(txn, write_set)
+            # Not in the write set: implied by the genesis digest (node/ledger/governance_state.py).
+            gs.ensure_initialised(txn, self._dbs, g)
             state = next_state_digest(0, g_digest, write_set_hash(write_set))
             root = tx_root(())
             bhash = block_hash(
@@ -315,23 +343,38 @@ class Ledger:
         h = block.height
         ts = block.timestamp_ms
         view = StateView(txn, self._dbs)
-        ctx = self._context(view, h, ts)
+        ctx = self._context(txn, view, h, ts)
         receipts: list[Receipt] = []
         claimed: list[tuple[Receipt, tuple[bytes, ...]]] = []
         run = self._run
+        fast = transfer_fast_path(view, ctx, chain_id=self.chain_id)
         txs = block.txs
         tx_limits = self.limits.tx
         for i in range(len(txs)):
             item = decoded[i] if decoded is not None else prepare_tx(txs[i], tx_limits)
-            receipt, touched = run(
-                view, ctx, item, txs[i], None if signatures_ok is None else signatures_ok[i], h, i
-            )
+            sig_ok = None if signatures_ok is None else signatures_ok[i]
+            if type(item) is SignedTransaction:
+                if sig_ok is None:  # checked here, not in _run, so the fast path can use it
+                    sig_ok = verify_transaction(item)
+                # The transfer fast path (node/ledger/fastpath.py) takes what it can prove
+                # applies, with the very receipt and writes of _run; anything else falls
+                # through to _run, which finds the precise outcome.
+                done = fast(item, i) if sig_ok else None
+                if done is not None:
+                    receipts.append(done[0])
+                    claimed.append(done)
+                    continue
+            receipt, touched = run(view, ctx, item, txs[i], sig_ok, h, i)
             receipts.append(receipt)
             if touched is not None:
                 claimed.append((receipt, touched))
 
+        gov = ctx.gov
+        gov.end_block(h)  # closes the epoch if h is its scheduled last block
         write_set = view.write_set()
         view.flush(txn, write_set)
+        if gov.touched:  # only blocks with governance changes (or an epoch end) pay for this
+            gov.flush(txn, write_set)
         dbs = self._dbs
         receipt_items: list[tuple[bytes, bytes]] = []
         index_items: list[tuple[bytes, bytes]] = []
@@ -381,6 +424,10 @@ class Ledger:
         if certificate is not None:
             txn.put(hkey, bytes(certificate), db=dbs[kl.CERTIFICATES])
         self._put_meta(txn, h, ts, bhash, state)
+        # Cached before the commit: a snapshot is keyed by its height, and if this commit
+        # fails the tip stays below h, so nothing reads it until height h is applied again
+        # (which replaces it).
+        self._gov_snapshot = gov.next_snapshot()
         return receipts
 
     def _run(  # noqa: PLR0917 -- positional: called once per transaction
@@ -395,7 +442,8 @@ class Ledger:
     ) -> tuple[Receipt, tuple[bytes, ...] | None]:
         """Evaluate one transaction on `view`. Returns the receipt and, if the tx claimed its
         id (authentic), the accounts whose history it joins. (Positional arguments and a
-        tuple-built receipt: this runs once per transaction.)"""
+        tuple-built receipt: this runs once per transaction.) An applied transfer takes
+        node/ledger/fastpath.py instead: a check added here must be added there too."""
         if isinstance(item, TxDecodeError):
             return self._unauthentic(digest(raw), height, index, ReasonCode.MALFORMED, str(item))
         stx = item
@@ -410,14 +458,14 @@ class Ledger:
             return self._unauthentic(
                 stx.tx_id, height, index, ReasonCode.BAD_SIGNATURE, "a signature does not verify"
             )
-        if not regulator_quorum_ok(stx, self._regulator_keys, self._threshold):
+        if not regulator_quorum_ok(stx, ctx.regulator_keys, ctx.regulator_threshold):
             return self._unauthentic(
                 stx.tx_id,
                 height,
                 index,
                 ReasonCode.REGULATOR_THRESHOLD_NOT_MET,
-                f"{regulator_approvals(stx, self._regulator_keys)} distinct regulator"
-                f" signatures, {self._threshold} required",
+                f"{regulator_approvals(stx, ctx.regulator_keys)} distinct regulator"
+                f" signatures, {ctx.regulator_threshold} required",
             )
         signer = body.signer
         expected = view.nonce(signer)
@@ -460,13 +508,34 @@ class Ledger:
         # Duplicates in `touched` are harmless: the same history key is written twice.
         return receipt, touched
 
-    def _context(self, view: StateView, height: int, timestamp_ms: int) -> TxContext:
+    def _governance(self, txn: lmdb.Transaction, tip: int) -> gs.GovernanceSnapshot:
+        """Regulator keys and pending epoch end at `tip`: the cached snapshot when it is for
+        that height (immutable, so safe across threads), else read from the store."""
+        snapshot = self._gov_snapshot
+        if snapshot is None or snapshot.height != tip:
+            snapshot = gs.read_snapshot(txn, self._dbs, tip)
+            self._gov_snapshot = snapshot
+        return snapshot
+
+    def _context(
+        self, txn: lmdb.Transaction, view: StateView, height: int, timestamp_ms: int
+    ) -> TxContext:
+        """The context for block `height` (the tip is height - 1) over `txn`."""
+        snapshot = self._governance(txn, height - 1)
+        limits = self.limits
         return TxContext(
             view=view,
             height=height,
             timestamp_ms=timestamp_ms,
-            regulator_keys=self._regulator_keys,
-            regulator_threshold=self._threshold,
+            regulator_keys=snapshot.regulator_key_set,
+            regulator_threshold=snapshot.regulator_threshold,
+            gov=gs.GovernanceState(
+                txn,
+                self._dbs,
+                snapshot,
+                checkpoint_interval_seqs=limits.checkpoint_interval_seqs,
+                log_window_seqs=limits.log_window_seqs,
+            ),
         )
 
     @staticmethod
@@ -505,7 +574,13 @@ class Ledger:
             view = StateView(txn, self._dbs)
             ts = last_ts if timestamp_ms is None else timestamp_ms
             receipt, _ = self._run(
-                view, self._context(view, height + 1, ts), item, raw, signature_ok, height + 1, 0
+                view,
+                self._context(txn, view, height + 1, ts),
+                item,
+                raw,
+                signature_ok,
+                height + 1,
+                0,
             )
             return receipt
 
@@ -582,6 +657,74 @@ class Ledger:
 
     def holders(self, asset_id: str) -> list[tuple[bytes, int]]:
         return self._read(lambda txn: q.holders(txn, self._dbs, asset_id))
+
+    # ------------------------------------------------------------------ governance queries
+
+    def epoch_for(self, seq: int) -> EpochInfo:
+        """The epoch governing block `seq` (>= 1). Above the tip: the latest known epoch
+        (its last_seq is the pending epoch end, or None)."""
+        if type(seq) is not int or seq < 1:
+            raise LedgerError(f"seq must be an integer >= 1, got {seq!r}")
+        return self._read(lambda txn: gq.epoch_for(txn, self._dbs, seq))
+
+    def current_epoch(self) -> EpochInfo:
+        """The epoch governing the next block (tip + 1)."""
+        return self._read(lambda txn: gq.current_epoch(txn, self._dbs))
+
+    def epochs(self) -> list[EpochInfo]:
+        """Every epoch, oldest first."""
+        return self._read(lambda txn: gq.epochs(txn, self._dbs))
+
+    def pending_epoch_last_seq(self) -> int | None:
+        """The last block of the current epoch, once a validator-set change scheduled it."""
+        return self._read(lambda txn: gs.read_snapshot(txn, self._dbs, -1).pending_last_seq)
+
+    def pending_validators(self) -> tuple[ValidatorInfo, ...] | None:
+        """The ledger's validator set if it differs from the current epoch's: the next
+        epoch's set unless more changes come before the boundary."""
+        return self._read(lambda txn: gq.pending_validators(txn, self._dbs))
+
+    def ledger_validators(self) -> tuple[ValidatorInfo, ...]:
+        """The ledger's validator set as of the tip (changes included, boundary or not)."""
+        return self._read(lambda txn: gs.read_validators(txn, self._dbs))
+
+    def is_validator_key(self, public_key: bytes) -> bool:
+        """`public_key` belongs to a validator of the ledger's set or of the current epoch
+        (who may sign report_equivocation)."""
+        return self._read(lambda txn: gq.is_validator_key(txn, self._dbs, public_key))
+
+    def regulator_keys(self) -> tuple[tuple[bytes, ...], int]:
+        """(the regulator's public keys, the threshold of them a regulator action needs)."""
+
+        def read(txn: lmdb.Transaction) -> tuple[tuple[bytes, ...], int]:
+            snapshot = self._governance(txn, self._tip(txn)[0])
+            return (snapshot.regulator_keys, snapshot.regulator_threshold)
+
+        return self._read(read)
+
+    def governance_history(
+        self, *, limit: int = 100, before_height: int | None = None
+    ) -> list[GovernanceRecord]:
+        """Applied governance transactions, newest first (below `before_height` if given)."""
+        self._check_limit(limit)
+        if before_height is not None and (
+            type(before_height) is not int or not 0 <= before_height < 2**63
+        ):
+            raise LedgerError(f"before_height must be an integer >= 0, got {before_height!r}")
+        return self._read(lambda txn: gq.governance_history(txn, self._dbs, limit, before_height))
+
+    def evidence(self, *, limit: int = 100) -> list[EvidenceRecord]:
+        """Recorded equivocation evidence, newest first."""
+        self._check_limit(limit)
+        return self._read(lambda txn: gq.evidence(txn, self._dbs, limit))
+
+    def consensus_epoch(self, seq: int) -> Epoch:
+        """`epoch_for(seq)` as consensus sees it: names and keys in primary-rotation order."""
+        return gq.consensus_epoch(self.epoch_for(seq))
+
+    def _check_limit(self, limit: int) -> None:
+        if type(limit) is not int or not 1 <= limit <= self.limits.history_page_max:
+            raise LedgerError(f"limit must be 1..{self.limits.history_page_max}, got {limit!r}")
 
 
 __all__ = ["Ledger", "LedgerLimits", "WriteSet", "prepare_tx"]

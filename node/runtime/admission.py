@@ -20,6 +20,7 @@ from node.ledger.store import prepare_tx
 from node.mempool import AdmitRefusal, Mempool, PendingTx
 from node.runtime.verifier import BatchVerifier, VerifiedCache
 from node.tx import (
+    Kind,
     SignedTransaction,
     TxDecodeError,
     TxLimits,
@@ -70,8 +71,9 @@ class Admission:
         self._clock_ms = clock_ms
         self._on_admitted = on_admitted
         self._on_refused = on_refused
-        self._regulator_keys = frozenset(ledger.genesis.regulator_keys)
-        self._regulator_threshold = ledger.genesis.regulator_threshold
+        # The regulator keys are ledger state (set_regulator_keys): re-read once per batch.
+        self._regulator_keys: frozenset[bytes] = frozenset()
+        self._regulator_threshold = 1
 
     def _is_registered(self, account: bytes) -> bool:
         info = self._ledger.account(account)
@@ -123,6 +125,8 @@ class Admission:
                         tx_id=stx.tx_id, reason=BAD_SIGNATURE, message="a signature does not verify"
                     )
         # No await from here on: the nonce read and the mempool insert are one atomic step.
+        keys, self._regulator_threshold = self._ledger.regulator_keys()
+        self._regulator_keys = frozenset(keys)
         admitted: list[PendingTx] = []
         now = self._clock_ms()
         for i, raw in enumerate(raws):
@@ -162,7 +166,14 @@ class Admission:
                     f" signatures, {self._regulator_threshold} required: add --key for more regulators"
                 ),
             )
-        if signer not in self._regulator_keys and not self._is_registered(signer):
+        if (
+            signer not in self._regulator_keys
+            and not self._is_registered(signer)
+            # Validators report equivocation with their own key (the ledger checks the rest).
+            and not (
+                stx.body.kind is Kind.REPORT_EQUIVOCATION and self._ledger.is_validator_key(signer)
+            )
+        ):
             # Otherwise anyone could make every validator store receipts for unknown keys.
             return Outcome(
                 tx_id=tx_id,

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from config.genesis import ASSET_ID_PATTERN, ASSET_NAME_CHARS_MAX, DECIMALS_MAX
+from config._fields import NAME_PATTERN, check_address
+from config.errors import ConfigError
+from config.genesis import ASSET_ID_PATTERN, ASSET_NAME_CHARS_MAX, DECIMALS_MAX, REGULATOR_KEYS_MAX
+from consensus.epochs import EPOCH_MAX
 from node.tx.errors import ArgsError
 
 KEY_BYTES = 32
@@ -21,6 +24,9 @@ HASH_BYTES = 32
 AMOUNT_MAX = 2**63 - 1  # amounts and caps in base units: 1..AMOUNT_MAX
 REASON_CODE_CHARS_MAX = 64
 ORDER_REF_CHARS_MAX = 128
+# One reported consensus message. Votes and checkpoints are ~200 bytes; a PRE-PREPARE must be
+# reported with its payload stripped (the signature covers [view, seq, digest] only).
+EVIDENCE_MESSAGE_BYTES_MAX = 1024
 
 
 class Kind(StrEnum):
@@ -39,6 +45,11 @@ class Kind(StrEnum):
     PAUSE = "pause"
     UNPAUSE = "unpause"
     TRANSFER = "transfer"
+    ADD_VALIDATOR = "add_validator"
+    REMOVE_VALIDATOR = "remove_validator"
+    ROTATE_VALIDATOR_KEY = "rotate_validator_key"
+    SET_REGULATOR_KEYS = "set_regulator_keys"
+    REPORT_EQUIVOCATION = "report_equivocation"
 
 
 class Category(StrEnum):
@@ -355,6 +366,100 @@ class TransferArgs(Args):
         _amount("amount", self.amount)
 
 
+# ------------------------------------------------------------------ governance (issue 7)
+
+
+# The genesis rules for a validator (config.genesis.ValidatorSpec): name and address.
+def _validator_name(field: str, value: Any) -> None:
+    if type(value) is not str or NAME_PATTERN.fullmatch(value) is None:
+        raise ArgsError(field, "expected a validator name matching [a-z0-9-]{1,32}")
+
+
+def _address(field: str, value: Any) -> None:
+    try:
+        check_address(field, value)
+    except ConfigError as exc:
+        raise ArgsError(field, exc.reason) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddValidatorArgs(Args):
+    KIND: ClassVar[Kind] = Kind.ADD_VALIDATOR
+    name: str
+    public_key: bytes
+    address: str  # host:port of its peer listener
+
+    def __post_init__(self) -> None:
+        _validator_name("name", self.name)
+        _key("public_key", self.public_key)
+        _address("address", self.address)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveValidatorArgs(Args):
+    KIND: ClassVar[Kind] = Kind.REMOVE_VALIDATOR
+    name: str
+    allow_below_minimum: bool = False  # documented override: the set may shrink below 4
+
+    def __post_init__(self) -> None:
+        _validator_name("name", self.name)
+        if type(self.allow_below_minimum) is not bool:
+            raise ArgsError("allow_below_minimum", "expected a boolean")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RotateValidatorKeyArgs(Args):
+    KIND: ClassVar[Kind] = Kind.ROTATE_VALIDATOR_KEY
+    name: str
+    public_key: bytes  # the NEW key
+
+    def __post_init__(self) -> None:
+        _validator_name("name", self.name)
+        _key("public_key", self.public_key)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetRegulatorKeysArgs(Args):
+    KIND: ClassVar[Kind] = Kind.SET_REGULATOR_KEYS
+    public_keys: tuple[bytes, ...]  # 1..REGULATOR_KEYS_MAX distinct keys (a list on the wire)
+    threshold: int  # 1..len(public_keys)
+
+    def __post_init__(self) -> None:
+        keys = self.public_keys
+        if type(keys) not in (list, tuple) or not 1 <= len(keys) <= REGULATOR_KEYS_MAX:
+            raise ArgsError("public_keys", f"expected a list of 1..{REGULATOR_KEYS_MAX} keys")
+        for index, key in enumerate(keys):
+            _key(f"public_keys[{index}]", key)
+        if len(set(keys)) != len(keys):
+            raise ArgsError("public_keys", "keys must be distinct")
+        if type(keys) is list:  # from the wire: keep the value immutable (and hashable)
+            object.__setattr__(self, "public_keys", tuple(keys))
+        _int("threshold", self.threshold, 1, len(keys))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportEquivocationArgs(Args):
+    """Two conflicting signed consensus messages from one validator of `epoch`
+    (consensus.messages.encode_message output; the ledger checks them)."""
+
+    KIND: ClassVar[Kind] = Kind.REPORT_EQUIVOCATION
+    epoch: int
+    first: bytes
+    second: bytes
+
+    def __post_init__(self) -> None:
+        _int("epoch", self.epoch, 0, EPOCH_MAX)
+        for field, value in (("first", self.first), ("second", self.second)):
+            if type(value) is not bytes or not 1 <= len(value) <= EVIDENCE_MESSAGE_BYTES_MAX:
+                raise ArgsError(
+                    field,
+                    f"expected 1..{EVIDENCE_MESSAGE_BYTES_MAX} bytes (an encoded consensus"
+                    " message; strip a pre-prepare's payload)",
+                )
+        if self.first == self.second:
+            raise ArgsError("second", "the two messages are identical")
+
+
 ARGS_BY_KIND: dict[Kind, type[Args]] = {
     cls.KIND: cls
     for cls in (
@@ -373,6 +478,11 @@ ARGS_BY_KIND: dict[Kind, type[Args]] = {
         PauseArgs,
         UnpauseArgs,
         TransferArgs,
+        AddValidatorArgs,
+        RemoveValidatorArgs,
+        RotateValidatorKeyArgs,
+        SetRegulatorKeysArgs,
+        ReportEquivocationArgs,
     )
 }
 assert set(ARGS_BY_KIND) == set(Kind), "every kind needs an args class"
@@ -394,5 +504,17 @@ REGULATOR_ONLY = frozenset(
         Kind.SET_SUPPLY_CAP,
         Kind.FORCE_TRANSFER,
         Kind.RECOVER_ACCOUNT,
+        Kind.ADD_VALIDATOR,
+        Kind.REMOVE_VALIDATOR,
+        Kind.ROTATE_VALIDATOR_KEY,
+        Kind.SET_REGULATOR_KEYS,
     }
 )
+# Changes to the validator set (they schedule the end of the current epoch).
+VALIDATOR_SET_KINDS = frozenset(
+    {Kind.ADD_VALIDATOR, Kind.REMOVE_VALIDATOR, Kind.ROTATE_VALIDATOR_KEY}
+)
+# Audited in the governance history.
+GOVERNANCE_KINDS = VALIDATOR_SET_KINDS | {Kind.SET_REGULATOR_KEYS}
+# Kinds whose ledger rules live in node/ledger/governance.py.
+GOVERNANCE_RULE_KINDS = GOVERNANCE_KINDS | {Kind.REPORT_EQUIVOCATION}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from config.genesis import REGULATOR_KEYS_MAX
 from consensus.encoding import DecodeLimits
 
 
@@ -32,9 +33,8 @@ class TxLimits:
                 buffer_bytes_max=self.tx_bytes_max,
                 bin_bytes_max=self.tx_bytes_max,
                 str_bytes_max=self.tx_bytes_max,
-                array_items_max=max(
-                    8, self.signatures_max + 1
-                ),  # +1: say "too many", not "malformed"
+                # +1: say "too many", not "malformed"; set_regulator_keys lists up to 64 keys.
+                array_items_max=max(8, self.signatures_max + 1, REGULATOR_KEYS_MAX + 1),
                 map_items_max=0,  # no maps anywhere in a transaction
             ),
         )

@@ -39,4 +39,9 @@ SAMPLE_ARGS: dict[k.Kind, k.Args] = {
     k.Kind.PAUSE: k.PauseArgs(asset_id="BOND-2036"),
     k.Kind.UNPAUSE: k.UnpauseArgs(asset_id="BOND-2036"),
     k.Kind.TRANSFER: k.TransferArgs(asset_id="BOND-2036", to_account=B, amount=7),
+    k.Kind.ADD_VALIDATOR: k.AddValidatorArgs(name="v4", public_key=A, address="10.0.0.5:7000"),
+    k.Kind.REMOVE_VALIDATOR: k.RemoveValidatorArgs(name="v4", allow_below_minimum=True),
+    k.Kind.ROTATE_VALIDATOR_KEY: k.RotateValidatorKeyArgs(name="v1", public_key=B),
+    k.Kind.SET_REGULATOR_KEYS: k.SetRegulatorKeysArgs(public_keys=(A, B, H), threshold=2),
+    k.Kind.REPORT_EQUIVOCATION: k.ReportEquivocationArgs(epoch=3, first=b"\x91\x01", second=A),
 }
