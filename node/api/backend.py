@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from node.api.governance_results import EvidenceList, GovernancePage, ValidatorSetInfo
 from node.api.results import (
     AccountInfo,
     AssetInfo,
@@ -80,4 +81,17 @@ class ClientBackend(Protocol):
     async def history(self, account: bytes, limit: int, cursor: bytes | None) -> HistoryPage:
         """Tx ids touching `account`, newest first, at most `limit`; UnavailableError if the
         node keeps no history index."""
+        ...
+
+    async def validators(self, height: int | None) -> ValidatorSetInfo:
+        """The epoch governing block `height` (the next block when None) with the current
+        pending change and regulator keys; NotFoundError above the next block."""
+        ...
+
+    async def governance(self, limit: int, before_height: int | None) -> GovernancePage:
+        """Applied governance transactions below `before_height`, newest first."""
+        ...
+
+    async def evidence(self, limit: int) -> EvidenceList:
+        """Recorded equivocation evidence, newest first, at most `limit`."""
         ...

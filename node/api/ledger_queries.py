@@ -12,11 +12,25 @@ What this layer decides (and docs/protocol.md states):
 - `block.block` is the stored block record's canonical bytes; `tx_ids` are the ids of its
   decodable transactions, in order (undecodable bytes claim no id and have no receipt).
 - history cursors are 12 bytes: big-endian height (8) and index (4) of the last entry seen.
+- `validators --height H` answers for H up to the next block (tip + 1), NotFoundError above:
+  the epoch of a block not yet known to be in an epoch would be a guess.
+- governance pages never split a block (their cursor is a height), see `governance`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
+
 from node.api.errors import InvalidArgumentError, NotFoundError
+from node.api.governance_results import (
+    EvidenceEntry,
+    EvidenceList,
+    GovernanceEntry,
+    GovernancePage,
+    ValidatorEntry,
+    ValidatorSetInfo,
+)
 from node.api.results import (
     AccountInfo,
     AssetInfo,
@@ -27,6 +41,7 @@ from node.api.results import (
     ReceiptInfo,
 )
 from node.ledger import Ledger, Receipt
+from node.ledger.governance_records import EvidenceRecord, GovernanceRecord, ValidatorInfo
 from node.ledger.records import BlockRecord
 from node.tx import TxDecodeError, decode_signed_transaction
 
@@ -82,6 +97,78 @@ def check_result(receipt: Receipt) -> CheckResult:
     if receipt.applied:
         return CheckResult(accepted=True, reason=None)
     return CheckResult(accepted=False, reason=str(receipt.reason))
+
+
+def validator_entries(validators: tuple[ValidatorInfo, ...]) -> tuple[ValidatorEntry, ...]:
+    return tuple(
+        ValidatorEntry(name=v.name, public_key=v.public_key, address=v.address) for v in validators
+    )
+
+
+def governance_entry(record: GovernanceRecord) -> GovernanceEntry:
+    return GovernanceEntry(
+        height=record.height,
+        tx_id=record.tx_id,
+        kind=record.kind,
+        args=_plain_args(record.args),
+        signatures=tuple(record.signatures),
+        effective_from_seq=record.effective_from_seq,
+    )
+
+
+def _plain_args(args: dict[str, object]) -> dict[str, object]:
+    # Tuples (key lists) travel as arrays; str enum values as plain strings.
+    out: dict[str, object] = {}
+    for name, value in args.items():
+        if isinstance(value, tuple):
+            out[name] = list(value)
+        elif isinstance(value, str):
+            out[name] = str(value)
+        else:
+            out[name] = value
+    return out
+
+
+def evidence_entry(record: EvidenceRecord) -> EvidenceEntry:
+    return EvidenceEntry(
+        height=record.height,
+        tx_id=record.tx_id,
+        validator=record.validator,
+        public_key=record.public_key,
+        epoch=record.epoch,
+        message_kind=record.message_kind,
+        view=record.view,
+        seq=record.seq,
+        first=record.first,
+        second=record.second,
+        reporter=record.reporter,
+    )
+
+
+class _Dated(Protocol):
+    @property
+    def height(self) -> int: ...
+
+
+R = TypeVar("R", bound=_Dated)
+
+
+def governance_page(
+    records: Sequence[R], limit: int, block_records: Sequence[R] | None
+) -> tuple[list[R], int | None] | int:
+    """Cut a page from `records` (newest first, up to limit + 1 of them) without splitting a
+    block, since the next page resumes *below* a height. Returns (page, next_before_height),
+    or, when one block holds more than `limit` records, that block's height: the caller then
+    passes all of that block's records as `block_records` and gets them as the page."""
+    if len(records) <= limit:
+        return list(records), None
+    boundary = records[limit].height  # the first record not shown
+    page = [r for r in records[:limit] if r.height != boundary]
+    if not page:
+        if block_records is None:
+            return boundary
+        page = [r for r in block_records if r.height == boundary]
+    return page, page[-1].height
 
 
 class LedgerQueries:
@@ -173,3 +260,53 @@ class LedgerQueries:
     async def check(self, tx: bytes) -> CheckResult:
         """Against committed state only (the runtime adds mempool-level checks)."""
         return check_result(self.ledger.check(tx))
+
+    async def validators(self, height: int | None) -> ValidatorSetInfo:
+        tip = self.ledger.height
+        if height is None:
+            epoch = self.ledger.current_epoch()
+        elif height > tip + 1:
+            raise NotFoundError(
+                f"no block at height {height}; the chain is at {tip}, so the latest height"
+                f" with a known epoch is {tip + 1}"
+            )
+        else:
+            epoch = self.ledger.epoch_for(height)
+        pending = self.ledger.pending_validators()
+        keys, threshold = self.ledger.regulator_keys()
+        return ValidatorSetInfo(
+            height=tip,
+            epoch=epoch.number,
+            first_seq=epoch.first_seq,
+            last_seq=epoch.last_seq,
+            validators=validator_entries(epoch.validators),
+            pending_validators=None if pending is None else validator_entries(pending),
+            pending_last_seq=self.ledger.pending_epoch_last_seq(),
+            regulator_keys=tuple(keys),
+            regulator_threshold=threshold,
+        )
+
+    async def governance(self, limit: int, before_height: int | None) -> GovernancePage:
+        page_max = self.ledger.limits.history_page_max
+        # One extra record tells whether an older page exists and where the block boundary is.
+        limit = max(1, min(limit, page_max - 1))
+        records = self.ledger.governance_history(
+            limit=min(limit + 1, page_max), before_height=before_height
+        )
+        cut = governance_page(records, limit, None)
+        if isinstance(cut, int):
+            # One block holds more than `limit` governance records: a height cursor cannot
+            # resume inside it, so this page is that whole block (up to the ledger's page max).
+            block = self.ledger.governance_history(limit=page_max, before_height=cut + 1)
+            cut = governance_page(records, limit, block)
+            assert not isinstance(cut, int)
+        page, next_before = cut
+        return GovernancePage(
+            records=tuple(governance_entry(r) for r in page), next_before_height=next_before
+        )
+
+    async def evidence(self, limit: int) -> EvidenceList:
+        limit = min(limit, self.ledger.limits.history_page_max)
+        return EvidenceList(
+            records=tuple(evidence_entry(r) for r in self.ledger.evidence(limit=limit))
+        )

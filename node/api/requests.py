@@ -25,6 +25,10 @@ REQUEST_ID_MAX = I64_MAX
 OP_BYTES_MAX = 32
 HISTORY_LIMIT_MAX = 1_000
 CURSOR_BYTES_MAX = 256
+# A governance record is about one transaction (tx_bytes_max, 16 KiB by default), an evidence
+# record two consensus messages of at most 1 KiB each: a full page fits the default 1 MiB frame.
+GOVERNANCE_LIMIT_MAX = 50
+EVIDENCE_LIMIT_MAX = 100
 
 
 class Op(StrEnum):
@@ -41,6 +45,9 @@ class Op(StrEnum):
     SUBSCRIBE = "subscribe"
     CANCEL = "cancel"
     HISTORY = "history"
+    VALIDATORS = "validators"
+    GOVERNANCE = "governance"
+    EVIDENCE = "evidence"
 
 
 class FrameKind(StrEnum):
@@ -147,6 +154,26 @@ class HistoryArgs:
     cursor: bytes | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidatorsArgs:
+    """`height`: the block whose epoch to describe; None for the epoch of the next block."""
+
+    height: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GovernanceArgs:
+    """Records with height < `before_height` (all when None), newest first, at most `limit`."""
+
+    limit: int
+    before_height: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvidenceArgs:
+    limit: int
+
+
 OpArgs = (
     TxArgs
     | SubmitWaitArgs
@@ -159,6 +186,9 @@ OpArgs = (
     | SubscribeArgs
     | CancelArgs
     | HistoryArgs
+    | ValidatorsArgs
+    | GovernanceArgs
+    | EvidenceArgs
 )
 
 
@@ -203,6 +233,15 @@ def parse_args(op: Op, args: dict[str, Any], *, tx_bytes_max: int, wait_ms_max: 
                 limit=f.integer("limit", 1, HISTORY_LIMIT_MAX),
                 cursor=f.opt_binary("cursor", size_max=CURSOR_BYTES_MAX),
             )
+        case Op.VALIDATORS:
+            out = ValidatorsArgs(height=f.opt_integer("height", 1))
+        case Op.GOVERNANCE:
+            out = GovernanceArgs(
+                limit=f.integer("limit", 1, GOVERNANCE_LIMIT_MAX),
+                before_height=f.opt_integer("before_height", 1),
+            )
+        case Op.EVIDENCE:
+            out = EvidenceArgs(limit=f.integer("limit", 1, EVIDENCE_LIMIT_MAX))
     f.done()
     return out
 

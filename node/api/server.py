@@ -45,6 +45,8 @@ from node.api.requests import (
     BlockArgs,
     CancelArgs,
     Envelope,
+    EvidenceArgs,
+    GovernanceArgs,
     HistoryArgs,
     NoArgs,
     Op,
@@ -54,6 +56,7 @@ from node.api.requests import (
     SubscriptionKind,
     TxArgs,
     TxIdArgs,
+    ValidatorsArgs,
     end_body,
     error_body,
     event_body,
@@ -390,6 +393,12 @@ class _Connection:
                 return (await backend.status()).to_wire()
             case HistoryArgs(account=account, limit=limit, cursor=cursor):
                 return (await backend.history(account, limit, cursor)).to_wire()
+            case ValidatorsArgs(height=height):
+                return (await backend.validators(height)).to_wire()
+            case GovernanceArgs(limit=limit, before_height=before_height):
+                return (await backend.governance(limit, before_height)).to_wire()
+            case EvidenceArgs(limit=limit):
+                return (await backend.evidence(limit)).to_wire()
         raise AssertionError(f"op {op} with {type(args).__name__} has no handler")
 
     async def _submit_wait(self, args: SubmitWaitArgs) -> Any:

@@ -15,6 +15,15 @@ from rich.table import Table
 
 from config.errors import ConfigError
 from config.genesis import load_genesis
+from node.api.governance_results import (
+    EvidenceEntry,
+    EvidenceList,
+    GovernanceEntry,
+    GovernancePage,
+    ValidatorEntry,
+    ValidatorSetInfo,
+)
+from node.api.requests import EVIDENCE_LIMIT_MAX, GOVERNANCE_LIMIT_MAX
 from node.api.results import (
     AccountInfo,
     AssetInfo,
@@ -70,7 +79,7 @@ def _pub_option(name: str = "--account") -> Any:
 
 @click.group(name="query")
 def query() -> None:
-    """Read balances, accounts, assets, receipts, blocks and node status."""
+    """Read balances, accounts, assets, receipts, blocks, validators and node status."""
 
 
 # --- status ----------------------------------------------------------------------------
@@ -390,3 +399,249 @@ def block(height: int, genesis: Path | None, node: str, as_json: bool) -> None:
         rows.append(("finality", "verified against genesis validators"))
     rows += [(f"tx {i}", t) for i, t in enumerate(data["tx_ids"])]
     _table(f"block {info.height}", rows)
+
+
+# --- validator set, governance history, evidence ---------------------------------------
+
+
+def _validator_json(v: ValidatorEntry) -> dict[str, Any]:
+    return {"name": v.name, "public_key": v.public_key.hex(), "address": v.address}
+
+
+def validators_json(info: ValidatorSetInfo) -> dict[str, Any]:
+    return {
+        "height": info.height,
+        "epoch": info.epoch,
+        "first_seq": info.first_seq,
+        "last_seq": info.last_seq,
+        "validators": [_validator_json(v) for v in info.validators],
+        "pending_validators": None
+        if info.pending_validators is None
+        else [_validator_json(v) for v in info.pending_validators],
+        "pending_last_seq": info.pending_last_seq,
+        "regulator_keys": [k.hex() for k in info.regulator_keys],
+        "regulator_threshold": info.regulator_threshold,
+    }
+
+
+def _validator_table(title: str, rows: list[tuple[str, ...]], columns: tuple[str, ...]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _pending_changes(
+    current: tuple[ValidatorEntry, ...], pending: tuple[ValidatorEntry, ...]
+) -> list[tuple[str, ...]]:
+    """The next set, each row marked against the current epoch's set."""
+    keys = {v.name: v.public_key for v in current}
+    rows = []
+    for v in pending:
+        if v.name not in keys:
+            change = "added"
+        elif keys[v.name] != v.public_key:
+            change = f"new key (was {keys[v.name].hex()})"
+        else:
+            change = ""
+        rows.append((v.name, v.public_key.hex(), v.address, change))
+    staying = {v.name for v in pending}
+    rows += [
+        (v.name, v.public_key.hex(), v.address, "removed") for v in current if v.name not in staying
+    ]
+    return rows
+
+
+@query.command("validators")
+@click.option(
+    "--height",
+    type=click.IntRange(1),
+    default=None,
+    help="Show the epoch governing this block (default: the next block).",
+)
+@node_option
+@json_option
+def validators(height: int | None, node: str, as_json: bool) -> None:
+    """The validator set of an epoch, a pending change, and the regulator keys."""
+    info: ValidatorSetInfo = run_with_client(node, lambda c: c.validators(height))
+    if as_json:
+        emit_json(validators_json(info))
+        return
+    last = "open" if info.last_seq is None else str(info.last_seq)
+    _table(
+        f"epoch {info.epoch}" + ("" if height is None else f" (governs block {height})"),
+        [
+            ("blocks", f"{info.first_seq} .. {last}"),
+            ("chain height", str(info.height)),
+            ("validators", str(len(info.validators))),
+            (
+                "regulators",
+                f"{info.regulator_threshold} of {len(info.regulator_keys)} keys:\n"
+                + "\n".join(k.hex() for k in info.regulator_keys),
+            ),
+        ],
+    )
+    console = _console()
+    console.print(
+        _validator_table(
+            f"validators of epoch {info.epoch}",
+            [(v.name, v.public_key.hex(), v.address) for v in info.validators],
+            ("name", "public key", "address"),
+        )
+    )
+    if info.pending_last_seq is not None:
+        after = (
+            "the set below governs"
+            if info.pending_validators is not None
+            else "the set stays as it is (the changes cancel out) and governs"
+        )
+        console.print(
+            f"pending change: the current epoch ends after block {info.pending_last_seq};"
+            f" {after} from block {info.pending_last_seq + 1}"
+        )
+    if info.pending_validators is not None:
+        if height is None:
+            # Marked against the current epoch's set (the one shown above).
+            table = _validator_table(
+                "pending validator set (next epoch)",
+                _pending_changes(info.validators, info.pending_validators),
+                ("name", "public key", "address", "change"),
+            )
+        else:
+            table = _validator_table(
+                "pending validator set (next epoch)",
+                [(v.name, v.public_key.hex(), v.address) for v in info.pending_validators],
+                ("name", "public key", "address"),
+            )
+        console.print(table)
+
+
+def _arg_json(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list):
+        return [_arg_json(item) for item in value]
+    return value
+
+
+def governance_record_json(record: GovernanceEntry) -> dict[str, Any]:
+    return {
+        "height": record.height,
+        "tx_id": record.tx_id.hex(),
+        "kind": record.kind,
+        "args": {name: _arg_json(value) for name, value in record.args.items()},
+        "signatures": [
+            {"public_key": key.hex(), "signature": signature.hex()}
+            for key, signature in record.signatures
+        ],
+        "effective_from_seq": record.effective_from_seq,
+    }
+
+
+def _arg_text(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_arg_text(item) for item in value) + "]"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(_arg_json(value))
+
+
+@query.command("governance")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, GOVERNANCE_LIMIT_MAX),
+    default=HISTORY_LIMIT_DEFAULT,
+    show_default=True,
+)
+@click.option(
+    "--before-height",
+    type=click.IntRange(1),
+    default=None,
+    help="Only records below this height (next_before_height of the previous page).",
+)
+@node_option
+@json_option
+def governance(limit: int, before_height: int | None, node: str, as_json: bool) -> None:
+    """Applied governance transactions, newest first, with the approving regulator keys."""
+    page: GovernancePage = run_with_client(
+        node, lambda c: c.governance(limit=limit, before_height=before_height)
+    )
+    if as_json:
+        emit_json(
+            {
+                "records": [governance_record_json(r) for r in page.records],
+                "next_before_height": page.next_before_height,
+            }
+        )
+        return
+    if not page.records:
+        click.echo(
+            "no governance transactions" + ("" if before_height is None else " below that height")
+        )
+        return
+    # One small table per record: full-length keys stay whole and copyable.
+    for r in page.records:
+        rows = [(name, _arg_text(value)) for name, value in r.args.items()]
+        rows += [
+            (
+                "effective from",
+                "the next transaction"
+                if r.effective_from_seq is None
+                else f"block {r.effective_from_seq}",
+            ),
+            ("approved by", "\n".join(key.hex() for key, _ in r.signatures)),
+            ("tx id", r.tx_id.hex()),
+        ]
+        _table(f"height {r.height}  {r.kind}", rows)
+    if page.next_before_height is not None:
+        click.echo(f"more: --before-height {page.next_before_height}")
+
+
+def evidence_record_json(record: EvidenceEntry) -> dict[str, Any]:
+    return {
+        "height": record.height,
+        "tx_id": record.tx_id.hex(),
+        "validator": record.validator,
+        "public_key": record.public_key.hex(),
+        "epoch": record.epoch,
+        "message_kind": record.message_kind,
+        "view": record.view,
+        "seq": record.seq,
+        "first": record.first.hex(),
+        "second": record.second.hex(),
+        "reporter": record.reporter.hex(),
+    }
+
+
+@query.command("evidence")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, EVIDENCE_LIMIT_MAX),
+    default=HISTORY_LIMIT_DEFAULT,
+    show_default=True,
+)
+@node_option
+@json_option
+def evidence(limit: int, node: str, as_json: bool) -> None:
+    """Recorded misbehaviour (equivocation) evidence, newest first."""
+    found: EvidenceList = run_with_client(node, lambda c: c.evidence(limit=limit))
+    if as_json:
+        emit_json({"records": [evidence_record_json(r) for r in found.records]})
+        return
+    if not found.records:
+        click.echo("no evidence recorded")
+        return
+    for r in found.records:
+        where = f"seq {r.seq}" if r.message_kind == "checkpoint" else f"view {r.view} seq {r.seq}"
+        _table(
+            f"height {r.height}  equivocation by {r.validator}",
+            [
+                ("validator", f"{r.validator} {r.public_key.hex()}"),
+                ("epoch", str(r.epoch)),
+                ("conflict", f"two {r.message_kind} messages at {where}"),
+                ("reported by", r.reporter.hex()),
+                ("tx id", r.tx_id.hex()),
+            ],
+        )

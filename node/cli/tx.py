@@ -346,6 +346,94 @@ _freeze_command(
 _freeze_command("unfreeze", Kind.UNFREEZE, "Lift a freeze (regulator; issuer for its asset).")
 
 
+# --- validator-set governance (regulator threshold) --------------------------------------
+
+
+def _validator_name_option(help: str) -> Callable[..., Any]:
+    return click.option("--name", "name", required=True, metavar="NAME", help=help)
+
+
+def _new_key_option(help: str) -> Callable[..., Any]:
+    return click.option(
+        "--public-key",
+        "public_key",
+        required=True,
+        metavar="PUB",
+        callback=_pub("--public-key"),
+        help=help,
+    )
+
+
+@tx.command("add-validator")
+@_validator_name_option("Name of the new validator ([a-z0-9-], as in the genesis file).")
+@_new_key_option("Its public key (hex), as printed by assetledger keygen / cluster add-node.")
+@click.option(
+    "--address", required=True, metavar="HOST:PORT", help="Its peer (validator) listener."
+)
+@_common
+def add_validator(name: str, public_key: bytes, address: str, **kw: Any) -> None:
+    """Approve a new validator; it joins at the next epoch boundary (regulator)."""
+    args = {"name": name, "public_key": public_key, "address": address}
+    _send(_opts(kw), Kind.ADD_VALIDATOR, _fixed(args))
+
+
+@tx.command("remove-validator")
+@_validator_name_option("Name of the validator to remove.")
+@click.option(
+    "--allow-below-minimum",
+    is_flag=True,
+    help="Allow fewer than 4 validators (no fault tolerance left; see docs/governance.md).",
+)
+@_common
+def remove_validator(name: str, allow_below_minimum: bool, **kw: Any) -> None:
+    """Remove a validator at the next epoch boundary (regulator)."""
+    args = {"name": name, "allow_below_minimum": allow_below_minimum}
+    _send(_opts(kw), Kind.REMOVE_VALIDATOR, _fixed(args))
+
+
+@tx.command("rotate-validator-key")
+@_validator_name_option("Name of the validator whose key changes.")
+@_new_key_option("Its NEW public key (hex).")
+@_common
+def rotate_validator_key(name: str, public_key: bytes, **kw: Any) -> None:
+    """Replace a validator's key from the next epoch boundary on (regulator)."""
+    args = {"name": name, "public_key": public_key}
+    _send(_opts(kw), Kind.ROTATE_VALIDATOR_KEY, _fixed(args))
+
+
+def _pubs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[bytes]:
+    return [parse_public_key(value, "--public-key") for value in values]
+
+
+@tx.command("set-regulator-keys")
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    required=True,
+    metavar="PUB",
+    callback=_pubs,
+    help="A regulator public key (hex); repeat for each key of the new set.",
+)
+@click.option(
+    "--threshold",
+    required=True,
+    type=click.IntRange(1),
+    help="Distinct regulator signatures the new set needs.",
+)
+@_common
+def set_regulator_keys(public_keys: list[bytes], threshold: int, **kw: Any) -> None:
+    """Replace the regulator keys and threshold; needs the CURRENT threshold (regulator)."""
+    if threshold > len(public_keys):
+        raise UserError(
+            f"--threshold {threshold} exceeds the {len(public_keys)} --public-key given"
+        )
+    if len(set(public_keys)) != len(public_keys):
+        raise UserError("--public-key: the same key is given twice; each key once")
+    args = {"public_keys": public_keys, "threshold": threshold}
+    _send(_opts(kw), Kind.SET_REGULATOR_KEYS, _fixed(args))
+
+
 # --- issuer ----------------------------------------------------------------------------
 
 

@@ -18,7 +18,8 @@ import nacl.signing
 
 from node.api.errors import ErrorCode
 from node.api.framing import FRAME_BYTES_MAX_DEFAULT
-from node.api.requests import Op, SubscriptionKind
+from node.api.governance_results import EvidenceList, GovernancePage, ValidatorSetInfo
+from node.api.requests import EVIDENCE_LIMIT_MAX, GOVERNANCE_LIMIT_MAX, Op, SubscriptionKind
 from node.api.results import (
     AccountInfo,
     AssetInfo,
@@ -159,6 +160,25 @@ class AsyncClient:
 
     async def check(self, tx: SignedTransaction | bytes) -> CheckResult:
         return _parse(CheckResult, await self._call(Op.CHECK, {"tx": _tx_bytes(tx)}))
+
+    async def validators(self, height: int | None = None) -> ValidatorSetInfo:
+        """The epoch governing block `height` (default: the next block), the pending change
+        and the regulator keys. ApiError(code="not_found") above the next block."""
+        args: dict[str, Any] = {} if height is None else {"height": height}
+        return _parse(ValidatorSetInfo, await self._call(Op.VALIDATORS, args))
+
+    async def governance(
+        self, *, limit: int = GOVERNANCE_LIMIT_MAX, before_height: int | None = None
+    ) -> GovernancePage:
+        """Applied governance transactions, newest first; page with `next_before_height`."""
+        args: dict[str, Any] = {"limit": limit}
+        if before_height is not None:
+            args["before_height"] = before_height
+        return _parse(GovernancePage, await self._call(Op.GOVERNANCE, args))
+
+    async def evidence(self, *, limit: int = EVIDENCE_LIMIT_MAX) -> EvidenceList:
+        """Recorded equivocation evidence, newest first."""
+        return _parse(EvidenceList, await self._call(Op.EVIDENCE, {"limit": limit}))
 
     # --- transactions ---------------------------------------------------------------
 

@@ -14,6 +14,8 @@ import nacl.signing
 import trio
 
 from node.api.framing import FRAME_BYTES_MAX_DEFAULT
+from node.api.governance_results import EvidenceList, GovernancePage, ValidatorSetInfo
+from node.api.requests import EVIDENCE_LIMIT_MAX, GOVERNANCE_LIMIT_MAX
 from node.api.results import (
     AccountInfo,
     AssetInfo,
@@ -100,6 +102,17 @@ class Client:
 
     def check(self, tx: SignedTransaction | bytes) -> CheckResult:
         return self.run(lambda c: c.check(tx))
+
+    def validators(self, height: int | None = None) -> ValidatorSetInfo:
+        return self.run(lambda c: c.validators(height))
+
+    def governance(
+        self, *, limit: int = GOVERNANCE_LIMIT_MAX, before_height: int | None = None
+    ) -> GovernancePage:
+        return self.run(lambda c: c.governance(limit=limit, before_height=before_height))
+
+    def evidence(self, *, limit: int = EVIDENCE_LIMIT_MAX) -> EvidenceList:
+        return self.run(lambda c: c.evidence(limit=limit))
 
     def submit(self, tx: SignedTransaction | bytes) -> bytes:
         return self.run(lambda c: c.submit(tx))

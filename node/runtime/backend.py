@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from node.api.errors import RejectedError, TooManyWaitsError, UnavailableError
+from node.api.governance_results import EvidenceList, GovernancePage, ValidatorSetInfo
 from node.api.ledger_queries import LedgerQueries, check_result, receipt_info
 from node.api.results import (
     AccountInfo,
@@ -68,6 +69,18 @@ class NodeBackend(LedgerQueries):
     async def receipt(self, tx_id: bytes) -> ReceiptInfo:
         self._serving()
         return await super().receipt(tx_id)
+
+    async def validators(self, height: int | None) -> ValidatorSetInfo:
+        self._serving()
+        return await super().validators(height)
+
+    async def governance(self, limit: int, before_height: int | None) -> GovernancePage:
+        self._serving()
+        return await super().governance(limit, before_height)
+
+    async def evidence(self, limit: int) -> EvidenceList:
+        self._serving()
+        return await super().evidence(limit)
 
     async def block(self, height: int) -> BlockInfo:
         """Committed blocks never change: keep the last few encoded for subscription streams

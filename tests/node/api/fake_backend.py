@@ -8,6 +8,7 @@ explicitly (`commit_block`) and can hold any op at a gate to force out-of-order 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import nacl.signing
@@ -15,9 +16,19 @@ import trio
 
 from consensus.certificate import CommitCertificate
 from consensus.encoding import digest, pack
+from consensus.epochs import epoch_last_seq
 from consensus.messages import vote_body
 from consensus.signing import Purpose, sign
 from node.api.errors import InvalidArgumentError, NotFoundError, RejectedError
+from node.api.governance_results import (
+    EvidenceEntry,
+    EvidenceList,
+    GovernanceEntry,
+    GovernancePage,
+    ValidatorEntry,
+    ValidatorSetInfo,
+)
+from node.api.ledger_queries import governance_page
 from node.api.results import (
     AccountInfo,
     AssetInfo,
@@ -33,12 +44,40 @@ from node.finality import FinalityRecord, Proposal
 from node.ledger.digest import block_hash as ledger_block_hash
 from node.ledger.digest import tx_root
 from node.tx import SignedTransaction, TxDecodeError, decode_signed_transaction, verify_transaction
-from node.tx.kinds import CreateAssetArgs, MintArgs, TransferArgs
+from node.tx.kinds import (
+    GOVERNANCE_KINDS,
+    AddValidatorArgs,
+    CreateAssetArgs,
+    MintArgs,
+    RemoveValidatorArgs,
+    RotateValidatorKeyArgs,
+    SetRegulatorKeysArgs,
+    TransferArgs,
+)
 
 CHAIN_ID = "test-chain"
 VALIDATOR_KEYS = tuple(nacl.signing.SigningKey(bytes([i + 1]) * 32) for i in range(4))
 VALIDATORS = tuple((f"v{i}", key.verify_key.encode()) for i, key in enumerate(VALIDATOR_KEYS))
 QUORUM = 3
+REGULATOR_KEYS = (nacl.signing.SigningKey(b"\x44" * 32).verify_key.encode(),)
+# The ledger's defaults (LedgerLimits): K and W of consensus/epochs.py.
+CHECKPOINT_INTERVAL_SEQS = 16
+LOG_WINDOW_SEQS = 32
+
+
+@dataclass
+class Epoch:
+    number: int
+    first_seq: int
+    validators: tuple[ValidatorEntry, ...]
+    last_seq: int | None = None
+
+
+def genesis_validators() -> tuple[ValidatorEntry, ...]:
+    return tuple(
+        ValidatorEntry(name=name, public_key=key, address=f"127.0.0.1:{9000 + i}")
+        for i, (name, key) in enumerate(VALIDATORS)
+    )
 
 
 @dataclass
@@ -69,6 +108,16 @@ class FakeBackend:
     # op name -> exception the op raises (error-mapping tests).
     failures: dict[str, BaseException] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    # Governance: the ledger's validator set, epochs (oldest first), audited history.
+    validator_set: tuple[ValidatorEntry, ...] = field(default_factory=genesis_validators)
+    epochs: list[Epoch] = field(
+        default_factory=lambda: [Epoch(number=0, first_seq=1, validators=genesis_validators())]
+    )
+    pending_last_seq: int | None = None
+    regulator_keys: tuple[bytes, ...] = REGULATOR_KEYS
+    regulator_threshold: int = 1
+    governance_records: list[GovernanceEntry] = field(default_factory=list)  # oldest first
+    evidence_records: list[EvidenceEntry] = field(default_factory=list)  # oldest first
     # Commit the mempool as soon as someone waits for a receipt (client tests).
     autocommit: bool = False
     _committed: trio.Event = field(default_factory=trio.Event)
@@ -136,6 +185,9 @@ class FakeBackend:
                 proof=proof,
             )
             self.history_index.setdefault(stx.body.signer, []).append(stx.tx_id)
+            if reason is None and stx.body.kind in GOVERNANCE_KINDS:
+                self._record_governance(stx, height)
+        self._close_epoch(height)
         # The ledger's block record layout, so clients can check inclusion against it.
         block_bytes = pack(
             [height, timestamp_ms, prev_hash, root, block_hash, bytes(32), raws, outcomes]
@@ -178,7 +230,77 @@ class FakeBackend:
             key = (args.asset_id, args.to_account)
             self.balances[key] = self.balances.get(key, 0) + args.amount
             return None
+        if isinstance(args, (AddValidatorArgs, RemoveValidatorArgs, RotateValidatorKeyArgs)):
+            return self._change_validators(args)
+        if isinstance(args, SetRegulatorKeysArgs):
+            self.regulator_keys, self.regulator_threshold = args.public_keys, args.threshold
+            return None
         return None  # other kinds: accepted without effect in this fake
+
+    # --- governance (the ledger's rules in brief; safety rules are the ledger's tests) -
+
+    def _change_validators(
+        self, args: AddValidatorArgs | RemoveValidatorArgs | RotateValidatorKeyArgs
+    ) -> str | None:
+        names = [v.name for v in self.validator_set]
+        if isinstance(args, AddValidatorArgs):
+            if any(
+                args.name == v.name or args.public_key == v.public_key or args.address == v.address
+                for v in self.validator_set
+            ):
+                return "validator_exists"
+            added = ValidatorEntry(name=args.name, public_key=args.public_key, address=args.address)
+            self.validator_set = (*self.validator_set, added)
+        elif args.name not in names:
+            return "unknown_validator"
+        elif isinstance(args, RemoveValidatorArgs):
+            self.validator_set = tuple(v for v in self.validator_set if v.name != args.name)
+        else:
+            self.validator_set = tuple(
+                ValidatorEntry(name=v.name, public_key=args.public_key, address=v.address)
+                if v.name == args.name
+                else v
+                for v in self.validator_set
+            )
+        return None
+
+    def _record_governance(self, stx: SignedTransaction, height: int) -> None:
+        args = {
+            f.name: list(getattr(stx.body.args, f.name))
+            if isinstance(getattr(stx.body.args, f.name), tuple)
+            else getattr(stx.body.args, f.name)
+            for f in dataclasses.fields(stx.body.args)
+        }
+        effective = None
+        if stx.body.kind != "set_regulator_keys":
+            if self.pending_last_seq is None:
+                self.pending_last_seq = epoch_last_seq(
+                    height,
+                    checkpoint_interval_seqs=CHECKPOINT_INTERVAL_SEQS,
+                    log_window_seqs=LOG_WINDOW_SEQS,
+                )
+                self.epochs[-1].last_seq = self.pending_last_seq
+            effective = self.pending_last_seq + 1
+        self.governance_records.append(
+            GovernanceEntry(
+                height=height,
+                tx_id=stx.tx_id,
+                kind=str(stx.body.kind),
+                args=args,
+                signatures=tuple(stx.signatures),
+                effective_from_seq=effective,
+            )
+        )
+
+    def _close_epoch(self, height: int) -> None:
+        if height == self.pending_last_seq:
+            self.epochs.append(
+                Epoch(number=len(self.epochs), first_seq=height + 1, validators=self.validator_set)
+            )
+            self.pending_last_seq = None
+
+    def add_evidence(self, record: EvidenceEntry) -> None:
+        self.evidence_records.append(record)
 
     def _admission_problem(self, tx: bytes) -> tuple[SignedTransaction | None, str | None]:
         try:
@@ -313,3 +435,41 @@ class FakeBackend:
             tx_ids=tuple(page),
             next_cursor=end.to_bytes(4, "big") if end < len(ids) else None,
         )
+
+    async def validators(self, height: int | None) -> ValidatorSetInfo:
+        await self._enter("validators")
+        tip = len(self.blocks)
+        target = tip + 1 if height is None else height
+        if target > tip + 1:
+            raise NotFoundError(f"no block at height {height}; the chain is at {tip}")
+        epoch = next(e for e in reversed(self.epochs) if e.first_seq <= target)
+        current = self.epochs[-1].validators
+        return ValidatorSetInfo(
+            height=tip,
+            epoch=epoch.number,
+            first_seq=epoch.first_seq,
+            last_seq=epoch.last_seq,
+            validators=epoch.validators,
+            pending_validators=None if self.validator_set == current else self.validator_set,
+            pending_last_seq=self.pending_last_seq,
+            regulator_keys=self.regulator_keys,
+            regulator_threshold=self.regulator_threshold,
+        )
+
+    async def governance(self, limit: int, before_height: int | None) -> GovernancePage:
+        await self._enter("governance")
+        newest = [
+            r
+            for r in reversed(self.governance_records)
+            if before_height is None or r.height < before_height
+        ]
+        cut = governance_page(newest[: limit + 1], limit, None)
+        if isinstance(cut, int):
+            cut = governance_page(newest[: limit + 1], limit, newest)
+            assert not isinstance(cut, int)
+        page, next_before = cut
+        return GovernancePage(records=tuple(page), next_before_height=next_before)
+
+    async def evidence(self, limit: int) -> EvidenceList:
+        await self._enter("evidence")
+        return EvidenceList(records=tuple(reversed(self.evidence_records))[:limit])

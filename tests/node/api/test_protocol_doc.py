@@ -91,3 +91,85 @@ def test_every_op_is_documented() -> None:
     section = text[text.index("## 4. Operations") : text.index("## 5.")]
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE))
     assert documented == {op.value for op in Op}
+
+
+def _ok_result(name: str, request_id: int) -> object:
+    (body,) = FrameDecoder().feed(bytes.fromhex(pv.governance_vectors()[name]))
+    obj = decode_body(body, decode_limits_for(1 << 20))
+    assert obj[:2] == [request_id, "ok"]
+    return obj[2]
+
+
+def test_governance_request_vectors_are_valid_requests() -> None:
+    from node.api.requests import (
+        EvidenceArgs,
+        GovernanceArgs,
+        Op,
+        ValidatorsArgs,
+        parse_args,
+        parse_envelope,
+    )
+
+    expected = {
+        'request frame [4, "validators", {"height": 41}]': ValidatorsArgs(height=41),
+        'request frame [5, "governance", {"limit": 10}]': GovernanceArgs(
+            limit=10, before_height=None
+        ),
+        'request frame [6, "evidence", {"limit": 10}]': EvidenceArgs(limit=10),
+    }
+    for name, args in expected.items():
+        (body,) = FrameDecoder().feed(bytes.fromhex(pv.governance_vectors()[name]))
+        envelope = parse_envelope(decode_body(body, decode_limits_for(1 << 20)))
+        parsed = parse_args(Op(envelope.op), envelope.args, tx_bytes_max=4096, wait_ms_max=1)
+        assert parsed == args
+
+
+def test_governance_response_vectors_check_out_independently() -> None:
+    from consensus.encoding import DecodeLimits
+    from consensus.epochs import epoch_last_seq
+    from consensus.messages import decode_message
+    from consensus.signing import Purpose, verify
+    from node.api.governance_results import EvidenceList, GovernancePage, ValidatorSetInfo
+
+    info = ValidatorSetInfo.from_wire(_ok_result('response frame [4, "ok", <Validators>]', 4))
+    assert [v.name for v in info.validators] == ["v0", "v1", "v2", "v3"]
+    assert info.pending_validators is not None and info.pending_validators[-1].name == "v4"
+    # The documented epoch rule: a change in block 40 ends epoch 0 at 80 (K = 16, W = 32).
+    assert info.pending_last_seq == info.last_seq == 80
+    assert epoch_last_seq(40, checkpoint_interval_seqs=16, log_window_seqs=32) == 80
+
+    page = GovernancePage.from_wire(_ok_result('response frame [5, "ok", <GovernancePage>]', 5))
+    (record,) = page.records
+    assert record.effective_from_seq == 81 and page.next_before_height is None
+    # The approving signature is the regulator's over the documented transaction body.
+    body = pack(
+        [
+            pv.CHAIN_ID,
+            info.regulator_keys[0],
+            3,
+            "add_validator",
+            [record.args["name"], record.args["public_key"], record.args["address"]],
+            None,
+        ]
+    )
+    assert hashlib.sha256(body).digest() == record.tx_id
+    ((key, signature),) = record.signatures
+    assert key == info.regulator_keys[0]
+    nacl.signing.VerifyKey(key).verify(pack(["assetledger/tx/v1", pv.CHAIN_ID, body]), signature)
+
+    found = EvidenceList.from_wire(_ok_result('response frame [6, "ok", <EvidenceList>]', 6))
+    (evidence,) = found.records
+    messages = [
+        decode_message(m, limits=DecodeLimits(), n=4, window=32)
+        for m in (evidence.first, evidence.second)
+    ]
+    assert {(m.view, m.seq, m.replica) for m in messages} == {(2, 12, "v1")}
+    assert messages[0].digest != messages[1].digest
+    for m in messages:
+        assert verify(
+            evidence.public_key,
+            m.signature,
+            Purpose.PREPARE,
+            pv.CHAIN_ID,  # epoch 0 signs under the bare chain id
+            pack([m.view, m.seq, m.digest]),
+        )

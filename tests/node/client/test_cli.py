@@ -4,12 +4,11 @@ server on a loopback port (fake backend)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import nacl.signing
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from config.genesis import Genesis, ValidatorSpec, genesis_to_toml
 from config.keyfile import write_key_file
@@ -19,52 +18,8 @@ from node.cli.tx import tx
 from node.tx import Kind
 from tests.node.api.fake_backend import CHAIN_ID, VALIDATORS, FakeBackend
 from tests.node.api.helpers import ALICE, BOB, ISSUER, pub
+from tests.node.client.cli_helpers import REGULATOR, REGULATOR_2, one_line_error, run
 from tests.node.client.server_thread import serving
-
-REGULATOR = nacl.signing.SigningKey(b"\x44" * 32)
-REGULATOR_2 = nacl.signing.SigningKey(b"\x55" * 32)
-
-
-@pytest.fixture
-def backend() -> FakeBackend:
-    backend = FakeBackend(autocommit=True)
-    backend.add_asset("BOND", 2, pub(ISSUER))
-    backend.fund("BOND", pub(ALICE), 10_000)
-    return backend
-
-
-@pytest.fixture
-def node(backend: FakeBackend) -> Iterator[str]:
-    with serving(ClientApiServer(backend)) as (host, port):
-        yield f"{host}:{port}"
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> dict[str, Path]:
-    paths = {}
-    for name, key in [
-        ("alice", ALICE),
-        ("issuer", ISSUER),
-        ("regulator", REGULATOR),
-        ("regulator2", REGULATOR_2),
-    ]:
-        paths[name] = tmp_path / f"{name}.key"
-        write_key_file(paths[name], key)
-    return paths
-
-
-def run(group: object, args: list[str]) -> Result:
-    return CliRunner().invoke(group, args, catch_exceptions=False)  # type: ignore[arg-type]
-
-
-def one_line_error(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
 
 BOB_HEX = pub(BOB).hex()
 
@@ -226,7 +181,37 @@ def test_every_kind_has_a_command(node: str, keys: dict[str, Path], backend: Fak
             ["--asset", "BOND", "--to", BOB_HEX, "--amount", "0.5", "--key", str(keys["alice"])],
         ),
     ]
-    assert {kind for kind, _ in cases} == set(Kind)
+    new_validator = nacl.signing.SigningKey(b"\x66" * 32).verify_key.encode().hex()
+    cases += [
+        (
+            Kind.ADD_VALIDATOR,
+            [
+                "--name",
+                "v4",
+                "--public-key",
+                new_validator,
+                "--address",
+                "127.0.0.1:9004",
+                *regulators,
+            ],
+        ),
+        (Kind.REMOVE_VALIDATOR, ["--name", "v3", "--allow-below-minimum", *regulators]),
+        (Kind.ROTATE_VALIDATOR_KEY, ["--name", "v2", "--public-key", new_validator, *regulators]),
+        (
+            Kind.SET_REGULATOR_KEYS,
+            [
+                "--public-key",
+                pub(REGULATOR).hex(),
+                "--public-key",
+                pub(REGULATOR_2).hex(),
+                "--threshold",
+                "2",
+                *regulators,
+            ],
+        ),
+    ]
+    # report_equivocation is submitted by the validators themselves, not by an operator.
+    assert {kind for kind, _ in cases} == set(Kind) - {Kind.REPORT_EQUIVOCATION}
     for kind, argv in cases:
         command = kind.value.replace("_", "-")
         result = run(tx, [command, *argv, "--node", node, "--json"])
@@ -242,9 +227,13 @@ def test_every_kind_has_a_command(node: str, keys: dict[str, Path], backend: Fak
     assert by_kind[Kind.MINT].amount == 250
     assert by_kind[Kind.FREEZE].asset_id is None
     assert by_kind[Kind.UNFREEZE].asset_id == "BOND"
+    assert by_kind[Kind.ADD_VALIDATOR].public_key.hex() == new_validator
+    assert by_kind[Kind.REMOVE_VALIDATOR].allow_below_minimum is True
+    assert by_kind[Kind.SET_REGULATOR_KEYS].public_keys == (pub(REGULATOR), pub(REGULATOR_2))
+    assert by_kind[Kind.SET_REGULATOR_KEYS].threshold == 2
     # Nonces came from the node, one after another per signer.
     regulator_nonces = [s.body.nonce for s in backend.mempool if s.body.signer == pub(REGULATOR)]
-    assert regulator_nonces == list(range(9))
+    assert regulator_nonces == list(range(13))
 
 
 def test_query_status_and_balance_json(node: str) -> None:
