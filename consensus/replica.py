@@ -115,6 +115,20 @@ class RandomSource(Protocol):
     def randrange(self, start: int, stop: int | None = ..., step: int = ...) -> int: ...
 
 
+def _without_payload(m: msg.Message) -> msg.Message:
+    """A PRE-PREPARE's signature covers (view, seq, digest) only: evidence needs no batch."""
+    if isinstance(m, msg.PrePrepare):
+        return msg.PrePrepare(
+            view=m.view,
+            seq=m.seq,
+            digest=m.digest,
+            replica=m.replica,
+            signature=m.signature,
+            payload=b"",
+        )
+    return m
+
+
 class HostProtocolError(RuntimeError):
     """The host broke the step() contract (e.g. Executed out of order). Our bug: loud."""
 
@@ -647,8 +661,8 @@ class Replica:
             EquivocationDetected(
                 epoch=self.epoch,
                 validator=first.replica,
-                first=msg.encode_message(first),
-                second=msg.encode_message(second),
+                first=msg.encode_message(_without_payload(first)),
+                second=msg.encode_message(_without_payload(second)),
             )
         )
 

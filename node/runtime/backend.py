@@ -134,8 +134,7 @@ class NodeBackend(LedgerQueries):
             view=replica.view,
             primary=replica.primary,
             validators=tuple(
-                ValidatorInfo(name=v.name, public_key=v.public_key)
-                for v in self._node.genesis.validators
+                ValidatorInfo(name=name, public_key=key) for name, key in replica.epoch.validators
             ),
             state_digest=self.ledger.state_digest,
             mempool_size=len(self._node.mempool),

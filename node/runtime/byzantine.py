@@ -18,6 +18,7 @@ from typing import Protocol
 import trio
 
 from consensus.encoding import DecodeError, DecodeLimits, unpack
+from consensus.epoch_replica import EPOCH_PREFIX_BYTES
 from consensus.messages import Kind
 from node.runtime.peer_wire import PeerKind
 
@@ -47,7 +48,7 @@ def consensus_kind(envelope: bytes) -> int | None:
         outer = unpack(envelope, _OUTGOING_LIMITS)
         if not (isinstance(outer, list) and len(outer) == 2 and outer[0] == PeerKind.PBFT):
             return None
-        inner = unpack(outer[1], _OUTGOING_LIMITS)
+        inner = unpack(outer[1][EPOCH_PREFIX_BYTES:], _OUTGOING_LIMITS)  # after the epoch
     except (DecodeError, TypeError):
         return None
     if isinstance(inner, list) and inner and isinstance(inner[0], int):

@@ -32,6 +32,8 @@ import trio
 from consensus.actions import (
     Action,
     Broadcast,
+    EpochStarted,
+    EquivocationDetected,
     Execute,
     FetchBlocks,
     Persist,
@@ -40,6 +42,7 @@ from consensus.actions import (
     ValidateProposal,
     ViewChanged,
 )
+from consensus.epoch_replica import EpochReplica
 from consensus.events import (
     BlocksFetched,
     Event,
@@ -51,7 +54,6 @@ from consensus.events import (
     ProposeBatch,
     Tick,
 )
-from consensus.replica import Replica
 from node.finality import (
     PAYLOAD_HEADER_BYTES,
     PAYLOAD_TX_OVERHEAD_BYTES,
@@ -71,8 +73,10 @@ from node.runtime.execution import (
 from node.runtime.metrics import NodeMetrics
 from node.runtime.peer_wire import PeerKind, PeerWireError, decode_envelope, encode_envelope
 from node.runtime.verifier import BatchVerifier, VerifiedCache
+from node.tx.kinds import VALIDATOR_SET_KINDS
 
 EXPIRE_INTERVAL_MS = 1_000  # nonce-gap expiry scans the pool: once a second is plenty
+EVIDENCE_QUEUE_MAX = 64  # equivocation reports waiting to be signed and submitted
 
 
 class PeerTransport(Protocol):
@@ -114,7 +118,7 @@ class ConsensusDriver:
     def __init__(
         self,
         *,
-        replica: Replica,
+        replica: EpochReplica,
         ledger: Ledger,
         mempool: Mempool,
         network: PeerTransport,
@@ -127,8 +131,15 @@ class ConsensusDriver:
         log: logging.Logger,
         clock_ms: Callable[[], int],
         rng: random.Random,
+        on_validators_changed: Callable[[], None] = lambda: None,
+        evidence_tx: Callable[[EquivocationDetected], bytes] | None = None,
     ) -> None:
         self.replica = replica
+        self._on_validators_changed = on_validators_changed
+        self._evidence_tx = evidence_tx
+        self._evidence_send, self._evidence_in = trio.open_memory_channel[EquivocationDetected](
+            EVIDENCE_QUEUE_MAX
+        )
         self.ledger = ledger
         self.mempool = mempool
         self._network = network
@@ -174,6 +185,9 @@ class ConsensusDriver:
     def status(self) -> dict[str, object]:
         r = self.replica
         return {
+            "epoch": r.epoch.number,
+            "member": r.member,
+            "validators": [name for name, _ in r.epoch.validators],
             "view": r.view,
             "view_active": r.view_active,
             "primary": r.primary,
@@ -234,6 +248,7 @@ class ConsensusDriver:
             nursery.start_soon(self._gossip_sender)
             nursery.start_soon(self._gossip_receiver)
             nursery.start_soon(self._fetch_server)
+            nursery.start_soon(self._evidence_reporter)
             task_status.started()
             await self._drive()
 
@@ -278,6 +293,31 @@ class ConsensusDriver:
                 self._metrics.view.set(view)
                 self._metrics.view_changes.inc()
                 self._log.info("view changed", extra={"new_view": view, "primary": primary})
+            case EpochStarted(epoch=epoch, member=member):
+                self._on_validators_changed()
+                self.mempool.release_proposed()
+                self._first_unbatched_ms = self._clock_ms() if len(self.mempool) else None
+                self._metrics.epoch.set(epoch.number)
+                self._log.info(
+                    "validator set changed: new epoch"
+                    + ("" if member else "; this node does not vote in it"),
+                    extra={
+                        "epoch": epoch.number,
+                        "first_seq": epoch.first_seq,
+                        "validators": [name for name, _ in epoch.validators],
+                        "member": member,
+                    },
+                )
+            case EquivocationDetected(validator=validator, epoch=epoch):
+                self._log.warning(
+                    "EQUIVOCATION: a validator signed two conflicting messages; reporting it"
+                    " on the ledger",
+                    extra={"validator": validator, "epoch": epoch},
+                )
+                try:
+                    self._evidence_send.send_nowait(action)
+                except trio.WouldBlock:
+                    self._drop("evidence_queue_full")
             case StateDigestMismatch(seq=seq, ours=ours, stable=stable):
                 self.halted = True
                 self._log.error(
@@ -478,7 +518,18 @@ class ConsensusDriver:
             action = self._execute_queue[0]
             applied = await self._apply(action)
             self._execute_queue.popleft()
-            await self._inbox_send.send(Executed(seq=action.seq, state_digest=applied))
+            await self._inbox_send.send(self._executed(action.seq, applied))
+
+    def _executed(self, seq: int, state_digest: bytes) -> Executed:
+        """What the ledger decided about epochs with block `seq` (consensus/epochs.py)."""
+        epoch = self.ledger.epoch_for(seq)
+        ends_here = epoch.last_seq == seq
+        return Executed(
+            seq=seq,
+            state_digest=state_digest,
+            epoch_last_seq=epoch.last_seq,
+            next_epoch=self.ledger.consensus_epoch(seq + 1) if ends_here else None,
+        )
 
     async def _apply(self, action: Execute) -> bytes:
         height = self.ledger.height
@@ -525,6 +576,8 @@ class ConsensusDriver:
             waiter = self._waiters.pop(stx.tx_id, None)
             if waiter is not None:
                 waiter.event.set()
+        if any(stx.body.kind in VALIDATOR_SET_KINDS for stx in applied.txs):
+            self._on_validators_changed()  # an approved validator may connect and sync now
         self._metrics.height.set(applied.height)
         self._metrics.mempool_size.set(len(self.mempool))
         self._log.debug(
@@ -558,6 +611,20 @@ class ConsensusDriver:
             for outcome in outcomes:
                 if outcome.reason is not None:
                     self._drop(f"gossip_{outcome.reason}")
+
+    async def _evidence_reporter(self) -> None:
+        async for found in self._evidence_in:
+            if self._evidence_tx is None:
+                continue
+            raw = self._evidence_tx(found)
+            outcomes = await self.submit([raw])
+            reason = outcomes[0].reason if outcomes else None
+            self._log.info(
+                "equivocation report submitted"
+                if reason is None
+                else "equivocation report refused",
+                extra={"validator": found.validator, "epoch": found.epoch, "reason": reason},
+            )
 
     async def _fetch_server(self) -> None:
         budget = self._settings.peer_frame_bytes_max - 4096

@@ -25,6 +25,9 @@ class NodeMetrics:
         r = self.registry
         self.height = Gauge("assetledger_height", "Height of the last applied block", registry=r)
         self.view = Gauge("assetledger_view", "Current PBFT view", registry=r)
+        self.epoch = Gauge(
+            "assetledger_epoch", "Current epoch (validator-set generation)", registry=r
+        )
         self.view_changes = Counter(
             "assetledger_view_changes", "View changes this node entered", registry=r
         )

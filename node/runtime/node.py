@@ -20,8 +20,10 @@ import trio
 from config.genesis import Genesis, load_genesis
 from config.keyfile import load_key_file
 from config.node_config import NodeConfig, load_node_config
-from consensus.config import ReplicaConfig, ReplicaLimits, ReplicaTimeouts
-from consensus.replica import Replica
+from consensus.actions import EquivocationDetected
+from consensus.config import ReplicaLimits, ReplicaTimeouts
+from consensus.epoch_replica import EpochReplica
+from consensus.messages import GENESIS_STATE_DIGEST
 from consensus.state import PersistedState, StateError
 from node.api.limits import from_node_config
 from node.api.server import ClientApiServer
@@ -36,7 +38,7 @@ from node.runtime.execution import EXECUTION_TX_LIMITS, ProposalRules
 from node.runtime.logs import configure_logging
 from node.runtime.metrics import NodeMetrics, serve_metrics
 from node.runtime.verifier import BatchVerifier, VerifiedCache
-from node.tx import TxLimits
+from node.tx import Kind, TxLimits, make_tx
 from p2p import PeerInfo, PeerNetwork, TransportLimits, TransportTimeouts
 
 FINALITY_OVERHEAD_BYTES = 256 << 10  # certificate and framing around a payload
@@ -49,6 +51,29 @@ class NodeStartupError(Exception):
 def _split(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def _check_identity(config: NodeConfig, key: nacl.signing.SigningKey, ledger: Ledger) -> None:
+    """Our key must be the one approved for our name, now or after a pending rotation. A name
+    the regulator has not approved (yet) may run: it follows the chain as an observer and
+    starts voting in the epoch that adds it."""
+    ours = bytes(key.verify_key)
+    approved = {
+        v.public_key
+        for v in (*ledger.current_epoch().validators, *ledger.ledger_validators())
+        if v.name == config.name
+    }
+    if approved and ours not in approved:
+        shown = ", ".join(k.hex()[:16] + "..." for k in sorted(approved))
+        raise NodeStartupError(
+            f"{config.key_file} holds key {ours.hex()[:16]}..., but the ledger approves"
+            f" {shown} for validator {config.name}"
+        )
+    for v in ledger.ledger_validators():
+        if v.public_key == ours and v.name != config.name:
+            raise NodeStartupError(
+                f"{config.key_file} holds the key of validator {v.name}, not of {config.name}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,27 +102,20 @@ class Node:
         self.ledger = ledger
         self.metrics = NodeMetrics()
         limits, timeouts = config.limits, config.timeouts
-        validators = tuple((v.name, v.public_key) for v in genesis.validators)
+        self.key = key
         tick_ms = timeouts.tick_interval_ms
-        replica_config = ReplicaConfig(
-            chain_id=genesis.chain_id,
-            validators=validators,
-            name=config.name,
-            limits=ReplicaLimits(
-                checkpoint_interval_seqs=limits.checkpoint_interval_seqs,
-                log_window_seqs=limits.log_window_seqs,
-                batch_bytes_max=limits.batch_bytes_max,
-                message_bytes_max=limits.view_change_bytes_max,
-                future_view_messages_per_peer_max=limits.future_view_messages_per_peer_max,
-            ),
-            timeouts=ReplicaTimeouts(
-                view_change_timeout_ticks=max(
-                    2, math.ceil(timeouts.view_change_timeout_ms / tick_ms)
-                ),
-                retransmit_interval_ticks=max(1, math.ceil(500 / tick_ms)),
-                fetch_retry_ticks=max(1, math.ceil(1000 / tick_ms)),
-                new_view_resend_ticks=max(1, math.ceil(500 / tick_ms)),
-            ),
+        replica_limits = ReplicaLimits(
+            checkpoint_interval_seqs=limits.checkpoint_interval_seqs,
+            log_window_seqs=limits.log_window_seqs,
+            batch_bytes_max=limits.batch_bytes_max,
+            message_bytes_max=limits.view_change_bytes_max,
+            future_view_messages_per_peer_max=limits.future_view_messages_per_peer_max,
+        )
+        replica_timeouts = ReplicaTimeouts(
+            view_change_timeout_ticks=max(2, math.ceil(timeouts.view_change_timeout_ms / tick_ms)),
+            retransmit_interval_ticks=max(1, math.ceil(500 / tick_ms)),
+            fetch_retry_ticks=max(1, math.ceil(1000 / tick_ms)),
+            new_view_resend_ticks=max(1, math.ceil(500 / tick_ms)),
         )
         restored_bytes = ledger.load_consensus_state()
         try:
@@ -108,12 +126,22 @@ class Node:
                 " directory was written by an incompatible version or is damaged"
             ) from exc
         rng = random.Random(int.from_bytes(bytes(key.verify_key)[:8], "big") ^ time.time_ns())
-        self.replica = Replica(
-            replica_config,
-            signing_key=key,
+        # The ledger says which validator set governs the next block (consensus/epochs.py).
+        height = ledger.height
+        epoch = ledger.consensus_epoch(height + 1)
+        base = ledger.block(epoch.base_seq) if epoch.base_seq else None
+        self.replica = EpochReplica(
+            chain_id=genesis.chain_id,
+            name=config.name,
+            keys={bytes(key.verify_key): key},
             rng=rng,
+            epoch=epoch,
+            base_digest=base.state_digest if base is not None else GENESIS_STATE_DIGEST,
+            executed_seq=height,
+            last_seq=ledger.pending_epoch_last_seq(),
             restored=restored,
-            executed_seq=ledger.height,
+            limits=replica_limits,
+            timeouts=replica_timeouts,
         )
         self.log = configure_logging(
             node=config.name,
@@ -122,20 +150,12 @@ class Node:
             context=lambda: {"view": self.replica.view, "height": self.replica.executed_seq},
             stream=log_stream,
         )
-        addresses = {v.name: _split(v.address) for v in genesis.validators}
-        for peer in config.peers:
-            addresses[peer.name] = _split(peer.address)
-        peers = [
-            PeerInfo(name=v.name, public_key=v.public_key, address=addresses[v.name])
-            for v in genesis.validators
-            if v.name != config.name
-        ]
         self.network = PeerNetwork(
             chain_id=genesis.chain_id,
             identity=key,
             self_name=config.name,
             listen=config.peer_listen,
-            peers=peers,
+            peers=self.approved_peers(),
             limits=TransportLimits(
                 frame_bytes_max=limits.peer_frame_bytes_max,
                 send_queue_messages_max=limits.peer_send_queue_messages_max,
@@ -210,7 +230,47 @@ class Node:
             log=self.log,
             clock_ms=clock_ms,
             rng=random.Random(rng.random()),
+            on_validators_changed=self._refresh_peers,
+            evidence_tx=self._evidence_tx,
         )
+        self._evidence_nonce = 0
+
+    # ------------------------------------------------------------------ governance
+
+    def approved_peers(self) -> list[PeerInfo]:
+        """Whom the transport accepts: the current epoch's validators and the ledger's set
+        (an approved validator syncs before its epoch begins). During a key rotation the
+        epoch's key wins until the boundary. Configured addresses override ledger ones."""
+        overrides = {peer.name: peer.address for peer in self.config.peers}
+        chosen = {}
+        for v in (*self.ledger.ledger_validators(), *self.ledger.current_epoch().validators):
+            chosen[v.name] = v  # the epoch's entries come last and win
+        return [
+            PeerInfo(
+                name=v.name,
+                public_key=v.public_key,
+                address=_split(overrides.get(v.name, v.address)),
+            )
+            for v in chosen.values()
+            if v.name != self.name
+        ]
+
+    def _refresh_peers(self) -> None:
+        self.network.update_peers(self.approved_peers())
+
+    def _evidence_tx(self, found: EquivocationDetected) -> bytes:
+        """Our signed report_equivocation for `found` (the ledger verifies it again)."""
+        signer = bytes(self.key.verify_key)
+        nonce = max(self._evidence_nonce, self.ledger.nonce(signer))
+        self._evidence_nonce = nonce + 1
+        stx = make_tx(
+            Kind.REPORT_EQUIVOCATION,
+            {"epoch": found.epoch, "first": found.first, "second": found.second},
+            signer_key=self.key,
+            nonce=nonce,
+            chain_id=self.genesis.chain_id,
+        )
+        return stx.encode()
 
     @classmethod
     def open(
@@ -222,18 +282,6 @@ class Node:
     ) -> Node:
         genesis = load_genesis(config.genesis_file)
         key = load_key_file(config.key_file)
-        names = {v.name: v for v in genesis.validators}
-        spec = names.get(config.name)
-        if spec is None:
-            raise NodeStartupError(
-                f"node.name {config.name!r} is not a validator in {config.genesis_file}"
-                f" (validators: {', '.join(names)})"
-            )
-        if bytes(key.verify_key) != spec.public_key:
-            raise NodeStartupError(
-                f"{config.key_file} holds key {bytes(key.verify_key).hex()[:16]}..., but genesis"
-                f" approves {spec.public_key.hex()[:16]}... for {config.name}"
-            )
         ledger = Ledger.open(
             Path(config.data_dir) / "ledger",
             genesis,
@@ -244,9 +292,13 @@ class Node:
                 certificate_bytes_max=EXECUTION_PAYLOAD_BYTES_MAX + FINALITY_OVERHEAD_BYTES,
                 tx=EXECUTION_TX_LIMITS,
                 consensus_state_bytes_max=config.limits.consensus_state_bytes_max,
+                # Epoch boundaries are derived from these: every validator must agree on them.
+                checkpoint_interval_seqs=config.limits.checkpoint_interval_seqs,
+                log_window_seqs=config.limits.log_window_seqs,
             ),
         )
         try:
+            _check_identity(config, key, ledger)
             return cls(
                 config=config,
                 genesis=genesis,

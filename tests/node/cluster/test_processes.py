@@ -66,5 +66,5 @@ def test_a_node_that_cannot_start_is_reported_with_its_log(procs: ClusterProcess
     message = str(caught.value)
     assert "node-2 exited with exit code 2" in message
     assert str(procs.layout.log_file("node-2")) in message
-    assert "not a validator" in message  # the tail of the node's own log
+    assert "holds the key of validator node-2" in message  # the tail of the node's own log
     assert procs.state("node-2") is ProcessState.STOPPED

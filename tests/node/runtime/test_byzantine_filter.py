@@ -6,6 +6,7 @@ import logging
 
 import trio
 
+from consensus.epoch_replica import frame
 from consensus.messages import Checkpoint, Commit, Prepare, PrePrepare, encode_message
 from node.runtime.byzantine import ByzantineMode, consensus_kind, misbehaving_transport
 from node.runtime.peer_wire import PeerKind, encode_envelope
@@ -29,7 +30,8 @@ class RecordingTransport:
 
 
 def _pbft(message: object) -> bytes:
-    return encode_envelope(PeerKind.PBFT, encode_message(message))  # type: ignore[arg-type]
+    # As the driver sends it: the replica's output, framed with its epoch.
+    return encode_envelope(PeerKind.PBFT, frame(3, encode_message(message)))  # type: ignore[arg-type]
 
 
 def test_only_votes_are_withheld() -> None:
