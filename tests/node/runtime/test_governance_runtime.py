@@ -11,8 +11,12 @@ from pathlib import Path
 import nacl.signing
 import trio
 
-from config.keyfile import write_key_file
+from config.keyfile import load_key_file, write_key_file
 from consensus.certificate import verify_certificate
+from consensus.epoch_replica import frame
+from consensus.epochs import signing_domain
+from consensus.events import MessageReceived
+from consensus.messages import encode_message, make_prepare
 from node.client import AsyncClient
 from node.cluster.ports import free_port_block
 from node.finality import FinalityRecord
@@ -103,3 +107,73 @@ async def test_an_added_validator_syncs_and_votes_from_the_boundary(tmp_path: Pa
                 assert not verify_certificate(cert, chain_id, wrong.validators, epoch=wrong.number)
             assert epochs_seen == {0, 1}
         nursery.cancel_scope.cancel()
+
+
+async def test_remove_and_rotate_take_effect_at_the_boundary(tmp_path: Path) -> None:
+    async with running_cluster(tmp_path, nodes=5) as cluster, trio.open_nursery() as nursery:
+        new_key = nacl.signing.SigningKey.generate()
+        host, port = cluster.client_address("node-0")
+        async with AsyncClient.connect(host, port) as client:
+            for kind, args in (
+                (Kind.REMOVE_VALIDATOR, {"name": "node-4"}),
+                (
+                    Kind.ROTATE_VALIDATOR_KEY,
+                    {"name": "node-2", "public_key": bytes(new_key.verify_key)},
+                ),
+            ):
+                out = await client.send(kind, args, key=cluster.regulator, wait=True)
+                assert out.status == "committed" and out.receipt.status == "applied", out
+            await wait_until(
+                lambda: all(n.replica.epoch.number == 1 for n in cluster.nodes.values()),
+                timeout_s=30,
+                what="every node in epoch 1",
+            )
+            node4, node2 = cluster.nodes["node-4"], cluster.nodes["node-2"]
+            assert not node4.replica.member  # removed: it no longer votes
+            assert "node-4" not in {p.name for p in cluster.nodes["node-0"].approved_peers()}
+            # node-2 still holds only its old key: it follows but cannot vote...
+            assert not node2.replica.member
+            await _register(client, cluster.regulator)  # ...and node-0,1,3 are a quorum of 4
+            # The operator restarts node-2 with its new key: it votes again.
+            await stop_node(cluster, "node-2")
+            node2.close()
+            node2.config.key_file.unlink()
+            write_key_file(node2.config.key_file, new_key)
+            restarted = Node.open(node2.config)
+            cluster.nodes["node-2"] = restarted
+            await nursery.start(_run_node, restarted, cluster.scopes)
+            assert restarted.replica.member
+            await stop_node(cluster, "node-3")  # now node-2's new-key votes are needed
+            await _register(client, cluster.regulator)
+            live = [cluster.nodes[n] for n in ("node-0", "node-1", "node-2")]
+            top = max(n.ledger.height for n in live)
+            await wait_until(lambda: all(n.ledger.height == top for n in live), what="heights")
+            assert len({n.ledger.state_digest for n in live}) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_equivocation_seen_by_a_replica_is_recorded_on_the_ledger(
+    tmp_path: Path,
+) -> None:
+    async with running_cluster(tmp_path) as cluster:
+        liar = load_key_file(cluster.nodes["node-3"].config.key_file)
+        witness = cluster.nodes["node-1"]
+        seq = witness.ledger.height + 1
+        domain = signing_domain(witness.genesis.chain_id, 0)
+        votes = [
+            make_prepare(liar, domain, "node-3", view=0, seq=seq, d=bytes([i]) * 32) for i in (1, 2)
+        ]
+        for vote in votes:  # as if they arrived from node-3 over p2p
+            await witness.driver._inbox_send.send(
+                MessageReceived(sender="node-3", data=frame(0, encode_message(vote)))
+            )
+        await wait_until(
+            lambda: all(n.ledger.evidence() for n in cluster.nodes.values()),
+            what="the evidence on every ledger",
+        )
+        host, port = cluster.client_address("node-0")
+        async with AsyncClient.connect(host, port) as client:
+            found = await client.evidence()
+        (record,) = found.records
+        assert (record.validator, record.message_kind, record.seq) == ("node-3", "prepare", seq)
+        assert record.reporter == bytes(witness.key.verify_key)
