@@ -6,6 +6,7 @@ it, rich tables with amounts in the asset's decimals.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from config.errors import ConfigError
-from config.genesis import load_genesis
+from config.genesis import Genesis, load_genesis
 from node.api.governance_results import (
     EvidenceEntry,
     EvidenceList,
@@ -280,25 +281,46 @@ def asset(asset: str, node: str, as_json: bool) -> None:
 # --- tx receipt and block --------------------------------------------------------------
 
 
-def _validators_from(genesis: Path | None) -> tuple[str, tuple[tuple[str, bytes], ...]] | None:
+@dataclass(frozen=True, slots=True)
+class Trusted:
+    """The set a certificate is checked against: genesis's for epoch 0; for a later epoch the
+    set the node reports for that height (docs/governance.md, "Verifying old blocks")."""
+
+    chain_id: str
+    validators: tuple[tuple[str, bytes], ...]
+    epoch: int
+
+    @property
+    def source(self) -> str:
+        return "genesis validators" if self.epoch == 0 else f"epoch {self.epoch} validators"
+
+
+def _load_genesis(genesis: Path | None) -> Genesis | None:
     if genesis is None:
         return None
     try:
-        spec = load_genesis(genesis)
+        return load_genesis(genesis)
     except ConfigError as exc:
         raise UserError(f"{genesis}: {exc}") from None
-    return spec.chain_id, tuple((v.name, v.public_key) for v in spec.validators)
 
 
-def _verify(
-    proof: ReceiptInfo | FinalityProof, trusted: tuple[str, tuple[tuple[str, bytes], ...]]
-) -> None:
-    chain_id, validators = trusted
+async def _trusted_at(client: AsyncClient, spec: Genesis | None, height: int) -> Trusted | None:
+    if spec is None:
+        return None
+    genesis_set = tuple((v.name, v.public_key) for v in spec.validators)
+    info = await client.validators(height)
+    if info.epoch == 0:
+        return Trusted(chain_id=spec.chain_id, validators=genesis_set, epoch=0)
+    reported = tuple((v.name, v.public_key) for v in info.validators)
+    return Trusted(chain_id=spec.chain_id, validators=reported, epoch=info.epoch)
+
+
+def _verify(proof: ReceiptInfo | FinalityProof, trusted: Trusted) -> None:
     try:
-        verify_finality(proof, validators, chain_id)
+        verify_finality(proof, trusted.validators, trusted.chain_id, epoch=trusted.epoch)
     except FinalityError as exc:
         raise UserError(
-            f"the node's finality proof does not verify against the genesis validators: {exc}"
+            f"the node's finality proof does not verify against the {trusted.source}: {exc}"
         ) from None
 
 
@@ -331,22 +353,29 @@ def receipt_json(receipt: ReceiptInfo) -> dict[str, Any]:
 def tx_receipt(tx_id: str, genesis: Path | None, node: str, as_json: bool) -> None:
     """Receipt of a committed transaction, with its finality proof."""
     key = parse_hex(tx_id, "--tx-id", HASH_BYTES, "a transaction id")
-    trusted = _validators_from(genesis)
+    spec = _load_genesis(genesis)
 
-    async def fetch(client: AsyncClient) -> tuple[ReceiptInfo, BlockInfo | None]:
+    async def fetch(
+        client: AsyncClient,
+    ) -> tuple[ReceiptInfo, BlockInfo | None, Trusted | None]:
         receipt = await client.receipt(key)
         # With --genesis, also fetch the block to prove the tx is inside the final block.
-        block = None if trusted is None else await client.block(receipt.height)
-        return receipt, block
+        block = None if spec is None else await client.block(receipt.height)
+        return receipt, block, await _trusted_at(client, spec, receipt.height)
 
-    receipt, block_info = run_with_client(node, fetch)
+    receipt, block_info, trusted = run_with_client(node, fetch)
     data = receipt_json(receipt)
     if trusted is not None:
         assert block_info is not None
         _verify(receipt, trusted)
-        chain_id, validators = trusted
         try:
-            verify_inclusion(receipt, validators, chain_id, block=block_info)
+            verify_inclusion(
+                receipt,
+                trusted.validators,
+                trusted.chain_id,
+                block=block_info,
+                epoch=trusted.epoch,
+            )
         except FinalityError as exc:
             raise UserError(f"the node's inclusion proof does not verify: {exc}") from None
         data["verified"] = True
@@ -360,7 +389,7 @@ def tx_receipt(tx_id: str, genesis: Path | None, node: str, as_json: bool) -> No
         ("block hash", data["block_hash"] or "-"),
     ]
     if trusted is not None:
-        rows.append(("finality", "in a block final by the genesis validators (verified)"))
+        rows.append(("finality", f"in a block final by the {trusted.source} (verified)"))
     _table(f"tx {data['tx_id']}", rows)
 
 
@@ -381,8 +410,12 @@ def block_json(block: BlockInfo) -> dict[str, Any]:
 @json_option
 def block(height: int, genesis: Path | None, node: str, as_json: bool) -> None:
     """A committed block and its commit certificate."""
-    trusted = _validators_from(genesis)
-    info: BlockInfo = run_with_client(node, lambda c: c.block(height))
+    spec = _load_genesis(genesis)
+
+    async def fetch(client: AsyncClient) -> tuple[BlockInfo, Trusted | None]:
+        return await client.block(height), await _trusted_at(client, spec, height)
+
+    info, trusted = run_with_client(node, fetch)
     data = block_json(info)
     if trusted is not None:
         _verify(info.proof(), trusted)
@@ -396,7 +429,7 @@ def block(height: int, genesis: Path | None, node: str, as_json: bool) -> None:
         ("certificate", f"{len(info.certificate)} bytes"),
     ]
     if trusted is not None:
-        rows.append(("finality", "verified against genesis validators"))
+        rows.append(("finality", f"verified against the {trusted.source}"))
     rows += [(f"tx {i}", t) for i, t in enumerate(data["tx_ids"])]
     _table(f"block {info.height}", rows)
 

@@ -5,7 +5,9 @@ is 2f + 1 signed COMMITs for (view, seq, sha256(payload)), and a block's sequenc
 height. A proof carries the FinalityRecord (payload + certificate), so a client checks:
 
 1. the certificate decodes and a quorum of *the validators the caller trusts* (from genesis,
-   not from the node's status) signed COMMIT for it on this chain;
+   not from the node's status) signed COMMIT for it on this chain, in the epoch the caller
+   expects for that height (after a validator-set change: that epoch's set, see
+   docs/governance.md);
 2. its sequence number is the block height and its digest is sha256 of the carried payload;
 3. (inclusion) the payload's transaction at the receipt's index has the receipt's tx id.
 """
@@ -39,9 +41,10 @@ def _validator_pairs(validators: Validators) -> tuple[tuple[str, bytes], ...]:
 
 
 def verify_finality(
-    proof: FinalityProof | ReceiptInfo, validators: Validators, chain_id: str
+    proof: FinalityProof | ReceiptInfo, validators: Validators, chain_id: str, *, epoch: int = 0
 ) -> FinalityRecord:
-    """Return the checked finality record, or raise FinalityError saying what does not hold."""
+    """Return the checked finality record, or raise FinalityError saying what does not hold.
+    `validators` is the set of `epoch`, the epoch governing the block's height."""
     if isinstance(proof, ReceiptInfo):
         if proof.proof is None:
             raise FinalityError(f"receipt of {proof.tx_id.hex()} carries no finality proof")
@@ -61,7 +64,7 @@ def verify_finality(
         )
     if certificate.digest != digest(record.payload):
         raise FinalityError("certificate signs a different payload than the one in the proof")
-    problem = certificate_problem(certificate, chain_id, _validator_pairs(validators))
+    problem = certificate_problem(certificate, chain_id, _validator_pairs(validators), epoch=epoch)
     if problem is not None:
         raise FinalityError(f"certificate does not prove finality: {problem}")
     return record

@@ -88,10 +88,11 @@ def verify_inclusion(
     chain_id: str,
     *,
     block: BlockInfo | None = None,
+    epoch: int = 0,
 ) -> FinalityRecord:
     """The receipt's transaction is final, at its index of the certified block; with `block`,
     that block record is also the certified one."""
-    record = verify_finality(receipt, validators, chain_id)
+    record = verify_finality(receipt, validators, chain_id, epoch=epoch)
     txs = certified_transactions(record)
     if receipt.index >= len(txs) or _tx_id(txs[receipt.index]) != receipt.tx_id:
         raise FinalityError(
