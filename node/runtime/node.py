@@ -143,6 +143,7 @@ class Node:
             limits=replica_limits,
             timeouts=replica_timeouts,
         )
+        self.metrics.epoch.set(epoch.number)
         self.log = configure_logging(
             node=config.name,
             level=config.log_level,
