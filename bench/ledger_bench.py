@@ -15,6 +15,9 @@ transactions would take longer than the measurement itself); those writes bypass
 digest, which is irrelevant to a throughput figure.
 
     python bench/ledger_bench.py [--accounts 10000,1000000] [--blocks 20] [--block-txs 1000]
+                                 [--general-path]
+
+`--general-path` turns the transfer fast path (node/ledger/fastpath.py) off, for A/B runs.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pathlib import Path
 import nacl.signing
 
 from config.genesis import AccountSpec, AssetSpec, Genesis, ValidatorSpec
-from node.ledger import Block, Ledger, prepare_tx
+from node.ledger import Block, Ledger, prepare_tx, store
 from node.ledger import keys as kl
 from node.ledger.records import AccountRecord, AccountStatus, encode_int
 from node.tx import build_transfer, public_key, verify_batch, verify_parallel
@@ -186,14 +189,21 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=20)
     parser.add_argument("--block-txs", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--general-path", action="store_true", help="disable the transfer fast path (A/B runs)"
+    )
     args = parser.parse_args()
+    if args.general_path:
+        # Every transaction through Ledger._run, which the fast path must equal (tested).
+        store.transfer_fast_path = lambda *_a, **_k: lambda _stx, _index: None
     sizes = [int(x) for x in args.accounts.split(",")]
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average before (1/5/15 min): {load}")
     print(
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores;"
         f" {args.blocks} blocks x {args.block_txs} transfers per population, durable commits"
-        f" (sync=True); populations interleaved block by block so background load hits all alike"
+        f" (sync=True); populations interleaved block by block so background load hits all alike;"
+        f" transfer fast path {'OFF' if args.general_path else 'on'}"
     )
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         pops = [_Population(Path(tmp), n, args.blocks, args.block_txs) for n in sizes]

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.genesis import AccountSpec
-from node.ledger import Block, ReasonCode, Receipt, fastpath, store
+from node.ledger import Block, ReasonCode, Receipt, fastpath, prepare_tx, store
 from node.tx import Kind, make_tx
 from tests.node.ledger.conftest import ISSUER, pk
 from tests.node.ledger.test_invariants import STRANGER, _tx, _world, ops
@@ -66,15 +66,21 @@ def _apply_both(
     raws: Sequence[bytes],
     signatures_ok: Sequence[bool] | None,
     taken: list[int],
+    *,
+    predecoded: bool = False,
 ) -> list[Receipt]:
     fast.time_ms += 1000
     slow.time_ms = fast.time_ms
     block = Block(height=fast.ledger.height + 1, timestamp_ms=fast.time_ms, txs=tuple(raws))
+    # Pre-decoded (what the node passes) or decoded by apply_block: separate objects per
+    # ledger, so neither can see the other's.
+    fast_items = [prepare_tx(r) for r in raws] if predecoded else None
+    slow_items = [prepare_tx(r) for r in raws] if predecoded else None
     with _counting() as counter:
-        got = fast.ledger.apply_block(block, signatures_ok=signatures_ok)
+        got = fast.ledger.apply_block(block, decoded=fast_items, signatures_ok=signatures_ok)
     taken[0] += counter[0]
     with mock.patch.object(store, "transfer_fast_path", _never):
-        want = slow.ledger.apply_block(block, signatures_ok=signatures_ok)
+        want = slow.ledger.apply_block(block, decoded=slow_items, signatures_ok=signatures_ok)
     assert got == want  # every field, the human-readable detail included
     assert [r.encode() for r in got] == [r.encode() for r in want]
     assert fast.ledger.state_digest == slow.ledger.state_digest
@@ -217,7 +223,7 @@ def test_blocks_are_identical_with_and_without_the_fast_path(tmp_path: Path) -> 
         sigs = [True] * len(raws)
         sigs[len(cases) - 3] = False
         before = taken[0]
-        receipts = _apply_both(fast, slow, raws, sigs, taken)
+        receipts = _apply_both(fast, slow, raws, sigs, taken, predecoded=True)
         assert [r.reason for r in receipts] == [want for _, want in cases] + [ReasonCode.MALFORMED]
         assert taken[0] - before == 4  # the two first, the exact balance, the issuer's
     finally:
@@ -234,10 +240,14 @@ txs_in_block = st.tuples(ops, st.sampled_from([True, False, None]), st.booleans(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(st.lists(st.lists(txs_in_block, min_size=1, max_size=8), min_size=1, max_size=6))
+@given(
+    st.lists(st.lists(txs_in_block, min_size=1, max_size=8), min_size=1, max_size=6),
+    st.booleans(),
+)
 def test_random_blocks_are_identical_with_and_without_the_fast_path(
     tmp_path: Path,
     blocks: list[list[tuple[Any, bool | None, bool]]],
+    predecoded: bool,
 ) -> None:
     with tempfile.TemporaryDirectory(dir=tmp_path) as d:
         fast, slow = _world(Path(d) / "fast"), _world(Path(d) / "slow")
@@ -253,7 +263,9 @@ def test_random_blocks_are_identical_with_and_without_the_fast_path(
                         sigs.append(sig)
                 # None anywhere: let apply_block check every signature itself.
                 signatures_ok = None if None in sigs else [bool(s) for s in sigs]
-                receipts = _apply_both(fast, slow, raws, signatures_ok, taken)
+                receipts = _apply_both(
+                    fast, slow, raws, signatures_ok, taken, predecoded=predecoded
+                )
                 _sync_nonces(fast, txs, receipts)
         finally:
             fast.close()
