@@ -40,6 +40,13 @@ def _governance(rng: random.Random) -> Params:
     )
 
 
+def _governance_byzantine(rng: random.Random) -> Params:
+    """The governance script with one Byzantine validator that stays in every set (v3)."""
+    params = _governance(rng)
+    params.byzantine = {"v3": rng.choice([m for m in MODES if m != "equivocate"])}
+    return params
+
+
 def _governance_laggard(rng: random.Random) -> Params:
     """v3 is down while the set changes three times, then must catch up across the epochs,
     checking every block's certificate against the set of the epoch it belongs to."""
@@ -56,6 +63,7 @@ def _governance_laggard(rng: random.Random) -> Params:
 SCENARIOS: dict[str, Callable[[random.Random], Params]] = {
     "governance": _governance,
     "governance_laggard": _governance_laggard,
+    "governance_byzantine": _governance_byzantine,
     "benign": lambda rng: Params(),
     "byzantine": _byzantine,
     "twins": lambda rng: Params(twins=(rng.choice(["v0", "v1"]),), twin_partition=True),

@@ -11,7 +11,7 @@ from consensus.messages import encode_message, make_prepare
 from tests.simulation.runner import run_seed
 from tests.simulation.world import CHAIN_ID, ROTATED, Params, World, key_for
 
-GOVERNANCE_SEEDS = 40
+GOVERNANCE_SEEDS = 30
 
 
 def _failures(results: list) -> str:
@@ -33,9 +33,15 @@ def test_set_changes_under_faults_keep_agreement_and_liveness() -> None:
 
 
 def test_a_replica_that_missed_three_changes_catches_up_across_epochs() -> None:
-    results = [run_seed(seed, "governance_laggard") for seed in range(10)]
+    results = [run_seed(seed, "governance_laggard") for seed in range(8)]
     assert all(r.ok for r in results), _failures(results)
     assert all(r.stats["epochs"] >= 2 for r in results), [r.stats["epochs"] for r in results]
+
+
+def test_set_changes_with_a_byzantine_validator_in_every_set() -> None:
+    results = [run_seed(seed, "governance_byzantine") for seed in range(10)]
+    assert all(r.ok for r in results), _failures(results)
+    assert sum(r.stats["byzantine_injected"] for r in results) > 0
 
 
 def test_final_sets_are_what_the_regulator_approved() -> None:

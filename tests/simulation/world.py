@@ -15,6 +15,7 @@ from consensus.config import ReplicaConfig, ReplicaLimits, ReplicaTimeouts
 from consensus.encoding import DecodeLimits, digest
 from consensus.epoch_replica import EPOCH_PREFIX_BYTES as EPOCH_PREFIX
 from consensus.epoch_replica import frame
+from consensus.epochs import signing_domain
 from consensus.replica import Replica
 from tests.simulation.byzantine import Byzantine
 from tests.simulation.checker import Checker
@@ -205,6 +206,7 @@ class World:
         if byz is not None:
             # The Byzantine wrapper works on bare messages; it speaks in its host's epoch.
             number = host.epochs[-1].number
+            byz.chain_id = signing_domain(CHAIN_ID, number)
             out = [(dst, frame(number, x)) for dst, x in byz.outgoing(to, data[EPOCH_PREFIX:])]
         else:
             self.checker.on_send(host, data)
@@ -430,6 +432,7 @@ class World:
             host.tick(self.now)
             byz = self.byzantine.get(host.instance)
             if byz is not None:
+                byz.chain_id = signing_domain(CHAIN_ID, host.epochs[-1].number)
                 for dst, bare in byz.on_tick(self.now):
                     data = frame(host.epochs[-1].number, bare)
                     if dst is None:
