@@ -7,6 +7,10 @@ assetledger cluster kill|restart|pause|resume --dir ./c node-2
 assetledger cluster partition --dir ./c node-0 node-1,node-2,node-3   (needs `init --proxies`)
 assetledger cluster heal --dir ./c
 assetledger cluster down --dir ./c                  stop every node
+assetledger cluster add-node --dir ./c [--json]     one more validator (then: tx add-validator)
+assetledger cluster rotate-key --dir ./c node-1     a new key (then: tx rotate-validator-key,
+assetledger cluster restart --dir ./c node-1 --switch-key          and restart with it)
+See docs/governance.md for the validator-set drills.
 """
 
 from __future__ import annotations
@@ -22,8 +26,17 @@ from rich.table import Table
 
 from node.cli.errors import UserError
 from node.cli.output import emit_json
+from node.cluster.add_node import add_node
 from node.cluster.bootstrap import bring_up
 from node.cluster.init import DEFAULT_BASE_PORT, DEFAULT_CHAIN_ID, FAST_TIMEOUTS, init_cluster
+from node.cluster.key_rotation import (
+    KeyApproval,
+    SwitchedKey,
+    key_approval,
+    prepare_rotation,
+    prepared_key,
+    switch_key,
+)
 from node.cluster.layout import ClusterError, ClusterLayout
 from node.cluster.partition import parse_groups, read_plan
 from node.cluster.processes import ClusterProcesses, ProcessState
@@ -205,9 +218,12 @@ async def _monitor(procs: ClusterProcesses, console: Console) -> None:
     last = {i.name: i for i in procs.info()}
     while True:
         await trio.sleep(MONITOR_INTERVAL_S)
+        procs.reload()  # nodes added with `cluster add-node` from another terminal
         for info in procs.info():
-            before = last[info.name]
-            if (info.state, info.pid) != (before.state, before.pid):
+            before = last.get(info.name)
+            if before is None:
+                console.print(f"{info.name}: added to the cluster ({info.state.value})")
+            elif (info.state, info.pid) != (before.state, before.pid):
                 code = procs.exit_code(info.name)
                 extra = (
                     f" (exit code {code})"
@@ -324,16 +340,165 @@ def resume(root: Path, node: str) -> None:
     help="Fault drill: restart it misbehaving (withhold-votes: it sends no PREPARE/COMMIT)."
     " A plain restart makes it honest again.",
 )
-def restart(root: Path, node: str, hard: bool, timeout_s: float, byzantine: str | None) -> None:
+@click.option(
+    "--switch-key",
+    is_flag=True,
+    help="Key rotation: start it with the key made by `cluster rotate-key` (the old key file is"
+    " kept as validator.<hex>.retired.key). Refused unless the ledger approves the new key.",
+)
+def restart(
+    *,
+    root: Path,
+    node: str,
+    hard: bool,
+    timeout_s: float,
+    byzantine: str | None,
+    switch_key: bool,
+) -> None:
     """Stop one node (if running) and start it again from its data directory."""
     procs = _open(root)
     try:
+        note = _check_switch(procs, node) if switch_key else None
+        if switch_key:
+            # Stopped first: a running node must never see its key file move under it.
+            if hard and procs.pid(node) is not None:
+                procs.kill(node)
+            else:
+                procs.stop(node)
+            switched = _switch(procs, node)
+            click.echo(
+                f"{node}: key {switched.old_public_key.hex()} retired"
+                f" ({switched.retired_key_file.name}); now {switched.new_public_key.hex()}"
+            )
         pid = procs.restart(node, hard=hard, byzantine=byzantine)
         ready = trio.run(lambda: wait_ready(procs, [node], timeout_s=timeout_s))
     except ClusterError as exc:
         raise UserError(str(exc)) from exc
     mode = "" if byzantine is None else f" in byzantine mode {byzantine}"
     click.echo(f"{node}: restarted{mode} (pid {pid}), serving at height {ready[node].height}")
+    if note is not None:
+        click.echo(note)
+
+
+def _check_switch(procs: ClusterProcesses, node: str) -> str | None:
+    """Refuse to switch to a key the ledger does not approve (the node would not start);
+    a note if it is approved only from the next epoch on."""
+    new_key = prepared_key(procs.layout, node)
+    if new_key is None:
+        raise ClusterError(
+            f"{node} has no prepared key; create one with"
+            f" `assetledger cluster rotate-key --dir {procs.layout.root} {node}`"
+        )
+    answer = trio.run(lambda: key_approval(procs.layout, node, new_key))
+    if answer.approval is KeyApproval.NONE:
+        raise ClusterError(
+            f"the ledger (asked {answer.asked}) does not approve key {new_key.hex()} for {node};"
+            f" the regulator submits `assetledger tx rotate-validator-key --name {node}"
+            f" --public-key {new_key.hex()}` first"
+        )
+    if answer.approval is KeyApproval.PENDING:
+        return (
+            f"note: the new key governs from block {(answer.info.pending_last_seq or 0) + 1}"
+            f" (the next epoch); until then {node} follows the chain without voting"
+        )
+    return None
+
+
+def _switch(procs: ClusterProcesses, node: str) -> SwitchedKey:
+    switched = switch_key(procs.layout.root, node)
+    procs.layout = switched.layout
+    return switched
+
+
+@cluster.command("add-node")
+@_dir_option()
+@click.option(
+    "--name",
+    default=None,
+    metavar="NAME",
+    help="The new validator's name ([a-z0-9-]; default: the next free node-<i>).",
+)
+@click.option("--timeout", "timeout_s", type=float, default=20.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def add_node_command(root: Path, name: str | None, timeout_s: float, as_json: bool) -> None:
+    """Create and start one more validator (key, config, ports) in a local cluster.
+
+    It follows the chain as an observer until the regulator approves it with
+    `assetledger tx add-validator`; then it syncs and votes from the next epoch boundary."""
+    try:
+        added = add_node(root, name=name)
+        procs = ClusterProcesses(added.layout)
+        pid = procs.start(added.entry.name)
+        ready = trio.run(lambda: wait_ready(procs, [added.entry.name], timeout_s=timeout_s))
+    except ClusterError as exc:
+        raise UserError(str(exc)) from exc
+    entry, layout = added.entry, added.layout
+    first = layout.nodes[0]
+    approve = (
+        f"assetledger tx add-validator --name {entry.name} --public-key {entry.public_key}"
+        f" --address {added.address} --key {layout.regulator_key} --node {first.client} --wait"
+    )
+    if as_json:
+        emit_json(
+            {
+                "name": entry.name,
+                "public_key": entry.public_key,
+                "address": added.address,
+                "client": entry.client,
+                "metrics": f"{entry.host}:{entry.metrics_port}",
+                "key_file": str(layout.key_file(entry.name)),
+                "config": str(layout.config_file(entry.name)),
+                "log": str(layout.log_file(entry.name)),
+                "pid": pid,
+                "height": ready[entry.name].height,
+                "approve_command": approve,
+            }
+        )
+        return
+    click.echo(f"name:       {entry.name}")
+    click.echo(f"public key: {entry.public_key}")
+    click.echo(f"address:    {added.address}   (client {entry.client})")
+    click.echo(f"started (pid {pid}); it follows as an observer until approved. The regulator:")
+    click.echo(f"  {approve}")
+
+
+@cluster.command("rotate-key")
+@_dir_option()
+@click.argument("node")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def rotate_key(root: Path, node: str, as_json: bool) -> None:
+    """Key rotation, step 1: write NODE's next key (validator.next.key) and print it.
+
+    The node keeps running with its old key. Then the regulator submits
+    `tx rotate-validator-key`, and `cluster restart NODE --switch-key` puts the new key in
+    place (after the epoch boundary, or before it: the node then observes until it)."""
+    try:
+        prepared = prepare_rotation(root, node)
+    except ClusterError as exc:
+        raise UserError(str(exc)) from exc
+    layout = ClusterLayout.load(root)
+    approve = (
+        f"assetledger tx rotate-validator-key --name {node}"
+        f" --public-key {prepared.new_public_key.hex()} --key {layout.regulator_key}"
+        f" --node {layout.node(node).client} --wait"
+    )
+    switch = f"assetledger cluster restart --dir {layout.root} {node} --switch-key"
+    if as_json:
+        emit_json(
+            {
+                "name": node,
+                "old_public_key": prepared.old_public_key.hex(),
+                "public_key": prepared.new_public_key.hex(),
+                "key_file": str(prepared.next_key_file),
+                "approve_command": approve,
+                "switch_command": switch,
+            }
+        )
+        return
+    click.echo(f"{node}: new key {prepared.new_public_key.hex()} in {prepared.next_key_file}")
+    click.echo(f"  (current key {prepared.old_public_key.hex()} stays in use for now)")
+    click.echo(f"the regulator approves it:  {approve}")
+    click.echo(f"then switch the node to it: {switch}")
 
 
 @cluster.command("partition")

@@ -50,10 +50,30 @@ async def commit_probe(procs: ClusterProcesses, *, timeout_s: float = 30.0) -> i
     )
 
 
+async def validator_names(procs: ClusterProcesses, *, timeout_s: float = 5.0) -> set[str]:
+    """Names of the current epoch's validators and of the pending set, as the first running
+    node that answers reports them; empty if none answers."""
+    with trio.move_on_after(timeout_s):
+        for entry in procs.layout.nodes:
+            if procs.pid(entry.name) is None:
+                continue
+            try:
+                async with AsyncClient.connect(entry.host, entry.client_port) as client:
+                    info = await client.validators()
+            except (ClientError, OSError):
+                continue
+            return {v.name for v in (*info.validators, *(info.pending_validators or ()))}
+    return set()
+
+
 async def bring_up(procs: ClusterProcesses, *, timeout_s: float = 30.0) -> int:
-    """Start every stopped node, wait until all serve and agree on a fresh block; its height."""
+    """Start every stopped node, wait until all serve and the validators agree on a fresh
+    block; its height. Nodes the ledger does not list (added but not approved yet, or
+    removed) run too, but are not waited for: they cannot follow the chain."""
     procs.start_all()
     await wait_ready(procs, timeout_s=timeout_s)
     height = await commit_probe(procs, timeout_s=timeout_s)
-    await wait_heights(procs, height, timeout_s=timeout_s)
+    listed = await validator_names(procs)
+    names = [n for n in procs.names if n in listed] or None
+    await wait_heights(procs, height, names=names, timeout_s=timeout_s)
     return height

@@ -5,18 +5,26 @@ DIR/genesis.toml
 DIR/regulator.key         the regulator (threshold 1 of 1 in a local cluster)
 DIR/issuer.key            registered in genesis with the issuer role
 DIR/node-<i>/validator.key, node.toml, data/, node.log, node.pid
+DIR/<name>/...            a node added later by `cluster add-node` (same files)
+DIR/<name>/validator.next.key, validator.<hex>.retired.key   key rotation (key_rotation.py)
+DIR/cluster.lock          held while add-node or a key switch rewrites the manifest
 DIR/links.json, links.pid, links.log, links.state.json   only with `init --proxies`:
                           the partition plan, the link proxy process and its last applied plan
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 MANIFEST = "cluster.json"
+LOCK_FILE = "cluster.lock"
 MANIFEST_FORMAT = "assetledger-cluster-v1"
 
 
@@ -119,7 +127,23 @@ class ClusterLayout:
         }
         if self.links:
             data["links"] = [asdict(link) for link in self.links]
-        (self.root / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
+        # Replaced atomically: `cluster up` and `status` may read it while add-node writes.
+        path = self.root / MANIFEST
+        tmp = path.with_name(MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def locked(root: Path) -> Iterator[None]:
+        """Hold the cluster's lock while changing its manifest (load, change, save), so two
+        `cluster add-node` runs from different terminals cannot lose one another's node."""
+        with (root / LOCK_FILE).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @staticmethod
     def load(root: Path) -> ClusterLayout:

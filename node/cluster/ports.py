@@ -28,7 +28,8 @@ def _ephemeral_low() -> int:
         return EPHEMERAL_LOW_DEFAULT
 
 
-def _block_is_free(host: str, base: int, count: int) -> bool:
+def block_is_free(host: str, base: int, count: int) -> bool:
+    """Whether `count` ports from `base` can all be bound on `host` right now."""
     socks: list[socket.socket] = []
     try:
         for port in range(base, base + count):
@@ -54,7 +55,7 @@ def free_port_block(count: int, host: str = "127.0.0.1") -> int:
     rng = random.SystemRandom()  # not logic: just spread concurrent clusters apart
     for _ in range(ATTEMPTS_MAX):
         base = rng.randrange(PORT_LOW, top)
-        if _block_is_free(host, base, count):
+        if block_is_free(host, base, count):
             return base
     raise NoFreePortsError(
         f"no {count} consecutive free ports on {host} after {ATTEMPTS_MAX} tries"

@@ -112,6 +112,12 @@ class ClusterProcesses:
     def names(self) -> list[str]:
         return [n.name for n in self.layout.nodes]
 
+    def reload(self) -> None:
+        """Re-read the manifest: `cluster add-node` or a key switch may have changed it from
+        another terminal. An unreadable manifest leaves the layout as it was."""
+        with contextlib.suppress(ClusterError):
+            self.layout = ClusterLayout.load(self.layout.root)
+
     # ------------------------------------------------------------------ inspection
 
     def _reap(self, name: str) -> None:
@@ -328,7 +334,10 @@ class ClusterProcesses:
         return False
 
     def stop_all(self, *, timeout_s: float = STOP_TIMEOUT_S_DEFAULT) -> dict[str, bool]:
-        """Stop every node: SIGTERM all at once, then wait, then SIGKILL stragglers."""
+        """Stop every node: SIGTERM all at once, then wait, then SIGKILL stragglers.
+
+        Nodes added to the manifest since it was read (`cluster add-node`) are included."""
+        self.reload()
         pids = {n: p for n in self.names if (p := self.pid(n)) is not None}
         for pid in pids.values():
             with contextlib.suppress(ProcessLookupError):
@@ -348,6 +357,7 @@ class ClusterProcesses:
 
     def kill_all(self) -> None:
         """Last-resort cleanup (errors, Ctrl-C): SIGKILL every node we know of."""
+        self.reload()
         for name in self.names:
             pid = self.pid(name)
             if pid is not None:
