@@ -319,10 +319,14 @@ class AsyncClient:
 
     @staticmethod
     def verify_finality(
-        proof: FinalityProof | ReceiptInfo, validators: Validators, chain_id: str
+        proof: FinalityProof | ReceiptInfo,
+        validators: Validators,
+        chain_id: str,
+        *,
+        epoch: int = 0,
     ) -> FinalityRecord:
         """See node.client.finality.verify_finality; raises FinalityError."""
-        return verify_finality(proof, validators, chain_id)
+        return verify_finality(proof, validators, chain_id, epoch=epoch)
 
 
 class _typed:  # noqa: N801 -- reads like a function at the call site
