@@ -16,9 +16,15 @@ for a Replica; on top of that:
      its stable checkpoint (no proof needed: every replica of the epoch executed it), in view
      0, with the new set, and votes only if we are in the set and hold our key of it.
  E3  A replica behind by whole epochs cannot check later epochs' signatures yet, but the
-     transport authenticates senders: once f + 1 distinct peers send messages of a later
-     epoch, it fetches committed blocks from them (CatchUp) and verifies each block against
-     the set of the epoch it belongs to, learning the next set by executing the previous one.
+     transport authenticates senders: once a peer sends messages of a later epoch, it fetches
+     committed blocks from the peers ahead (CatchUp, at most once per fetch retry interval)
+     and verifies each block against the set of the epoch it belongs to, learning the next
+     set by executing the previous one. One peer is enough: a single replica that crossed the
+     boundary may hold the only copy of the epoch's last certificate, and a lying peer costs
+     no more than a refused fetch. Until the new epoch has a stable checkpoint of its own, a
+     switched replica keeps rebroadcasting its final CHECKPOINT of the old epoch and an empty
+     frame of the new one (with its other resends, R13), so laggards learn of the switch even
+     on an idle chain. A halted replica (R7) does not switch: it stays halted.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from consensus.actions import Action, Broadcast, EpochStarted, Send
 from consensus.config import ReplicaConfig, ReplicaLimits, ReplicaTimeouts
 from consensus.epochs import EPOCH_MAX, Epoch
 from consensus.events import CatchUp, Event, Executed, MessageReceived, Tick
+from consensus.messages import Kind
 from consensus.replica import RandomSource, Replica
 from consensus.state import PersistedState
 
@@ -193,9 +200,13 @@ class EpochReplica:
         if isinstance(event, Tick):
             self._now += 1
             out = self._wrap(self.replica.step(event))
-            return out + self._maybe_catch_up()
+            return out + self._announce_switch() + self._maybe_catch_up()
         out = self._wrap(self.replica.step(event))
-        if isinstance(event, Executed) and event.next_epoch is not None:
+        if (
+            isinstance(event, Executed)
+            and event.next_epoch is not None
+            and not self.replica.halted  # R7: a replica whose state diverged stays halted
+        ):
             out += self._switch(event.next_epoch, event.seq, event.state_digest)
         return out
 
@@ -223,6 +234,9 @@ class EpochReplica:
         inner = data[EPOCH_PREFIX_BYTES:]
         current = self.epoch.number
         if number == current:
+            if not inner:
+                self._count("epoch_hint")  # "we are ahead" from a peer, and we caught up
+                return []
             return self._wrap(self.replica.step(MessageReceived(sender=event.sender, data=inner)))
         if number < current:
             self._count("old_epoch_message")
@@ -230,6 +244,10 @@ class EpochReplica:
             last = self._answered.get(event.sender)
             interval = self._timeouts.retransmit_interval_ticks
             if last is not None and self._now - last < interval:
+                return []
+            if inner[1:2] == bytes([Kind.CHECKPOINT]):
+                # A checkpoint is what a switched replica rebroadcasts itself (E3): answering
+                # it would only start a ping-pong between two replicas that both switched.
                 return []
             self._answered[event.sender] = self._now
             out: list[Action] = [Send(to=event.sender, data=frame(current, b""))]
@@ -249,11 +267,25 @@ class EpochReplica:
         self._count("future_epoch_message")
         return []
 
+    def _announce_switch(self) -> list[Action]:
+        """E3: until this epoch has a stable checkpoint of its own, tell laggards we moved."""
+        interval = self._timeouts.retransmit_interval_ticks
+        if (
+            self._now % interval
+            or self.replica.checkpoint_seq > self.epoch.base_seq
+            or self.epoch.number == 0
+        ):
+            return []
+        out: list[Action] = [Broadcast(data=frame(self.epoch.number, b""))]
+        final = self._final_checkpoints.get(self.epoch.number - 1)
+        if final is not None:
+            out.append(Broadcast(data=final))
+        return out
+
     def _maybe_catch_up(self) -> list[Action]:
         fresh = self._timeouts.fetch_retry_ticks * AHEAD_FRESH_TICKS_FACTOR
         self._ahead = {p: t for p, t in self._ahead.items() if self._now - t <= fresh}
-        f = (len(self.epoch.validators) - 1) // 3
-        if len(self._ahead) < f + 1:
+        if not self._ahead:
             return []
         target = self.replica.handed_seq + self._limits.fetch_blocks_max
         return self._wrap(

@@ -241,6 +241,14 @@ class Replica:
             self._count("restored_state_of_other_epoch")
         elif restored is not None:
             self._restore(restored)
+        if (
+            last_seq is not None
+            and self.member
+            and self.view_active
+            and executed_seq < last_seq
+            and self._deadline is None
+        ):
+            self._deadline = self._timeout()  # closing the epoch is pending work (R8)
 
     # ---------------------------------------------------------------- public properties
 
@@ -951,6 +959,9 @@ class Replica:
                 self._count("fetch_beyond_epoch")  # the next epoch's replica takes it from here
                 break
             cert = block.certificate
+            if cert.epoch != self.epoch:
+                self._count("fetch_other_epoch")  # past our epoch's end: the next replica's
+                break
             if cert.seq != block.seq or cert.digest != digest(block.payload):
                 self._count("fetch_certificate_mismatch")
                 break

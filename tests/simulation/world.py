@@ -256,7 +256,8 @@ class World:
 
     def _majority_primary(self) -> str:
         primaries = [h.replica.primary for h in self.honest if h.replica is not None]
-        return max(set(primaries), key=primaries.count) if primaries else self.names[0]
+        # sorted: set order of strings depends on PYTHONHASHSEED, a seed must replay exactly
+        return max(sorted(set(primaries)), key=primaries.count) if primaries else self.names[0]
 
     def _twin_split(self) -> None:
         instances = list(self.hosts)
