@@ -8,6 +8,12 @@ fixes the primary rotation) and is kept exactly as written in the file.
 
 Error paths are TOML paths (``genesis.regulator.public_keys[1]``), also for errors raised
 when the objects are built directly in Python.
+
+The ``[consensus]`` table holds the chain parameters every validator must share because they
+fix where checkpoints and epoch boundaries fall (consensus/epochs.py): the checkpoint
+interval K and the log window W. They are digested only when they differ from the defaults,
+so a genesis without a ``[consensus]`` table keeps the digest it had before the table existed
+(existing chains and data directories keep their identity).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,11 @@ ASSET_NAME_CHARS_MAX = 128
 DECIMALS_MAX = 18
 CATEGORIES = frozenset({"individual", "entity", "intermediary"})
 ROLES = frozenset({"issuer", "registrar"})
+# (lowest, highest) accepted value of each [consensus] parameter; units in the names.
+CONSENSUS_BOUNDS: dict[str, tuple[int, int]] = {
+    "checkpoint_interval_seqs": (1, 500_000),
+    "log_window_seqs": (2, 1_000_000),
+}
 CHAIN_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 ASSET_ID_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,31}")
 
@@ -120,6 +131,39 @@ class AssetSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConsensusParams:
+    """Chain-wide consensus parameters. Section ``[consensus]`` of genesis.
+
+    Every validator derives checkpoint sequence numbers and epoch boundaries from these, so
+    they are part of the chain's identity, never a per-node setting.
+    """
+
+    checkpoint_interval_seqs: int = 16  # K: a checkpoint every K sequence numbers
+    log_window_seqs: int = 32  # W: PBFT high minus low watermark; a multiple of K, >= 2K
+
+    def __post_init__(self) -> None:
+        for name, (lo, hi) in CONSENSUS_BOUNDS.items():
+            check_int(name, getattr(self, name), lo, hi)
+        k, w = self.checkpoint_interval_seqs, self.log_window_seqs
+        if w % k:
+            raise ConfigError(
+                "checkpoint_interval_seqs",
+                f"{k} does not divide consensus.log_window_seqs ({w});"
+                " checkpoints must fall on window boundaries",
+            )
+        if w < 2 * k:
+            raise ConfigError(
+                "checkpoint_interval_seqs",
+                f"{k} is more than half of consensus.log_window_seqs ({w}); the window must hold"
+                " two checkpoint intervals so the primary can keep proposing while the previous"
+                f" checkpoint collects signatures (expected at most {w // 2})",
+            )
+
+    def is_default(self) -> bool:
+        return self == ConsensusParams()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Genesis:
     chain_id: str  # [a-z0-9][a-z0-9-]{0,63}
     genesis_time_ms: int  # unix ms, >= 0
@@ -128,6 +172,7 @@ class Genesis:
     validators: tuple[ValidatorSpec, ...]  # 1..256; names, keys, addresses unique
     accounts: tuple[AccountSpec, ...] = ()  # distinct keys
     assets: tuple[AssetSpec, ...] = ()  # distinct ids; issuers are accounts with role issuer
+    consensus: ConsensusParams = field(default_factory=ConsensusParams)  # K and W
 
     def __post_init__(self) -> None:
         check_str(
@@ -168,10 +213,19 @@ class Genesis:
                     f"assets[{index}].issuer",
                     f'account {asset.issuer.hex()} lacks the role "issuer"',
                 )
+        if type(self.consensus) is not ConsensusParams:
+            raise ConfigError(
+                "consensus", f"expected ConsensusParams, got {type(self.consensus).__name__}"
+            )
 
     def canonical(self) -> list[Any]:
-        """The fixed-order array whose msgpack encoding `digest()` hashes."""
-        return [
+        """The fixed-order array whose msgpack encoding `digest()` hashes.
+
+        `consensus` is appended as a ninth element ``[K, W]`` only when it differs from the
+        defaults: a genesis without ``[consensus]`` keeps its pre-existing digest, and the
+        encoding stays unambiguous (an eight-element array always means the defaults).
+        """
+        array: list[Any] = [
             GENESIS_FORMAT,
             self.chain_id,
             self.genesis_time_ms,
@@ -187,6 +241,9 @@ class Genesis:
                 for a in self.assets
             ],
         ]
+        if not self.consensus.is_default():
+            array.append([self.consensus.checkpoint_interval_seqs, self.consensus.log_window_seqs])
+        return array
 
     def digest(self) -> bytes:
         """SHA-256 of the canonical encoding: equal for equal genesis objects, on every node."""
@@ -248,6 +305,16 @@ def _asset(table: TableReader, path: str) -> AssetSpec:
     return _build(path, AssetSpec, **fields)
 
 
+def _consensus(table: TableReader) -> ConsensusParams:
+    defaults = ConsensusParams()
+    values = {
+        name: table.integer(name, lo, hi, default=getattr(defaults, name))
+        for name, (lo, hi) in CONSENSUS_BOUNDS.items()
+    }
+    table.finish()
+    return _build(table.path, ConsensusParams, **values)
+
+
 def parse_genesis(data: Mapping[str, Any]) -> Genesis:
     """Build a Genesis from a TOML-parsed mapping; raises ConfigError at the first problem."""
     root = TableReader(data, _ROOT)
@@ -270,6 +337,7 @@ def parse_genesis(data: Mapping[str, Any]) -> Genesis:
     )
     accounts = tuple(_account(table, table.path) for table in root.tables("accounts", ACCOUNTS_MAX))
     assets = tuple(_asset(table, table.path) for table in root.tables("assets", ASSETS_MAX))
+    consensus = _consensus(root.table("consensus"))
     root.finish()
     return _build(
         _ROOT,
@@ -281,6 +349,7 @@ def parse_genesis(data: Mapping[str, Any]) -> Genesis:
         validators=validators,
         accounts=accounts,
         assets=assets,
+        consensus=consensus,
     )
 
 
@@ -310,6 +379,15 @@ def genesis_to_toml(genesis: Genesis) -> str:
             ]
         ),
     ]
+    if not genesis.consensus.is_default():
+        # Written only when it differs from the defaults, like the digest (see canonical()).
+        lines += ["", "[consensus]"]
+        lines += toml_pairs(
+            [
+                ("checkpoint_interval_seqs", genesis.consensus.checkpoint_interval_seqs),
+                ("log_window_seqs", genesis.consensus.log_window_seqs),
+            ]
+        )
     for v in genesis.validators:
         lines += ["", "[[validators]]"]
         lines += toml_pairs(

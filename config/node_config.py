@@ -3,7 +3,9 @@
 Sections: ``[node]`` (identity and files), ``[listen]`` (sockets), ``[[peers]]`` (optional
 overrides of genesis peer addresses), ``[limits]``, ``[timeouts]``, ``[log]``. Every limit and
 timeout has a safe default and hard bounds (`LIMIT_BOUNDS`, `TIMEOUT_BOUNDS_MS`), plus the
-cross-field rules checked in `Limits.__post_init__` / `Timeouts.__post_init__`.
+cross-field rules checked in `Limits.__post_init__` / `Timeouts.__post_init__`. The rules that
+involve the chain's log window W (genesis ``[consensus]``, not a node setting) are in
+`Limits.check_log_window`, which the node runs at start against its genesis.
 
 Error paths are TOML paths (``limits.batch_bytes_max``, ``listen.peer``), also for errors
 raised when the objects are built directly in Python.
@@ -66,12 +68,14 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "client_connections_per_address_max": (1, 65_536),
     "client_requests_in_flight_max": (1, 65_536),
     "pending_waits_max": (1, 1_000_000),
-    "log_window_seqs": (2, 1_000_000),
-    "checkpoint_interval_seqs": (1, 500_000),
     "future_view_messages_per_peer_max": (1, 10_000),
     "subscriptions_max": (1, 65_536),
     "verify_threads": (1, 64),
 }
+# Former [limits] keys that are chain parameters now: every validator must use the same
+# values, so they live in genesis [consensus] (config/genesis.py). A node.toml that still sets
+# one is refused with a pointer there rather than silently ignored or compared.
+MOVED_TO_GENESIS = ("checkpoint_interval_seqs", "log_window_seqs")
 _HOUR_MS = 3_600_000
 TIMEOUT_BOUNDS_MS: dict[str, tuple[int, int]] = {
     "tick_interval_ms": (1, 60_000),
@@ -86,6 +90,11 @@ TIMEOUT_BOUNDS_MS: dict[str, tuple[int, int]] = {
     "nonce_gap_wait_ms": (1, _HOUR_MS),
     "client_wait_max_ms": (1, _HOUR_MS),
 }
+
+
+def _batch_bytes_for_state(log_window_seqs: int) -> int:
+    """Largest batch_bytes_max whose persisted consensus state fits for window W."""
+    return (CONSENSUS_STATE_BYTES_MAX - _MIB) // (2 * log_window_seqs) - VIEW_CHANGE_SEQ_BYTES
 
 
 def _check_bounds(obj: Any, bounds: Mapping[str, tuple[int, int]]) -> None:
@@ -108,25 +117,53 @@ class Limits:
     client_connections_per_address_max: int = 64
     client_requests_in_flight_max: int = 256  # per client connection
     pending_waits_max: int = 20_000  # submit-and-wait waiters, node-wide
-    log_window_seqs: int = 32  # PBFT high minus low watermark
-    checkpoint_interval_seqs: int = 16  # K: divides log_window_seqs, at most half of it
     future_view_messages_per_peer_max: int = 64  # buffered per peer for views ahead of ours
     subscriptions_max: int = 64  # block/receipt subscriptions per client connection
     verify_threads: int = 2  # worker threads for batch signature checks
 
-    @property
-    def view_change_bytes_max(self) -> int:
+    # The log window W is a chain parameter (genesis [consensus]); the sizes that depend on
+    # it are therefore functions of W, checked by `check_log_window` when the node starts.
+    def view_change_bytes_max(self, log_window_seqs: int) -> int:
         """Largest VIEW-CHANGE a full log window can produce (without frame overhead)."""
         return (
-            self.log_window_seqs * (self.batch_bytes_max + VIEW_CHANGE_SEQ_BYTES)
+            log_window_seqs * (self.batch_bytes_max + VIEW_CHANGE_SEQ_BYTES)
             + VIEW_CHANGE_BASE_BYTES
         )
 
-    @property
-    def consensus_state_bytes_max(self) -> int:
+    def consensus_state_bytes_max(self, log_window_seqs: int) -> int:
         """Largest persisted replica state: its own pre-prepares and its prepared payloads,
         at most one of each per sequence number in the log window."""
-        return 2 * self.log_window_seqs * (self.batch_bytes_max + VIEW_CHANGE_SEQ_BYTES) + _MIB
+        return 2 * log_window_seqs * (self.batch_bytes_max + VIEW_CHANGE_SEQ_BYTES) + _MIB
+
+    def check_log_window(self, log_window_seqs: int) -> None:
+        """Raise ConfigError unless these limits can carry consensus traffic for the chain's
+        log window W (genesis ``consensus.log_window_seqs``). The node calls this at start;
+        like every Limits error, the field is relative to ``[limits]``."""
+        peer_frame_min = self.view_change_bytes_max(log_window_seqs) + FRAME_OVERHEAD_BYTES
+        if self.peer_frame_bytes_max < peer_frame_min:
+            raise ConfigError(
+                "peer_frame_bytes_max",
+                f"{self.peer_frame_bytes_max} cannot carry a VIEW-CHANGE for a full log window:"
+                f" genesis consensus.log_window_seqs ({log_window_seqs}) x (limits.batch_bytes_max"
+                f" ({self.batch_bytes_max}) + {VIEW_CHANGE_SEQ_BYTES})"
+                f" + {VIEW_CHANGE_BASE_BYTES} + {FRAME_OVERHEAD_BYTES} bytes of frame overhead"
+                f" (expected at least {peer_frame_min})",
+            )
+        state_bytes = self.consensus_state_bytes_max(log_window_seqs)
+        batch_fit = _batch_bytes_for_state(log_window_seqs)
+        advice = (
+            f"lower limits.batch_bytes_max (expected at most {batch_fit})"
+            if batch_fit >= 1
+            else "no batch size fits a window this wide; the chain needs a smaller window"
+        )
+        if state_bytes > CONSENSUS_STATE_BYTES_MAX:
+            raise ConfigError(
+                "batch_bytes_max",
+                f"{self.batch_bytes_max} is too large for the chain's log window: genesis"
+                f" consensus.log_window_seqs ({log_window_seqs}) sequences of up to"
+                f" limits.batch_bytes_max make a persisted consensus state of {state_bytes}"
+                f" bytes, above {CONSENSUS_STATE_BYTES_MAX}; {advice}",
+            )
 
     def __post_init__(self) -> None:
         _check_bounds(self, LIMIT_BOUNDS)
@@ -159,39 +196,8 @@ class Limits:
                 "batch_txs_max",
                 f"{self.batch_txs_max} exceeds limits.mempool_txs_max ({self.mempool_txs_max})",
             )
-        if self.log_window_seqs % self.checkpoint_interval_seqs:
-            raise ConfigError(
-                "checkpoint_interval_seqs",
-                f"{self.checkpoint_interval_seqs} does not divide limits.log_window_seqs"
-                f" ({self.log_window_seqs}); checkpoints must fall on window boundaries",
-            )
-        if self.log_window_seqs < 2 * self.checkpoint_interval_seqs:
-            raise ConfigError(
-                "checkpoint_interval_seqs",
-                f"{self.checkpoint_interval_seqs} is more than half of limits.log_window_seqs"
-                f" ({self.log_window_seqs}); the window must hold two checkpoint intervals so the"
-                " primary can keep proposing while the previous checkpoint collects signatures"
-                f" (expected at most {self.log_window_seqs // 2})",
-            )
-        peer_frame_min = self.view_change_bytes_max + FRAME_OVERHEAD_BYTES
-        if self.peer_frame_bytes_max < peer_frame_min:
-            raise ConfigError(
-                "peer_frame_bytes_max",
-                f"{self.peer_frame_bytes_max} cannot carry a VIEW-CHANGE for a full log window:"
-                f" limits.log_window_seqs ({self.log_window_seqs}) x (limits.batch_bytes_max"
-                f" ({self.batch_bytes_max}) + {VIEW_CHANGE_SEQ_BYTES})"
-                f" + {VIEW_CHANGE_BASE_BYTES} + {FRAME_OVERHEAD_BYTES} bytes of frame overhead"
-                f" (expected at least {peer_frame_min})",
-            )
-
-        if self.consensus_state_bytes_max > CONSENSUS_STATE_BYTES_MAX:
-            raise ConfigError(
-                "log_window_seqs",
-                f"{self.log_window_seqs} sequences of up to limits.batch_bytes_max"
-                f" ({self.batch_bytes_max}) make a persisted consensus state of"
-                f" {self.consensus_state_bytes_max} bytes, above {CONSENSUS_STATE_BYTES_MAX};"
-                " lower the window or the batch size",
-            )
+        # The rules involving the log window W (VIEW-CHANGE in a peer frame, persisted
+        # consensus state) need the genesis value: see `check_log_window`.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -368,7 +374,16 @@ def parse_node_config(data: Mapping[str, Any], *, base_dir: Path) -> NodeConfig:
         table.finish()
         peers.append(_build(table.path, PeerAddress, **fields))
 
-    limits = _numbers(root.table("limits"), Limits, LIMIT_BOUNDS)
+    limits_table = root.table("limits")
+    for moved in MOVED_TO_GENESIS:
+        if limits_table.has(moved):
+            limits_table.fail(
+                moved,
+                "is no longer a node setting: the checkpoint interval and the log window are"
+                " chain parameters that every validator must share; they moved to the genesis"
+                f" file's [consensus] table (consensus.{moved}). Remove this line from node.toml",
+            )
+    limits = _numbers(limits_table, Limits, LIMIT_BOUNDS)
     timeouts = _numbers(root.table("timeouts"), Timeouts, TIMEOUT_BOUNDS_MS)
 
     log = root.table("log")

@@ -6,7 +6,8 @@ import hashlib
 import time
 from pathlib import Path
 
-from config.genesis import AccountSpec, Genesis, ValidatorSpec, genesis_to_toml
+from config.errors import ConfigError
+from config.genesis import AccountSpec, ConsensusParams, Genesis, ValidatorSpec, genesis_to_toml
 from config.keyfile import generate_key_file
 from config.node_config import Limits, NodeConfig, PeerAddress, Timeouts, node_config_to_toml
 from node.cluster.layout import MANIFEST, ClusterError, ClusterLayout, LinkEntry, NodeEntry
@@ -44,10 +45,23 @@ def init_cluster(
     timeouts: Timeouts | None = None,
     log_format: str = "json",
     proxies: bool = False,
+    consensus: ConsensusParams | None = None,
 ) -> ClusterLayout:
     """With `proxies`, every node reaches every peer through a link proxy (a port of its
-    own per direction), so `cluster partition` can cut links between real processes."""
+    own per direction), so `cluster partition` can cut links between real processes.
+
+    `consensus` (K and W) goes into genesis, where every validator reads it; genesis.toml
+    gets a [consensus] table only when it differs from the defaults."""
     root = root.absolute()  # configs name absolute paths; `--dir ./c` must work too
+    consensus = consensus or ConsensusParams()
+    limits = limits or Limits()
+    try:
+        # Checked here too so a cluster whose nodes could never start is not created.
+        limits.check_log_window(consensus.log_window_seqs)
+    except ConfigError as exc:
+        raise ClusterError(
+            f"{exc.under('limits')} (for the genesis log window W = {consensus.log_window_seqs})"
+        ) from None
     if not 1 <= nodes <= NODES_MAX:
         raise ClusterError(
             f"--nodes must be 1..{NODES_MAX}, got {nodes} (PBFT tolerates f faults with 3f+1 nodes: use 4 or 7)"
@@ -113,6 +127,7 @@ def init_cluster(
             ),
         ),
         assets=(),
+        consensus=consensus,
     )
     layout = ClusterLayout(
         root=root,
@@ -132,7 +147,7 @@ def init_cluster(
             peer_listen=(host, entry.peer_port),
             client_listen=(host, entry.client_port),
             metrics_listen=(host, entry.metrics_port),
-            limits=limits or Limits(),
+            limits=limits,
             timeouts=timeouts or Timeouts(),
             log_format=log_format,
             peers=tuple(

@@ -1,8 +1,9 @@
 """The composition root of one validator: config in, a running node out.
 
-Every limit and timeout comes from the validated NodeConfig and is mapped here, once, onto
-the layer that enforces it (replica, transport, ledger, client API), so there is a single
-place to read how operator settings reach the code.
+Every limit and timeout comes from the validated NodeConfig, and the chain parameters (the
+checkpoint interval and log window, which fix checkpoints and epoch boundaries) from genesis;
+each is mapped here, once, onto the layer that enforces it (replica, transport, ledger, client
+API), so there is a single place to read how settings reach the code.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TextIO
 import nacl.signing
 import trio
 
+from config.errors import ConfigError
 from config.genesis import Genesis, load_genesis
 from config.keyfile import load_key_file
 from config.node_config import NodeConfig, load_node_config
@@ -76,6 +78,19 @@ def _check_identity(config: NodeConfig, key: nacl.signing.SigningKey, ledger: Le
             )
 
 
+def _check_limits_fit_chain(config: NodeConfig, genesis: Genesis) -> None:
+    """The node's [limits] must carry consensus traffic for the chain's log window W, which
+    only genesis knows (node.toml alone cannot be checked for it)."""
+    window = genesis.consensus.log_window_seqs
+    try:
+        config.limits.check_log_window(window)
+    except ConfigError as exc:
+        raise NodeStartupError(
+            f"{exc.under('limits')} (the log window W = {window} comes from"
+            f" {config.genesis_file} [consensus]; raise the node limit or use a smaller W)"
+        ) from exc
+
+
 @dataclass(frozen=True, slots=True)
 class BoundPorts:
     peer: int
@@ -102,13 +117,16 @@ class Node:
         self.ledger = ledger
         self.metrics = NodeMetrics()
         limits, timeouts = config.limits, config.timeouts
+        # K and W are chain parameters (genesis [consensus]), never this node's settings.
+        chain = genesis.consensus
+        _check_limits_fit_chain(config, genesis)
         self.key = key
         tick_ms = timeouts.tick_interval_ms
         replica_limits = ReplicaLimits(
-            checkpoint_interval_seqs=limits.checkpoint_interval_seqs,
-            log_window_seqs=limits.log_window_seqs,
+            checkpoint_interval_seqs=chain.checkpoint_interval_seqs,
+            log_window_seqs=chain.log_window_seqs,
             batch_bytes_max=limits.batch_bytes_max,
-            message_bytes_max=limits.view_change_bytes_max,
+            message_bytes_max=limits.view_change_bytes_max(chain.log_window_seqs),
             future_view_messages_per_peer_max=limits.future_view_messages_per_peer_max,
         )
         replica_timeouts = ReplicaTimeouts(
@@ -179,7 +197,7 @@ class Node:
         # Enough for everything pending plus a full window of proposals; committed
         # transactions leave it at once (ConsensusDriver._after_block).
         cache = VerifiedCache(
-            entries_max=limits.mempool_txs_max + limits.log_window_seqs * limits.batch_txs_max
+            entries_max=limits.mempool_txs_max + chain.log_window_seqs * limits.batch_txs_max
         )
         verifier = BatchVerifier(threads=limits.verify_threads)
         rules = ProposalRules(
@@ -282,6 +300,7 @@ class Node:
         byzantine: ByzantineMode | None = None,
     ) -> Node:
         genesis = load_genesis(config.genesis_file)
+        _check_limits_fit_chain(config, genesis)  # before the ledger is opened or created
         key = load_key_file(config.key_file)
         ledger = Ledger.open(
             Path(config.data_dir) / "ledger",
@@ -292,10 +311,13 @@ class Node:
                 block_txs_max=EXECUTION_PAYLOAD_TXS_MAX,
                 certificate_bytes_max=EXECUTION_PAYLOAD_BYTES_MAX + FINALITY_OVERHEAD_BYTES,
                 tx=EXECUTION_TX_LIMITS,
-                consensus_state_bytes_max=config.limits.consensus_state_bytes_max,
-                # Epoch boundaries are derived from these: every validator must agree on them.
-                checkpoint_interval_seqs=config.limits.checkpoint_interval_seqs,
-                log_window_seqs=config.limits.log_window_seqs,
+                consensus_state_bytes_max=config.limits.consensus_state_bytes_max(
+                    genesis.consensus.log_window_seqs
+                ),
+                # Epoch boundaries are derived from these, so they come from genesis: every
+                # validator must agree on them.
+                checkpoint_interval_seqs=genesis.consensus.checkpoint_interval_seqs,
+                log_window_seqs=genesis.consensus.log_window_seqs,
             ),
         )
         try:

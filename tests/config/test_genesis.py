@@ -16,9 +16,11 @@ from config.genesis import (
     ASSET_ID_PATTERN,
     CATEGORIES,
     CHAIN_ID_PATTERN,
+    CONSENSUS_BOUNDS,
     ROLES,
     AccountSpec,
     AssetSpec,
+    ConsensusParams,
     Genesis,
     ValidatorSpec,
     genesis_to_toml,
@@ -54,6 +56,51 @@ def test_defaults(genesis_data: dict[str, Any]) -> None:
     assert g.regulator_threshold == 1
     assert g.accounts == ()
     assert g.assets == ()
+    assert g.consensus == ConsensusParams()
+    assert (g.consensus.checkpoint_interval_seqs, g.consensus.log_window_seqs) == (16, 32)
+
+
+def test_consensus_table_is_read(genesis_data: dict[str, Any]) -> None:
+    genesis_data["consensus"] = {"checkpoint_interval_seqs": 8, "log_window_seqs": 64}
+    g = parse_genesis(genesis_data)
+    assert g.consensus == ConsensusParams(checkpoint_interval_seqs=8, log_window_seqs=64)
+    genesis_data["consensus"] = {"log_window_seqs": 48}  # K keeps its default, 16
+    assert parse_genesis(genesis_data).consensus.checkpoint_interval_seqs == 16
+
+
+def test_consensus_defaults_lie_within_the_bounds() -> None:
+    defaults = ConsensusParams()
+    assert set(CONSENSUS_BOUNDS) == {f.name for f in dataclasses.fields(ConsensusParams)}
+    for name, (lo, hi) in CONSENSUS_BOUNDS.items():
+        assert lo <= getattr(defaults, name) <= hi, name
+    # The same ranges the node config had for these keys, and what the replica and the
+    # ledger accept (checked by building them with the extremes).
+    assert CONSENSUS_BOUNDS == {
+        "checkpoint_interval_seqs": (1, 500_000),
+        "log_window_seqs": (2, 1_000_000),
+    }
+    from consensus.config import ReplicaLimits
+
+    for k, w in ((1, 2), (500_000, 1_000_000)):
+        ConsensusParams(checkpoint_interval_seqs=k, log_window_seqs=w)
+        ReplicaLimits(
+            checkpoint_interval_seqs=k,
+            log_window_seqs=w,
+            batch_bytes_max=1,
+            message_bytes_max=w * (1 + 1024) + (64 << 10),
+        )
+
+
+@pytest.mark.parametrize(
+    ("k", "w"), [(1, 2), (16, 32), (16, 48), (8, 32), (500_000, 1_000_000), (1, 1_000_000)]
+)
+def test_consensus_on_the_edge_of_a_rule_is_accepted(
+    genesis_data: dict[str, Any], k: int, w: int
+) -> None:
+    genesis_data["consensus"] = {"checkpoint_interval_seqs": k, "log_window_seqs": w}
+    assert parse_genesis(genesis_data).consensus == ConsensusParams(
+        checkpoint_interval_seqs=k, log_window_seqs=w
+    )
 
 
 def test_round_trip_through_toml(genesis_data: dict[str, Any]) -> None:
@@ -63,6 +110,23 @@ def test_round_trip_through_toml(genesis_data: dict[str, Any]) -> None:
     assert again == g
     assert again.digest() == g.digest()
     assert g.digest().hex() in text  # the header comment names the digest
+
+
+def test_round_trip_with_consensus_table(genesis_data: dict[str, Any]) -> None:
+    genesis_data["consensus"] = {"checkpoint_interval_seqs": 8, "log_window_seqs": 64}
+    g = parse_genesis(genesis_data)
+    text = genesis_to_toml(g)
+    assert tomllib.loads(text)["consensus"] == genesis_data["consensus"]
+    again = parse_genesis(tomllib.loads(text))
+    assert again == g
+    assert again.digest() == g.digest()
+
+
+def test_default_consensus_is_not_written(genesis_data: dict[str, Any]) -> None:
+    # Like the digest: a chain with the default K and W has the genesis file it always had.
+    assert "consensus" not in genesis_to_toml(parse_genesis(genesis_data))
+    genesis_data["consensus"] = {"checkpoint_interval_seqs": 16, "log_window_seqs": 32}
+    assert "consensus" not in genesis_to_toml(parse_genesis(genesis_data))
 
 
 def test_digest_is_pinned(genesis_data: dict[str, Any]) -> None:
@@ -84,6 +148,20 @@ def test_digest_is_pinned(genesis_data: dict[str, Any]) -> None:
         [["BOND-2036", "Treasury bond 2036", 2, 1_000_000_000_00, K[0x20], K[0x40]]],
     ]
     assert g.digest() == hashlib.sha256(msgpack.packb(expected, use_bin_type=True)).digest()
+    # An explicit [consensus] table with the default values is the same chain.
+    genesis_data["consensus"] = {"checkpoint_interval_seqs": 16, "log_window_seqs": 32}
+    assert parse_genesis(genesis_data).digest() == g.digest()
+    # Non-default K and W are appended as a ninth element [K, W] (docs/configuration.md).
+    genesis_data["consensus"] = {"checkpoint_interval_seqs": 8, "log_window_seqs": 64}
+    custom = parse_genesis(genesis_data)
+    assert custom.canonical() == [*expected, [8, 64]]
+    assert (
+        custom.digest()
+        == hashlib.sha256(msgpack.packb([*expected, [8, 64]], use_bin_type=True)).digest()
+    )
+    assert custom.digest().hex() == (
+        "e9b7cf36106f5699f2859af2fd018296d53a21cb06de4ecf5c5e67439803dcc3"
+    )
 
 
 @pytest.mark.parametrize(
@@ -97,6 +175,9 @@ def test_digest_is_pinned(genesis_data: dict[str, Any]) -> None:
         (("accounts", 1, "roles"), ["registrar"]),
         (("assets", 0, "cap"), 7),
         (("assets", 0, "document_hash"), DELETE),
+        (("consensus", "checkpoint_interval_seqs"), 8),
+        (("consensus", "log_window_seqs"), 64),
+        (("consensus",), {"checkpoint_interval_seqs": 32, "log_window_seqs": 64}),
     ],
 )
 def test_digest_covers_every_field(path: tuple[Any, ...], value: Any) -> None:
@@ -275,6 +356,81 @@ INVALID = [
         "duplicate asset_id 'BOND-2036'",
     ),
     (("assets", 0, "ticker"), "x", "genesis.assets[0].ticker", "unknown key"),
+    (("consensus",), 16, "genesis.consensus", "expected a table, got integer 16"),
+    (
+        ("consensus", "checkpoint_interval_seqs"),
+        0,
+        "genesis.consensus.checkpoint_interval_seqs",
+        "0 is out of range (expected 1..500000)",
+    ),
+    (
+        ("consensus", "checkpoint_interval_seqs"),
+        500_001,
+        "genesis.consensus.checkpoint_interval_seqs",
+        "out of range (expected 1..500000)",
+    ),
+    (
+        ("consensus", "checkpoint_interval_seqs"),
+        True,
+        "genesis.consensus.checkpoint_interval_seqs",
+        "expected an integer, got boolean true",
+    ),
+    (
+        ("consensus", "checkpoint_interval_seqs"),
+        16.0,
+        "genesis.consensus.checkpoint_interval_seqs",
+        "got float 16.0",
+    ),
+    (
+        ("consensus", "log_window_seqs"),
+        1,
+        "genesis.consensus.log_window_seqs",
+        "1 is out of range (expected 2..1000000)",
+    ),
+    (
+        ("consensus", "log_window_seqs"),
+        1_000_001,
+        "genesis.consensus.log_window_seqs",
+        "out of range (expected 2..1000000)",
+    ),
+    (
+        ("consensus", "log_window_seqs"),
+        "32",
+        "genesis.consensus.log_window_seqs",
+        "expected an integer, got string '32'",
+    ),
+    (
+        ("consensus", "checkpoint_interval_seqs"),
+        12,
+        "genesis.consensus.checkpoint_interval_seqs",
+        "12 does not divide consensus.log_window_seqs (32); checkpoints must fall on window"
+        " boundaries",
+    ),
+    (
+        ("consensus", "log_window_seqs"),
+        24,
+        "genesis.consensus.checkpoint_interval_seqs",
+        "16 does not divide consensus.log_window_seqs (24)",
+    ),
+    (
+        ("consensus", "checkpoint_interval_seqs"),
+        32,
+        "genesis.consensus.checkpoint_interval_seqs",
+        "32 is more than half of consensus.log_window_seqs (32)",
+    ),
+    (
+        ("consensus", "log_window_seqs"),
+        16,
+        "genesis.consensus.checkpoint_interval_seqs",
+        "the window must hold two checkpoint intervals so the primary can keep proposing"
+        " while the previous checkpoint collects signatures (expected at most 8)",
+    ),
+    (
+        ("consensus", "window_seqs"),
+        32,
+        "genesis.consensus.window_seqs",
+        "unknown key (allowed: checkpoint_interval_seqs, log_window_seqs)",
+    ),
 ]
 
 
@@ -355,6 +511,24 @@ def _validator(**changes: Any) -> ValidatorSpec:
                 assets=(AssetSpec(asset_id="A", name="a", decimals=0, cap=1, issuer=K[9]),),
             ),
             "assets[0].issuer: " + K[9].hex() + " is not a registered account",
+        ),
+        (
+            lambda: ConsensusParams(checkpoint_interval_seqs=12),
+            "checkpoint_interval_seqs: 12 does not divide consensus.log_window_seqs (32)",
+        ),
+        (
+            lambda: ConsensusParams(log_window_seqs=True),
+            "log_window_seqs: expected an integer, got boolean true",
+        ),
+        (
+            lambda: Genesis(
+                chain_id="c",
+                genesis_time_ms=0,
+                regulator_keys=(K[1],),
+                validators=(_validator(),),
+                consensus={"log_window_seqs": 32},
+            ),
+            "consensus: expected ConsensusParams, got dict",
         ),
     ],
 )
@@ -460,7 +634,12 @@ def geneses(draw: st.DrawFn) -> Genesis:
             )
             for asset_id in ids
         )
+    k = draw(st.sampled_from([16, 1, 2, 7, 500_000]) | st.integers(1, 500_000))
+    consensus = ConsensusParams(
+        checkpoint_interval_seqs=k, log_window_seqs=k * draw(st.integers(2, 1_000_000 // k))
+    )
     return Genesis(
+        consensus=consensus,
         chain_id=draw(st.from_regex(CHAIN_ID_PATTERN, fullmatch=True)),
         genesis_time_ms=draw(st.integers(0, 2**63 - 1)),
         regulator_keys=tuple(regulator_keys),

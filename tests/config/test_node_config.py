@@ -11,6 +11,7 @@ from config.errors import ConfigError
 from config.node_config import (
     FRAME_OVERHEAD_BYTES,
     LIMIT_BOUNDS,
+    MOVED_TO_GENESIS,
     TIMEOUT_BOUNDS_MS,
     Limits,
     NodeConfig,
@@ -42,15 +43,16 @@ def test_default_values_are_the_documented_ones() -> None:
     assert limits.peer_frame_bytes_max == 16 << 20
     assert limits.batch_bytes_max == 256 << 10 == 262_144
     assert limits.tx_bytes_max == 16 << 10
-    assert (limits.log_window_seqs, limits.checkpoint_interval_seqs) == (32, 16)
     assert limits.future_view_messages_per_peer_max == 64
     assert limits.verify_threads == 2
     assert Timeouts().view_change_timeout_ms == 2_000
     assert Timeouts().clock_skew_max_ms == 30_000
     # The defaults satisfy the cross-field rules with room to spare.
     assert 2 * limits.batch_bytes_max + FRAME_OVERHEAD_BYTES == 589_824 <= limits.frame_bytes_max
-    assert limits.view_change_bytes_max == 32 * (262_144 + 1024) + 65_536 == 8_486_912
-    assert limits.view_change_bytes_max + FRAME_OVERHEAD_BYTES <= limits.peer_frame_bytes_max
+    # ...also for the default log window W = 32 of genesis [consensus].
+    assert limits.view_change_bytes_max(32) == 32 * (262_144 + 1024) + 65_536 == 8_486_912
+    assert limits.view_change_bytes_max(32) + FRAME_OVERHEAD_BYTES <= limits.peer_frame_bytes_max
+    limits.check_log_window(32)
     # Every field has bounds, and every default lies inside them.
     assert set(LIMIT_BOUNDS) == {f.name for f in dataclasses.fields(Limits)}
     assert set(TIMEOUT_BOUNDS_MS) == {f.name for f in dataclasses.fields(Timeouts)}
@@ -104,7 +106,6 @@ def _full_config() -> NodeConfig:
         limits=Limits(
             mempool_txs_max=1000,
             batch_txs_max=500,
-            log_window_seqs=64,
             peer_frame_bytes_max=32 << 20,
             future_view_messages_per_peer_max=128,
             verify_threads=4,
@@ -129,7 +130,6 @@ def test_round_trip_writes_only_non_default_limits() -> None:
         "peer_frame_bytes_max": 32 << 20,
         "batch_txs_max": 500,
         "mempool_txs_max": 1000,
-        "log_window_seqs": 64,
         "future_view_messages_per_peer_max": 128,
         "verify_threads": 4,
     }
@@ -249,34 +249,6 @@ INVALID = [
         "limits.peer_frame_bytes_max",
         "out of range (expected 1048576..268435456)",
     ),
-    # Defaults need 32 x (262144 + 1024) + 65536 + 65536 = 8552448 bytes.
-    (
-        ("limits", "peer_frame_bytes_max"),
-        8_552_447,
-        "limits.peer_frame_bytes_max",
-        "8552447 cannot carry a VIEW-CHANGE for a full log window: limits.log_window_seqs (32)"
-        " x (limits.batch_bytes_max (262144) + 1024) + 65536 + 65536 bytes of frame overhead"
-        " (expected at least 8552448)",
-    ),
-    (
-        ("limits", "log_window_seqs"),
-        64,
-        "limits.peer_frame_bytes_max",
-        "limits.log_window_seqs (64) x (limits.batch_bytes_max (262144) + 1024)",
-    ),
-    (
-        ("limits", "log_window_seqs"),
-        64,
-        "limits.peer_frame_bytes_max",
-        "(expected at least 16973824)",
-    ),
-    (
-        ("limits",),
-        {"log_window_seqs": 32, "batch_bytes_max": 491_520, "peer_frame_bytes_max": 15_892_479},
-        "limits.peer_frame_bytes_max",
-        "limits.batch_bytes_max (491520) + 1024) + 65536 + 65536 bytes of frame overhead"
-        " (expected at least 15892480)",
-    ),
     (
         ("limits", "frame_bytes_max"),
         0,
@@ -303,36 +275,25 @@ INVALID = [
         "limits.batch_txs_max",
         "exceeds limits.mempool_txs_max (50000)",
     ),
+    # K and W are chain parameters now (genesis [consensus]): a node.toml that still sets them
+    # is refused with a pointer to where they went, whatever the value.
     (
         ("limits", "checkpoint_interval_seqs"),
-        12,
-        "limits.checkpoint_interval_seqs",
-        "12 does not divide limits.log_window_seqs (32)",
-    ),
-    (
-        ("limits", "log_window_seqs"),
-        24,
-        "limits.checkpoint_interval_seqs",
-        "16 does not divide limits.log_window_seqs (24)",
-    ),
-    (
-        ("limits", "checkpoint_interval_seqs"),
-        32,
-        "limits.checkpoint_interval_seqs",
-        "32 is more than half of limits.log_window_seqs (32)",
-    ),
-    (
-        ("limits", "log_window_seqs"),
         16,
         "limits.checkpoint_interval_seqs",
-        "the window must hold two checkpoint intervals so the primary can keep proposing"
-        " while the previous checkpoint collects signatures (expected at most 8)",
+        "is no longer a node setting",
     ),
     (
-        ("limits", "checkpoint_interval_seqs"),
-        500_001,
-        "limits.checkpoint_interval_seqs",
-        "out of range (expected 1..500000)",
+        ("limits", "log_window_seqs"),
+        64,
+        "limits.log_window_seqs",
+        "they moved to the genesis file's [consensus] table (consensus.log_window_seqs)",
+    ),
+    (
+        ("limits", "log_window_seqs"),
+        "x",
+        "limits.log_window_seqs",
+        "Remove this line from node.toml",
     ),
     (
         ("limits", "future_view_messages_per_peer_max"),
@@ -457,16 +418,11 @@ def test_invalid_input_names_the_field(
             "batch_bytes_max: 2000000 is too large for limits.frame_bytes_max",
         ),
         (
-            lambda: Limits(peer_frame_bytes_max=1 << 20),
-            "peer_frame_bytes_max: 1048576 cannot carry a VIEW-CHANGE",
-        ),
-        (
-            lambda: Limits(log_window_seqs=32, checkpoint_interval_seqs=32),
-            "checkpoint_interval_seqs: 32 is more than half of limits.log_window_seqs (32)",
+            lambda: Limits(peer_frame_bytes_max=(1 << 20) - 1),
+            "peer_frame_bytes_max: 1048575 is out of range",
         ),
         (lambda: Limits(verify_threads=True), "verify_threads: expected an integer, got boolean"),
         (lambda: Timeouts(clock_skew_max_ms=0), "clock_skew_max_ms: 0 is out of range"),
-        (lambda: Limits(log_window_seqs=True), "log_window_seqs: expected an integer, got boolean"),
         (lambda: Timeouts(tick_interval_ms=0), "tick_interval_ms: 0 is out of range"),
         (lambda: PeerAddress(name="n", address="n"), "address: 'n' is not \"host:port\""),
         (
@@ -511,11 +467,8 @@ def test_invalid_objects_cannot_be_built(build: Any, message: str) -> None:
         # 2 x 491520 + 65536 == 1048576: twice a batch fills the client frame exactly.
         {"batch_bytes_max": 491_520},
         {"frame_bytes_max": 131_072, "batch_bytes_max": 32_768, "tx_bytes_max": 16_384},
-        # 64 x (262144 + 1024) + 65536 + 65536 == 16973824: the VIEW-CHANGE fills the frame.
-        {"log_window_seqs": 64, "peer_frame_bytes_max": 16_973_824},
-        {"log_window_seqs": 2, "checkpoint_interval_seqs": 1},
-        {"log_window_seqs": 48, "checkpoint_interval_seqs": 16},
-        {"log_window_seqs": 32, "checkpoint_interval_seqs": 8},
+        # The smallest peer frame: node.toml alone cannot know W, so only the bound applies.
+        {"peer_frame_bytes_max": 1 << 20},
         {"future_view_messages_per_peer_max": 10_000, "verify_threads": 64},
         {"future_view_messages_per_peer_max": 1, "verify_threads": 1},
     ],
@@ -539,8 +492,8 @@ def test_view_change_bytes_max_is_the_replica_formula() -> None:
     # node/ sizes consensus' message_bytes_max from this; it must be the replica's own formula.
     from consensus.config import ReplicaLimits
 
-    limits = Limits(log_window_seqs=64, peer_frame_bytes_max=32 << 20)
-    needed = limits.view_change_bytes_max
+    limits = Limits(peer_frame_bytes_max=32 << 20)
+    needed = limits.view_change_bytes_max(64)
     common = {
         "log_window_seqs": 64,
         "checkpoint_interval_seqs": 16,
@@ -549,6 +502,117 @@ def test_view_change_bytes_max_is_the_replica_formula() -> None:
     ReplicaLimits(message_bytes_max=needed, **common)
     with pytest.raises(ValueError):
         ReplicaLimits(message_bytes_max=needed - 1, **common)
+
+
+def test_k_and_w_are_not_node_limits() -> None:
+    # They are chain parameters (config/genesis.py ConsensusParams); see MOVED_TO_GENESIS.
+    names = {f.name for f in dataclasses.fields(Limits)}
+    assert not names & set(MOVED_TO_GENESIS)
+    assert not set(LIMIT_BOUNDS) & set(MOVED_TO_GENESIS)
+    with pytest.raises(TypeError):
+        Limits(log_window_seqs=32)  # type: ignore[call-arg]
+
+
+def test_moved_key_error_names_the_file_and_field(
+    tmp_path: Path, node_data: dict[str, Any]
+) -> None:
+    path = tmp_path / "node.toml"
+    cfg = parse_node_config(node_data, base_dir=tmp_path)
+    path.write_text(node_config_to_toml(cfg) + "[limits]\ncheckpoint_interval_seqs = 16\n")
+    with pytest.raises(ConfigError) as info:
+        load_node_config(path)
+    assert str(info.value).startswith(
+        f"{path}: limits.checkpoint_interval_seqs: is no longer a node setting"
+    )
+    assert "genesis file's [consensus] table (consensus.checkpoint_interval_seqs)" in str(
+        info.value
+    )
+
+
+# (peer limits, genesis log window W, field, fragment): the checks that need W, which the
+# node runs at start against genesis (node/runtime/node.py).
+WINDOW_INVALID = [
+    # Defaults need 32 x (262144 + 1024) + 65536 + 65536 = 8552448 bytes.
+    (
+        {"peer_frame_bytes_max": 8_552_447},
+        32,
+        "peer_frame_bytes_max",
+        "8552447 cannot carry a VIEW-CHANGE for a full log window: genesis"
+        " consensus.log_window_seqs (32) x (limits.batch_bytes_max (262144) + 1024) + 65536"
+        " + 65536 bytes of frame overhead (expected at least 8552448)",
+    ),
+    (
+        {},
+        64,
+        "peer_frame_bytes_max",
+        "genesis consensus.log_window_seqs (64) x (limits.batch_bytes_max (262144) + 1024)",
+    ),
+    ({}, 64, "peer_frame_bytes_max", "(expected at least 16973824)"),
+    (
+        {"batch_bytes_max": 491_520, "peer_frame_bytes_max": 15_892_479},
+        32,
+        "peer_frame_bytes_max",
+        "limits.batch_bytes_max (491520) + 1024) + 65536 + 65536 bytes of frame overhead"
+        " (expected at least 15892480)",
+    ),
+    # 2 x 128 x (262144 + 1024) + 1 MiB > 64 MiB: the persisted consensus state would not fit.
+    (
+        {"peer_frame_bytes_max": 64 << 20},
+        128,
+        "batch_bytes_max",
+        "262144 is too large for the chain's log window: genesis consensus.log_window_seqs (128)"
+        " sequences of up to limits.batch_bytes_max make a persisted consensus state of",
+    ),
+    ({"peer_frame_bytes_max": 64 << 20}, 128, "batch_bytes_max", "(expected at most 257024)"),
+    (
+        # 40000 x (256 + 1024) + 131072 fits a 256 MiB peer frame, but even the smallest
+        # batch gives 2 x 40000 x (1 + 1024) + 1 MiB > 64 MiB of consensus state.
+        {
+            "batch_bytes_max": 256,
+            "tx_bytes_max": 256,
+            "memo_bytes_max": 128,
+            "peer_frame_bytes_max": 256 << 20,
+        },
+        40_000,
+        "batch_bytes_max",
+        "no batch size fits a window this wide; the chain needs a smaller window",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "window", "field", "fragment"),
+    WINDOW_INVALID,
+    ids=[f"W={c[1]}:{c[2]}:{c[3][:40]}" for c in WINDOW_INVALID],
+)
+def test_limits_that_cannot_carry_the_chains_window_are_refused(
+    node_data: dict[str, Any], values: dict[str, int], window: int, field: str, fragment: str
+) -> None:
+    node_data["limits"] = dict(values)
+    limits = parse_node_config(node_data, base_dir=BASE).limits  # fine without genesis
+    with pytest.raises(ConfigError) as info:
+        limits.check_log_window(window)
+    assert info.value.field == field
+    assert fragment in info.value.reason
+    assert str(info.value.under("limits")).startswith(f"limits.{field}: ")
+
+
+@pytest.mark.parametrize(
+    ("values", "window"),
+    [
+        # 64 x (262144 + 1024) + 65536 + 65536 == 16973824: the VIEW-CHANGE fills the frame.
+        ({"peer_frame_bytes_max": 16_973_824}, 64),
+        ({"peer_frame_bytes_max": 8_552_448}, 32),
+        ({"peer_frame_bytes_max": 1 << 20}, 2),
+        # 2 x 128 x (257024 + 1024) + 1 MiB == 64 MiB: the state fills the bound exactly.
+        ({"batch_bytes_max": 257_024, "peer_frame_bytes_max": 64 << 20}, 128),
+    ],
+)
+def test_limits_on_the_edge_of_the_window_rules_are_accepted(
+    node_data: dict[str, Any], values: dict[str, int], window: int
+) -> None:
+    node_data["limits"] = dict(values)
+    parse_node_config(node_data, base_dir=BASE).limits.check_log_window(window)
 
 
 def test_same_port_on_different_hosts_is_fine(node_data: dict[str, Any]) -> None:
@@ -612,9 +676,9 @@ def test_consensus_state_bound_matches_what_a_restarting_replica_accepts() -> No
     from consensus.state import STATE_LIMITS
 
     assert STATE_LIMITS.buffer_bytes_max == CONSENSUS_STATE_BYTES_MAX
-    assert Limits().consensus_state_bytes_max <= CONSENSUS_STATE_BYTES_MAX
+    assert Limits().consensus_state_bytes_max(32) <= CONSENSUS_STATE_BYTES_MAX
     assert Limits().batch_bytes_max <= STATE_LIMITS.bin_bytes_max
     with pytest.raises(
-        ConfigError, match=r"log_window_seqs: 128 sequences .* persisted consensus state"
+        ConfigError, match=r"^batch_bytes_max: .* persisted consensus state of 68419584 bytes"
     ):
-        Limits(log_window_seqs=128, peer_frame_bytes_max=64 << 20)
+        Limits(peer_frame_bytes_max=64 << 20).check_log_window(128)

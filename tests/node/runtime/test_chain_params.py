@@ -1,0 +1,127 @@
+"""K and W reach the node from genesis [consensus], never from node.toml."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from config.errors import ConfigError
+from config.genesis import ConsensusParams, genesis_to_toml, load_genesis
+from config.node_config import Limits
+from node.cli.main import cli
+from node.cluster.init import init_cluster
+from node.cluster.layout import ClusterError, ClusterLayout
+from node.runtime.node import Node, NodeStartupError
+
+BASE_PORT = 41_000  # nothing is bound: the nodes are opened, never run
+
+
+def _cluster(tmp_path: Path, consensus: ConsensusParams | None = None) -> ClusterLayout:
+    return init_cluster(tmp_path / "c", nodes=4, base_port=BASE_PORT, consensus=consensus)
+
+
+def _open(layout: ClusterLayout, name: str = "node-0") -> Node:
+    return Node.from_file(layout.config_file(name))
+
+
+def test_k_and_w_come_from_genesis(tmp_path: Path) -> None:
+    chain = ConsensusParams(checkpoint_interval_seqs=4, log_window_seqs=12)
+    layout = _cluster(tmp_path, chain)
+    genesis_text = layout.genesis_file.read_text()
+    assert tomllib.loads(genesis_text)["consensus"] == {
+        "checkpoint_interval_seqs": 4,
+        "log_window_seqs": 12,
+    }
+    for entry in layout.nodes:
+        node_toml = tomllib.loads(layout.config_file(entry.name).read_text())
+        assert "limits" not in node_toml  # nothing about K or W per node
+    node = _open(layout)
+    try:
+        assert node.genesis.consensus == chain
+        replica_limits = node.replica.replica.config.limits
+        assert (replica_limits.checkpoint_interval_seqs, replica_limits.log_window_seqs) == (4, 12)
+        assert replica_limits.message_bytes_max == Limits().view_change_bytes_max(12)
+        ledger_limits = node.ledger.limits
+        assert (ledger_limits.checkpoint_interval_seqs, ledger_limits.log_window_seqs) == (4, 12)
+        assert ledger_limits.consensus_state_bytes_max == Limits().consensus_state_bytes_max(12)
+    finally:
+        node.close()
+
+
+def test_default_chain_has_no_consensus_table_and_uses_16_and_32(tmp_path: Path) -> None:
+    layout = _cluster(tmp_path)
+    assert "consensus" not in tomllib.loads(layout.genesis_file.read_text())
+    node = _open(layout)
+    try:
+        limits = node.replica.replica.config.limits
+        assert (limits.checkpoint_interval_seqs, limits.log_window_seqs) == (16, 32)
+        assert (
+            node.ledger.limits.checkpoint_interval_seqs,
+            node.ledger.limits.log_window_seqs,
+        ) == (
+            16,
+            32,
+        )
+    finally:
+        node.close()
+
+
+@pytest.mark.parametrize("key", ["checkpoint_interval_seqs", "log_window_seqs"])
+def test_node_toml_that_still_sets_k_or_w_is_refused(tmp_path: Path, key: str) -> None:
+    layout = _cluster(tmp_path)
+    path = layout.config_file("node-0")
+    # Even the value genesis has: a second source of a chain parameter is not accepted.
+    path.write_text(path.read_text() + f"\n[limits]\n{key} = {16 if 'interval' in key else 32}\n")
+    with pytest.raises(ConfigError) as info:
+        Node.from_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: limits.{key}: is no longer a node setting")
+    assert f"genesis file's [consensus] table (consensus.{key})" in message
+    assert not (layout.node_dir("node-0") / "data").exists()  # nothing was created
+    # The operator sees the same single line from the command, no traceback.
+    result = CliRunner().invoke(cli, ["node", "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"limits.{key}: is no longer a node setting" in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_node_whose_limits_cannot_carry_the_genesis_window_does_not_start(
+    tmp_path: Path,
+) -> None:
+    layout = _cluster(tmp_path)
+    wide = ConsensusParams(checkpoint_interval_seqs=16, log_window_seqs=64)
+    genesis = dataclasses.replace(load_genesis(layout.genesis_file), consensus=wide)
+    layout.genesis_file.write_text(genesis_to_toml(genesis))
+    with pytest.raises(NodeStartupError) as info:
+        _open(layout)
+    message = str(info.value)
+    assert message.startswith(
+        "limits.peer_frame_bytes_max: 16777216 cannot carry a VIEW-CHANGE for a full log window:"
+        " genesis consensus.log_window_seqs (64)"
+    )
+    assert "(expected at least 16973824)" in message
+    assert str(layout.genesis_file) in message
+    assert not (layout.node_dir("node-0") / "data").exists()  # refused before the ledger
+
+
+def test_cluster_init_refuses_limits_that_cannot_carry_the_window(tmp_path: Path) -> None:
+    wide = ConsensusParams(checkpoint_interval_seqs=16, log_window_seqs=64)
+    with pytest.raises(ClusterError, match=r"^limits\.peer_frame_bytes_max: .* W = 64\)$"):
+        init_cluster(tmp_path / "c", nodes=4, base_port=BASE_PORT, consensus=wide)
+    assert not (tmp_path / "c").exists()
+    layout = init_cluster(
+        tmp_path / "ok",
+        nodes=4,
+        base_port=BASE_PORT,
+        consensus=wide,
+        limits=Limits(peer_frame_bytes_max=16_973_824),
+    )
+    node = _open(layout)
+    try:
+        assert node.replica.replica.config.limits.log_window_seqs == 64
+    finally:
+        node.close()
