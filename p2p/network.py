@@ -323,9 +323,14 @@ class PeerNetwork:
         except HandshakeError as exc:
             if exc.reason == "unknown-key":
                 self._network_stats.refused_unknown_key += 1
+                count = self._network_stats.refused_unknown_key
+                # A validator not approved yet redials for as long as it runs: log the 1st,
+                # 2nd, 4th, 8th... refusal (the counter in stats() has them all).
+                if count & (count - 1) == 0:
+                    self._log(logging.WARNING, f"inbound handshake refused ({count} so far): {exc}")
             else:
                 self._network_stats.handshake_failures_inbound += 1
-            self._log(logging.WARNING, f"inbound handshake refused: {exc}")
+                self._log(logging.WARNING, f"inbound handshake refused: {exc}")
             await trio.aclose_forcefully(stream)
             return
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:

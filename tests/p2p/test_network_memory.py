@@ -243,6 +243,25 @@ async def test_unknown_key_refused_without_peer_state(autojump_clock: object) ->
         nursery.cancel_scope.cancel()
 
 
+async def test_repeated_unknown_key_refusals_are_logged_sparingly(autojump_clock: object) -> None:
+    """A validator not approved yet redials forever: log the 1st, 2nd, 4th, 8th... refusal."""
+    net = MemoryNet()
+    logs: list[str] = []
+    a = make(net, 1, "a", 1, [info(2, "b", 2)], logs=logs)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        for _ in range(9):
+            stream = await net.transport().connect(("mem", 1))
+            with pytest.raises(Exception, match="eof"):
+                await perform_initiator(
+                    stream, chain_id=CHAIN, identity=key(9), expected_peer_key=pub(1)
+                )
+        assert a.network_stats().refused_unknown_key == 9
+        refused = [line for line in logs if "inbound handshake refused" in line]
+        assert [line.split("(")[1].split(" ")[0] for line in refused] == ["1", "2", "4", "8"]
+        nursery.cancel_scope.cancel()
+
+
 async def test_oversize_frame_closes_that_connection_not_the_node(autojump_clock: object) -> None:
     net = MemoryNet()
     logs: list[str] = []
