@@ -262,28 +262,24 @@ class LedgerQueries:
         return check_result(self.ledger.check(tx))
 
     async def validators(self, height: int | None) -> ValidatorSetInfo:
-        tip = self.ledger.height
-        if height is None:
-            epoch = self.ledger.current_epoch()
-        elif height > tip + 1:
+        view = self.ledger.governance_view(height)  # one read: every field at one height
+        epoch = view.epoch
+        if epoch is None:
             raise NotFoundError(
-                f"no block at height {height}; the chain is at {tip}, so the latest height"
-                f" with a known epoch is {tip + 1}"
+                f"no block at height {height}; the chain is at {view.tip}, so the latest height"
+                f" with a known epoch is {view.tip + 1}"
             )
-        else:
-            epoch = self.ledger.epoch_for(height)
-        pending = self.ledger.pending_validators()
-        keys, threshold = self.ledger.regulator_keys()
+        pending = view.pending_validators
         return ValidatorSetInfo(
-            height=tip,
+            height=view.tip,
             epoch=epoch.number,
             first_seq=epoch.first_seq,
             last_seq=epoch.last_seq,
             validators=validator_entries(epoch.validators),
             pending_validators=None if pending is None else validator_entries(pending),
-            pending_last_seq=self.ledger.pending_epoch_last_seq(),
-            regulator_keys=tuple(keys),
-            regulator_threshold=threshold,
+            pending_last_seq=view.pending_last_seq,
+            regulator_keys=tuple(view.regulator_keys),
+            regulator_threshold=view.regulator_threshold,
         )
 
     async def governance(self, limit: int, before_height: int | None) -> GovernancePage:

@@ -54,3 +54,16 @@ class EvidenceRecord:
     first: bytes  # the two encoded signed messages, as reported
     second: bytes
     reporter: bytes  # public key of the validator that reported it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GovernanceView:
+    """What `query validators` shows, read at one height (one read transaction). `epoch` is
+    the epoch governing the block asked for, None if that block is beyond tip + 1."""
+
+    tip: int
+    epoch: EpochInfo | None
+    pending_validators: tuple[ValidatorInfo, ...] | None
+    pending_last_seq: int | None
+    regulator_keys: tuple[bytes, ...]
+    regulator_threshold: int

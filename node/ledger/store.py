@@ -46,6 +46,7 @@ from node.ledger.governance_records import (
     EpochInfo,
     EvidenceRecord,
     GovernanceRecord,
+    GovernanceView,
     ValidatorInfo,
 )
 from node.ledger.reasons import ReasonCode, TxRejectedError
@@ -692,6 +693,32 @@ class Ledger:
         """`public_key` belongs to a validator of the ledger's set or of the current epoch
         (who may sign report_equivocation)."""
         return self._read(lambda txn: gq.is_validator_key(txn, self._dbs, public_key))
+
+    def governance_view(self, height: int | None = None) -> GovernanceView:
+        """The epoch governing block `height` (default: the next block), the pending set and
+        epoch end, and the regulator keys, all read in one transaction."""
+        if height is not None and (type(height) is not int or height < 1):
+            raise LedgerError(f"height must be an integer >= 1, got {height!r}")
+
+        def read(txn: lmdb.Transaction) -> GovernanceView:
+            tip = self._tip(txn)[0]
+            snapshot = self._governance(txn, tip)
+            if height is None:
+                epoch: EpochInfo | None = gq.current_epoch(txn, self._dbs)
+            elif height > tip + 1:
+                epoch = None
+            else:
+                epoch = gq.epoch_for(txn, self._dbs, height)
+            return GovernanceView(
+                tip=tip,
+                epoch=epoch,
+                pending_validators=gq.pending_validators(txn, self._dbs),
+                pending_last_seq=gs.read_snapshot(txn, self._dbs, -1).pending_last_seq,
+                regulator_keys=snapshot.regulator_keys,
+                regulator_threshold=snapshot.regulator_threshold,
+            )
+
+        return self._read(read)
 
     def regulator_keys(self) -> tuple[tuple[bytes, ...], int]:
         """(the regulator's public keys, the threshold of them a regulator action needs)."""

@@ -77,6 +77,22 @@ def test_genesis_is_epoch_zero(gw: GovWorld) -> None:
     )
 
 
+def test_governance_view_reads_one_height(gw: GovWorld) -> None:
+    led = gw.ledger
+    gw.empty_blocks_until(6)
+    assert gw.add("v4").applied
+    view = led.governance_view()
+    assert view.tip == 7 and view.epoch == led.current_epoch()
+    assert names(view.pending_validators) == ["v0", "v1", "v2", "v3", "v4"]
+    assert view.pending_last_seq == led.pending_epoch_last_seq() == 48
+    assert (view.regulator_keys, view.regulator_threshold) == led.regulator_keys()
+    assert led.governance_view(3).epoch == led.epoch_for(3)
+    assert led.governance_view(8).epoch is not None  # the next block's epoch is known
+    assert led.governance_view(9).epoch is None  # beyond tip + 1: not known yet
+    with pytest.raises(LedgerError, match="height"):
+        led.governance_view(0)
+
+
 def test_epoch_for_refuses_seq_zero(gw: GovWorld) -> None:
     with pytest.raises(LedgerError, match="seq"):
         gw.ledger.epoch_for(0)
