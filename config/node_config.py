@@ -66,6 +66,7 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "mempool_txs_max": (1, 10_000_000),
     "peer_send_queue_messages_max": (1, 1_000_000),
     "client_connections_per_address_max": (1, 65_536),
+    "client_connections_max": (1, 65_536),
     "client_requests_in_flight_max": (1, 65_536),
     "pending_waits_max": (1, 1_000_000),
     "future_view_messages_per_peer_max": (1, 10_000),
@@ -115,6 +116,7 @@ class Limits:
     mempool_txs_max: int = 50_000
     peer_send_queue_messages_max: int = 10_000  # per peer
     client_connections_per_address_max: int = 64
+    client_connections_max: int = 1024  # node-wide, every address together
     client_requests_in_flight_max: int = 256  # per client connection
     pending_waits_max: int = 20_000  # submit-and-wait waiters, node-wide
     future_view_messages_per_peer_max: int = 64  # buffered per peer for views ahead of ours

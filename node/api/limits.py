@@ -18,6 +18,8 @@ class ApiLimits:
     requests_in_flight_max: int = 256
     # Per remote IP address: open connections.
     connections_per_address_max: int = 64
+    # Node-wide: open connections (many addresses must not exhaust file descriptors).
+    connections_max: int = 1024
     # Node-wide: submit_wait requests waiting for a commit.
     pending_waits_max: int = 20_000
     # Per connection: open subscriptions (they also count as requests in flight).
@@ -52,6 +54,7 @@ def from_node_config(limits: Limits, timeouts: Timeouts, **overrides: int) -> Ap
         "frame_bytes_max": limits.frame_bytes_max,
         "requests_in_flight_max": limits.client_requests_in_flight_max,
         "connections_per_address_max": limits.client_connections_per_address_max,
+        "connections_max": limits.client_connections_max,
         "pending_waits_max": limits.pending_waits_max,
         "subscriptions_per_connection_max": limits.subscriptions_max,
         "wait_ms_max": timeouts.client_wait_max_ms,

@@ -123,14 +123,21 @@ class ClientApiServer:
         """Serve one connection from `address` (an IP; the per-address limit keys on it)."""
         try:
             count = self._connections_by_address.get(address, 0)
-            if count >= self.limits.connections_per_address_max:
+            refusal = None
+            if self.connections_open >= self.limits.connections_max:
+                refusal = (
+                    f"the node serves at most {self.limits.connections_max} client connections;"
+                    " retry later"
+                )
+            elif count >= self.limits.connections_per_address_max:
+                refusal = (
+                    f"at most {self.limits.connections_per_address_max} connections per address;"
+                    " close one and retry"
+                )
+            if refusal is not None:
                 self.errors_sent[ErrorCode.TOO_MANY_CONNECTIONS] += 1
                 frame = encode_body(
-                    error_body(
-                        None,
-                        ErrorCode.TOO_MANY_CONNECTIONS,
-                        f"at most {self.limits.connections_per_address_max} connections per address; close one and retry",
-                    ),
+                    error_body(None, ErrorCode.TOO_MANY_CONNECTIONS, refusal),
                     self.limits.frame_bytes_max,
                 )
                 with trio.move_on_after(CLOSE_FLUSH_S):

@@ -214,6 +214,23 @@ async def test_too_many_connections_from_one_address(nursery: trio.Nursery) -> N
     assert (await again.request(1, "status", {}))[1] == "ok"
 
 
+async def test_too_many_connections_node_wide(nursery: trio.Nursery) -> None:
+    _, server = make(connections_max=2)
+    first = connect_raw(nursery, server, "10.0.0.1")
+    second = connect_raw(nursery, server, "10.0.0.2")
+    assert (await first.request(1, "status", {}))[1] == "ok"
+    assert (await second.request(1, "status", {}))[1] == "ok"
+    third = connect_raw(nursery, server, "10.0.0.3")  # a fresh address is refused too
+    response = await third.recv()
+    assert error(response) == (None, "too_many_connections")
+    assert "at most 2 client connections" in str(response)
+    await third.expect_closed()
+    await second.stream.aclose()
+    await trio.testing.wait_all_tasks_blocked()
+    again = connect_raw(nursery, server, "10.0.0.3")
+    assert (await again.request(1, "status", {}))[1] == "ok"
+
+
 async def test_too_many_pending_waits(nursery: trio.Nursery) -> None:
     backend, server = make(pending_waits_max=1)
     peer = connect_raw(nursery, server)
