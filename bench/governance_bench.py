@@ -23,9 +23,9 @@ import nacl.signing
 
 from config.genesis import Genesis, ValidatorSpec
 from consensus.epochs import signing_domain
+from consensus.evidence import check_equivocation
 from consensus.messages import encode_message, make_prepare
 from node.ledger import Block, Ledger, LedgerLimits
-from node.ledger.evidence import check_equivocation
 from node.ledger.view import StateView
 from node.tx import Kind, make_tx, public_key
 

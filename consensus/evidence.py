@@ -35,6 +35,21 @@ EVIDENCE_MESSAGE_BYTES_MAX = 1024
 NAME_BYTES_MAX = 4 * msg.NAME_CHARS_MAX  # UTF-8
 
 
+def evidence_form(m: msg.Message) -> msg.Message:
+    """`m` as evidence carries it: a PRE-PREPARE without its batch (its signature covers
+    view, seq and digest only, so the batch proves nothing and only costs bytes)."""
+    if isinstance(m, msg.PrePrepare):
+        return msg.PrePrepare(
+            view=m.view,
+            seq=m.seq,
+            digest=m.digest,
+            replica=m.replica,
+            signature=m.signature,
+            payload=b"",
+        )
+    return m
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvidenceKind:
     """A kind of message that can equivocate. `name` and `code` are stable: the ledger stores

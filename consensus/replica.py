@@ -93,6 +93,7 @@ from consensus.events import (
     ProposeBatch,
     Tick,
 )
+from consensus.evidence import evidence_form
 from consensus.log import Slot
 from consensus.signing import Purpose
 from consensus.state import PersistedState, VoteRecord
@@ -113,20 +114,6 @@ EVIDENCE_REPORTED_MAX = 1024  # (validator, kind, view, seq) already reported, p
 class RandomSource(Protocol):
     def random(self) -> float: ...
     def randrange(self, start: int, stop: int | None = ..., step: int = ...) -> int: ...
-
-
-def _without_payload(m: msg.Message) -> msg.Message:
-    """A PRE-PREPARE's signature covers (view, seq, digest) only: evidence needs no batch."""
-    if isinstance(m, msg.PrePrepare):
-        return msg.PrePrepare(
-            view=m.view,
-            seq=m.seq,
-            digest=m.digest,
-            replica=m.replica,
-            signature=m.signature,
-            payload=b"",
-        )
-    return m
 
 
 class HostProtocolError(RuntimeError):
@@ -669,8 +656,8 @@ class Replica:
             EquivocationDetected(
                 epoch=self.epoch,
                 validator=first.replica,
-                first=msg.encode_message(_without_payload(first)),
-                second=msg.encode_message(_without_payload(second)),
+                first=msg.encode_message(evidence_form(first)),
+                second=msg.encode_message(evidence_form(second)),
             )
         )
 

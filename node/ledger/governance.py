@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from config.genesis import VALIDATORS_MAX
 from consensus.certificate import quorum_size
+from consensus.evidence import EvidenceError, check_equivocation
 from node.ledger import keys as kl
-from node.ledger.evidence import EvidenceError, check_equivocation
 from node.ledger.governance_records import EvidenceRecord, GovernanceRecord, ValidatorInfo
 from node.ledger.governance_state import ValidatorSet
 from node.ledger.reasons import ReasonCode, TxRejectedError

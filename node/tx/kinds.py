@@ -17,6 +17,7 @@ from config._fields import NAME_PATTERN, check_address
 from config.errors import ConfigError
 from config.genesis import ASSET_ID_PATTERN, ASSET_NAME_CHARS_MAX, DECIMALS_MAX, REGULATOR_KEYS_MAX
 from consensus.epochs import EPOCH_MAX
+from consensus.evidence import EVIDENCE_MESSAGE_BYTES_MAX
 from node.tx.errors import ArgsError
 
 KEY_BYTES = 32
@@ -26,7 +27,6 @@ REASON_CODE_CHARS_MAX = 64
 ORDER_REF_CHARS_MAX = 128
 # One reported consensus message. Votes and checkpoints are ~200 bytes; a PRE-PREPARE must be
 # reported with its payload stripped (the signature covers [view, seq, digest] only).
-EVIDENCE_MESSAGE_BYTES_MAX = 1024
 
 
 class Kind(StrEnum):

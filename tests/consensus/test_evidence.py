@@ -20,23 +20,13 @@ from consensus.evidence import (
     EvidenceError,
     check_equivocation,
     check_evidence,
+    evidence_form,
 )
 from consensus.replica import Replica
 from tests.consensus.harness import CHAIN_ID, Cluster, batch, key
 
 VALIDATORS = tuple((f"r{i}", bytes(key(i).verify_key)) for i in range(4))
 KEYS = dict(VALIDATORS)
-
-
-def stripped(pp: m.PrePrepare) -> m.PrePrepare:
-    return m.PrePrepare(
-        view=pp.view,
-        seq=pp.seq,
-        digest=pp.digest,
-        replica=pp.replica,
-        signature=pp.signature,
-        payload=b"",
-    )
 
 
 def signed(
@@ -55,7 +45,7 @@ def signed(
     d = m.digest(label.encode())
     msg: m.Message
     if kind == "pre_prepare":
-        msg = stripped(
+        msg = evidence_form(
             m.make_pre_prepare(k, domain, name, view=view, seq=seq, payload=label.encode())
         )
     elif kind == "prepare":
@@ -230,7 +220,7 @@ def test_a_name_longer_than_the_message_format_allows_is_undecodable() -> None:
 # ---------------------------------------------------------------- from the replica
 
 
-def test_the_replicas_evidence_verifies_and_is_stripped() -> None:
+def test_the_replicas_evidence_verifies_and_is_evidence_form() -> None:
     """What Replica emits (EquivocationDetected) passes the checker, small enough for the
     ledger: an equivocating primary, a double PREPARE and a double CHECKPOINT."""
     found: list[EquivocationDetected] = []

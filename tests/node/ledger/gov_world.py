@@ -10,6 +10,7 @@ import nacl.signing
 
 from config.genesis import AccountSpec, Genesis, ValidatorSpec
 from consensus.epochs import signing_domain
+from consensus.evidence import evidence_form
 from consensus.messages import (
     encode_message,
     make_checkpoint,
@@ -122,15 +123,7 @@ def conflicting_votes(
             full = make_pre_prepare(
                 signer, domain, name, view=view, seq=seq, payload=label.encode()
             )
-            # Reported with the payload stripped: the signature covers [view, seq, digest].
-            m = type(full)(
-                view=full.view,
-                seq=full.seq,
-                digest=full.digest,
-                replica=full.replica,
-                signature=full.signature,
-                payload=b"",
-            )
+            m = evidence_form(full)  # reported with the payload stripped
         elif kind == "checkpoint":
             m = make_checkpoint(signer, domain, name, seq, digest_of(label))
         else:

@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consensus.epochs import Epoch, epoch_last_seq
+from consensus.evidence import EvidenceError, check_equivocation
 from consensus.messages import ViewChange, encode_message, make_view_change
 from node.ledger import Block, Ledger, LedgerError, LedgerLimits, ReasonCode
 from node.ledger import governance as governance_rules
 from node.ledger import keys as kl
 from node.ledger import store as store_module
-from node.ledger.evidence import EvidenceError, check_equivocation
 from node.ledger.governance_records import ValidatorInfo
 from node.tx import ArgsError, Kind, public_key
 from node.tx.kinds import ReportEquivocationArgs
