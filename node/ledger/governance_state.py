@@ -378,18 +378,11 @@ class GovernanceState:
 
     # ------------------------------------------------------------------ flush
 
-    def flush(self, txn: lmdb.Transaction, write_set: dict[str, Any]) -> None:
-        """Write every change into `txn` and add it to the block's `write_set` (digested):
+    def add_writes(self, write_set: dict[str, Any]) -> None:
+        """Add every change to the block's `write_set` (written and digested with the rest):
         {db: [(key, value-or-None), ...] sorted by key}."""
         for db_name, items in self._writes.items():
-            db = self._dbs[db_name]
-            ordered = sorted(items.items())
-            for key, value in ordered:
-                if value is None:
-                    txn.delete(key, db=db)
-                else:
-                    txn.put(key, value, db=db)
-            write_set[db_name] = ordered
+            write_set[db_name] = sorted(items.items())
 
     def next_snapshot(self) -> GovernanceSnapshot:
         """The snapshot of the state after this block."""

@@ -34,6 +34,7 @@ from node.ledger import queries as q
 from node.ledger.block import Block
 from node.ledger.digest import block_hash, next_state_digest, tx_root, write_set_hash
 from node.ledger.dispatch import RULES_BY_ARGS
+from node.ledger.effects import BlockEffects
 from node.ledger.errors import (
     BlockError,
     GenesisMismatchError,
@@ -61,7 +62,7 @@ from node.ledger.records import (
     encode_int,
 )
 from node.ledger.rules import TxContext
-from node.ledger.view import StateView, WriteSet
+from node.ledger.view import StateView, WriteSet, put_records
 from node.tx.codec import decode_signed_transaction
 from node.tx.errors import TxDecodeError
 from node.tx.limits import DEFAULT_TX_LIMITS, TxLimits
@@ -226,7 +227,8 @@ class Ledger:
                     )
                 )
             write_set = view.write_set()
-            view.flush(txn, write_set)
+            for db_name, items in write_set.items():
+                put_records(txn, self._dbs[db_name], db_name, items)
             # Not in the write set: implied by the genesis digest (node/ledger/governance_state.py).
             gs.ensure_initialised(txn, self._dbs, g)
             state = next_state_digest(0, g_digest, write_set_hash(write_set))
@@ -298,12 +300,35 @@ class Ledger:
         signatures_ok: Sequence[bool] | None = None,
         certificate: bytes | None = None,
     ) -> list[Receipt]:
-        """Apply one block atomically and return one receipt per transaction.
+        """Apply one block atomically and durably; return one receipt per transaction.
 
         `decoded[i]` / `signatures_ok[i]` may carry work already done for `block.txs[i]`
         (decoding, signature checks in worker threads) so each tx is processed once; the
         caller guarantees they belong to exactly those bytes. Raises BlockError (store
-        unchanged) if the block does not fit on the tip.
+        unchanged) if the block does not fit on the tip. To apply a stream of blocks with
+        each commit overlapped by the next block's evaluation, use BlockPipeline.
+        """
+        effects = self.evaluate(
+            block, decoded=decoded, signatures_ok=signatures_ok, certificate=certificate
+        )
+        self.write(effects)
+        return effects.receipts
+
+    def evaluate(
+        self,
+        block: Block,
+        *,
+        decoded: Sequence[Decoded] | None = None,
+        signatures_ok: Sequence[bool] | None = None,
+        certificate: bytes | None = None,
+        after: BlockEffects | None = None,
+    ) -> BlockEffects:
+        """Run `block` against the tip, or against the state right after `after` (a block
+        evaluated but perhaps not yet committed), writing nothing. See `apply_block`.
+
+        With `after`, its commit must not be outstanding behind an older one (the pipeline
+        guarantees it) and it must not have touched governance (its governance writes are
+        read from the store, so the caller waits for that commit first).
         """
         n = len(block.txs)
         if n > self.limits.block_txs_max:
@@ -317,24 +342,28 @@ class Ledger:
                 f"certificate of {len(certificate)} bytes exceeds"
                 f" certificate_bytes_max={self.limits.certificate_bytes_max}"
             )
-        try:
-            with self._env.begin(write=True) as txn:
-                return self._apply_in(txn, block, decoded, signatures_ok, certificate)
-        except lmdb.MapFullError:
-            raise LedgerFullError(
-                f"the store reached map_size_bytes={self.limits.map_size_bytes}; block"
-                f" {block.height} was not applied. Restart with a larger map size."
-            ) from None
+        if after is not None and after.governance_touched:
+            raise BlockError(
+                f"block {after.height} changed governance: evaluate the next block only"
+                " once it is committed"
+            )
+        with self._env.begin() as txn:
+            return self._evaluate_in(txn, block, decoded, signatures_ok, certificate, after)
 
-    def _apply_in(
+    def _evaluate_in(  # noqa: PLR0917 -- private, one caller
         self,
         txn: lmdb.Transaction,
         block: Block,
         decoded: Sequence[Decoded] | None,
         signatures_ok: Sequence[bool] | None,
         certificate: bytes | None,
-    ) -> list[Receipt]:
-        height, last_ts, prev_hash, prev_state = self._tip(txn)
+        after: BlockEffects | None,
+    ) -> BlockEffects:
+        if after is None:
+            height, last_ts, prev_hash, prev_state = self._tip(txn)
+        else:
+            height, last_ts = after.height, after.timestamp_ms
+            prev_hash, prev_state = after.block_hash, after.state_digest
         if block.height != height + 1:
             raise BlockError(f"block height {block.height} does not follow the tip {height}")
         if block.timestamp_ms < last_ts:
@@ -343,8 +372,8 @@ class Ledger:
             )
         h = block.height
         ts = block.timestamp_ms
-        view = StateView(txn, self._dbs)
-        ctx = self._context(txn, view, h, ts)
+        view = StateView(txn, self._dbs, None if after is None else after.overlay)
+        ctx = self._context(txn, view, h, ts, after)
         receipts: list[Receipt] = []
         claimed: list[tuple[Receipt, tuple[bytes, ...]]] = []
         run = self._run
@@ -373,10 +402,8 @@ class Ledger:
         gov = ctx.gov
         gov.end_block(h)  # closes the epoch if h is its scheduled last block
         write_set = view.write_set()
-        view.flush(txn, write_set)
         if gov.touched:  # only blocks with governance changes (or an epoch end) pay for this
-            gov.flush(txn, write_set)
-        dbs = self._dbs
+            gov.add_writes(write_set)
         receipt_items: list[tuple[bytes, bytes]] = []
         index_items: list[tuple[bytes, bytes]] = []
         history_items: list[tuple[bytes, bytes]] = []
@@ -391,17 +418,11 @@ class Ledger:
             index_items.append((tx_id, pack((h, index))))
             for account in touched:
                 history_items.append((account + position, tx_id))
-        # Bulk, key-sorted inserts: one C loop per database instead of a Python call per key.
-        # Receipts are already in key order and after every stored key: append them.
-        if receipt_items:
-            _, added = txn.cursor(db=dbs[kl.RECEIPTS]).putmulti(receipt_items, append=True)
-            if added != len(receipt_items):  # an append that was not after the last key
-                raise LedgerCorruptError(f"receipts of block {h} are not after the stored ones")
+        if receipt_items:  # already in key order
             write_set[kl.RECEIPTS] = receipt_items  # type: ignore[assignment]
-        for db_name, items in ((kl.TX_INDEX, index_items), (kl.HISTORY, history_items)):
-            if items:
-                items.sort(key=_first)  # keys are unique: comparing keys alone is enough
-                txn.cursor(db=dbs[db_name]).putmulti(items)
+        # Key-sorted for bulk inserts; keys are unique, so comparing keys alone is enough.
+        index_items.sort(key=_first)
+        history_items.sort(key=_first)
 
         state = next_state_digest(h, prev_state, write_set_hash(write_set))
         root = tx_root(block.txs)
@@ -420,16 +441,69 @@ class Ledger:
                 [ReceiptStatus.APPLIED if r.reason is None else r.reason for r in receipts]
             ),
         )
+        snapshot = gov.next_snapshot()
+        # Cached now: a snapshot is keyed by its height, and if this block is never
+        # committed the tip stays below h, so nothing reads it until height h is evaluated
+        # again (which replaces it).
+        self._gov_snapshot = snapshot
+        return BlockEffects(
+            height=h,
+            timestamp_ms=ts,
+            block_hash=bhash,
+            state_digest=state,
+            receipts=receipts,
+            write_set=write_set,
+            index_items=index_items,
+            history_items=history_items,
+            block_record=record.encode(),
+            certificate=None if certificate is None else bytes(certificate),
+            overlay=view.overlay(),
+            governance_touched=gov.touched,
+            governance_snapshot=snapshot,
+        )
+
+    def write(self, effects: BlockEffects) -> None:
+        """Write an evaluated block in one LMDB transaction and commit it (durably, with
+        sync=True). Raises BlockError, store unchanged, unless the tip is the block's parent."""
+        try:
+            with self._env.begin(write=True) as txn:
+                self.write_in(txn, effects)
+        except lmdb.MapFullError:
+            raise self._full(effects.height) from None
+
+    def write_in(self, txn: lmdb.Transaction, effects: BlockEffects) -> None:
+        """The puts of `write`, into `txn` (the caller commits)."""
+        h = effects.height
+        tip = self._tip(txn)
+        if tip[0] != h - 1:
+            raise BlockError(f"block {h} was evaluated for another tip: the tip is {tip[0]}")
+        dbs = self._dbs
+        for db_name, items in effects.write_set.items():
+            db = dbs[db_name]
+            if db_name != kl.RECEIPTS:
+                put_records(txn, db, db_name, items)
+                continue
+            # Positions grow: append to the end of the tree (a few dirty pages).
+            _, added = txn.cursor(db=db).putmulti(items, append=True)  # type: ignore[arg-type]
+            if added != len(items):  # an append that was not after the last key
+                raise LedgerCorruptError(f"receipts of block {h} are not after the stored ones")
+        for db_name, items in (
+            (kl.TX_INDEX, effects.index_items),
+            (kl.HISTORY, effects.history_items),
+        ):
+            if items:
+                txn.cursor(db=dbs[db_name]).putmulti(items)
         hkey = kl.height_key(h)
-        txn.put(hkey, record.encode(), db=dbs[kl.BLOCKS])
-        if certificate is not None:
-            txn.put(hkey, bytes(certificate), db=dbs[kl.CERTIFICATES])
-        self._put_meta(txn, h, ts, bhash, state)
-        # Cached before the commit: a snapshot is keyed by its height, and if this commit
-        # fails the tip stays below h, so nothing reads it until height h is applied again
-        # (which replaces it).
-        self._gov_snapshot = gov.next_snapshot()
-        return receipts
+        txn.put(hkey, effects.block_record, db=dbs[kl.BLOCKS])
+        if effects.certificate is not None:
+            txn.put(hkey, effects.certificate, db=dbs[kl.CERTIFICATES])
+        self._put_meta(txn, h, effects.timestamp_ms, effects.block_hash, effects.state_digest)
+
+    def _full(self, height: int) -> LedgerFullError:
+        return LedgerFullError(
+            f"the store reached map_size_bytes={self.limits.map_size_bytes}; block"
+            f" {height} was not applied. Restart with a larger map size."
+        )
 
     def _run(  # noqa: PLR0917 -- positional: called once per transaction
         self,
@@ -519,10 +593,15 @@ class Ledger:
         return snapshot
 
     def _context(
-        self, txn: lmdb.Transaction, view: StateView, height: int, timestamp_ms: int
+        self,
+        txn: lmdb.Transaction,
+        view: StateView,
+        height: int,
+        timestamp_ms: int,
+        after: BlockEffects | None = None,
     ) -> TxContext:
-        """The context for block `height` (the tip is height - 1) over `txn`."""
-        snapshot = self._governance(txn, height - 1)
+        """The context for block `height` (the tip, or `after`, is height - 1) over `txn`."""
+        snapshot = self._governance(txn, height - 1) if after is None else after.governance_snapshot
         limits = self.limits
         return TxContext(
             view=view,

@@ -1,13 +1,14 @@
 """The state view the rules read and write: an overlay on top of one LMDB transaction.
 
 Rules never touch LMDB directly. Reads go through a per-block cache of decoded records;
-writes stay in the overlay until `flush`, which encodes each dirty record once and writes it
-into the block's write transaction. The same class backs the pre-flight `check` (over a read
+writes stay in the view until `write_set`, which encodes each dirty record once for the
+block's write transaction (`put_records`). The same class backs the pre-flight `check` (over a read
 transaction, never flushed), so checking and applying share every line of rule code.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import lmdb
@@ -19,6 +20,22 @@ from node.ledger.records import AccountRecord, AssetRecord, decode_int, encode_i
 WriteSet = dict[str, list[tuple[bytes, bytes | None]]]
 _NEVER_DELETED = frozenset({kl.BALANCES, kl.NONCES})  # values always ints, never None
 _MISSING: Any = object()  # cache sentinel: a dict lookup is much cheaper than catching KeyError
+
+
+@dataclass(frozen=True, slots=True)
+class ViewOverlay:
+    """The value after a block of every state key it wrote (None = absent), per cache.
+
+    What the next block must see on top of a snapshot that may not contain that block yet:
+    the pipeline (node/ledger/pipeline.py) evaluates block N+1 while block N is committed.
+    Keys the block did not write have the same value before and after it.
+    """
+
+    accounts: dict[bytes, AccountRecord | None]
+    assets: dict[bytes, AssetRecord | None]
+    balances: dict[bytes, int]
+    nonces: dict[bytes, int]
+    roles: dict[bytes, bool]
 
 
 class StateView:
@@ -41,7 +58,9 @@ class StateView:
         "_txn",
     )
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+    def __init__(
+        self, txn: lmdb.Transaction, dbs: dict[str, Any], overlay: ViewOverlay | None = None
+    ) -> None:
         self._txn = txn
         self._dbs = dbs
         self._accounts_db = dbs[kl.ACCOUNTS]
@@ -49,12 +68,14 @@ class StateView:
         self._balances_db = dbs[kl.BALANCES]
         self._nonces_db = dbs[kl.NONCES]
         self._roles_db = dbs[kl.ROLES]
-        # Caches of decoded values (None = absent), keyed by the LMDB key.
-        self._accounts: dict[bytes, AccountRecord | None] = {}
-        self._assets: dict[bytes, AssetRecord | None] = {}
-        self._balances: dict[bytes, int] = {}
-        self._nonces: dict[bytes, int] = {}
-        self._roles: dict[bytes, bool] = {}
+        # Caches of decoded values (None = absent), keyed by the LMDB key; an overlay's
+        # values are cached from the start, so they win over what `txn` holds.
+        o = overlay
+        self._accounts: dict[bytes, AccountRecord | None] = dict(o.accounts) if o else {}
+        self._assets: dict[bytes, AssetRecord | None] = dict(o.assets) if o else {}
+        self._balances: dict[bytes, int] = dict(o.balances) if o else {}
+        self._nonces: dict[bytes, int] = dict(o.nonces) if o else {}
+        self._roles: dict[bytes, bool] = dict(o.roles) if o else {}
         # Dirty keys per database, in first-write order (flush sorts them anyway).
         self._dirty: dict[str, set[bytes]] = {db: set() for db in kl.STATE_DBS}
         self._dirty_balances = self._dirty[kl.BALANCES]  # the hot ones, one attribute away
@@ -170,6 +191,21 @@ class StateView:
 
     # ------------------------------------------------------------------ flush
 
+    def overlay(self) -> ViewOverlay:
+        """The value of every key written so far (see ViewOverlay)."""
+        dirty = self._dirty
+
+        def written(cache: dict[bytes, Any], db: str) -> dict[bytes, Any]:
+            return {key: cache[key] for key in dirty[db]}
+
+        return ViewOverlay(
+            accounts=written(self._accounts, kl.ACCOUNTS),
+            assets=written(self._assets, kl.ASSETS),
+            balances=written(self._balances, kl.BALANCES),
+            nonces=written(self._nonces, kl.NONCES),
+            roles=written(self._roles, kl.ROLES),
+        )
+
     def write_set(self) -> WriteSet:
         """Every dirty record, encoded once, as {db: [(key, value-or-None), ...] sorted by key}.
 
@@ -204,17 +240,19 @@ class StateView:
             ]
         return out
 
-    def flush(self, txn: lmdb.Transaction, write_set: WriteSet) -> None:
-        """Write `write_set` into `txn`: one bulk, key-ordered put per database."""
-        for db_name, items in write_set.items():
-            db = self._dbs[db_name]
-            if db_name in _NEVER_DELETED:
-                txn.cursor(db=db).putmulti(items)  # type: ignore[arg-type]
-                continue
-            puts = [(key, value) for key, value in items if value is not None]
-            if len(puts) != len(items):
-                for key, value in items:
-                    if value is None:
-                        txn.delete(key, db=db)
-            if puts:
-                txn.cursor(db=db).putmulti(puts)
+
+def put_records(
+    txn: lmdb.Transaction, db: Any, db_name: str, items: list[tuple[bytes, bytes | None]]
+) -> None:
+    """Write one database's part of a WriteSet (key-ordered; None deletes) into `txn`:
+    one bulk put, a C loop instead of a Python call per key."""
+    if db_name in _NEVER_DELETED:
+        txn.cursor(db=db).putmulti(items)  # type: ignore[arg-type]
+        return
+    puts = [(key, value) for key, value in items if value is not None]
+    if len(puts) != len(items):
+        for key, value in items:
+            if value is None:
+                txn.delete(key, db=db)
+    if puts:
+        txn.cursor(db=db).putmulti(puts)

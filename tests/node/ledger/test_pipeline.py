@@ -1,0 +1,296 @@
+"""The block pipeline (node/ledger/pipeline.py) changes when commits happen, nothing else.
+
+Every block is applied to two ledgers from the same genesis: through a BlockPipeline (block
+N+1 evaluated while block N commits, against N's overlay) and one at a time with
+`apply_block`. Receipts, state digests, block hashes and every record of every database must
+be identical. Failures stop the pipeline with the store holding exactly the blocks before.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from node.ledger import Block, BlockError, Ledger, LedgerError, LedgerFullError, LedgerLimits
+from node.ledger.pipeline import BlockPipeline, PendingBlock, PipelineError
+from node.tx import Kind
+from tests.node.ledger.conftest import ISSUER, pk
+from tests.node.ledger.gov_world import GovWorld, address, governance_genesis, vpub
+from tests.node.ledger.test_fastpath import _dump, _sync_nonces
+from tests.node.ledger.test_invariants import HOLDERS, _tx, _world, ops
+from tests.node.ledger.world import World
+
+
+class HeldPipeline(BlockPipeline):
+    """Holds block N's commit until block N+1 has been evaluated (or `release`), so N+1 is
+    certainly evaluated against N's overlay on a snapshot without N: without the hold, a
+    small block's commit usually finishes first and the overlay would go untested."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._cond = threading.Condition()
+        self._evaluated = 0
+        self._released = False
+        real_evaluate = ledger.evaluate
+
+        def evaluate(*args: Any, **kw: Any) -> Any:
+            effects = real_evaluate(*args, **kw)
+            with self._cond:
+                self._evaluated = max(self._evaluated, effects.height)
+                self._cond.notify_all()
+            return effects
+
+        ledger.evaluate = evaluate  # type: ignore[method-assign]
+        self.held = 0  # commits that waited for the next block's evaluation
+        super().__init__(ledger)
+
+    def release(self) -> None:
+        with self._cond:
+            self._released = True
+            self._cond.notify_all()
+
+    def _commit(self, txn: Any, pending: PendingBlock) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._released or self._evaluated > pending.height)
+            self.held += not self._released
+        super()._commit(txn, pending)
+
+    def close(self) -> None:
+        self.release()
+        super().close()
+
+
+def _block(w: World, height: int, raws: Sequence[bytes]) -> Block:
+    w.time_ms += 1000
+    return Block(height=height, timestamp_ms=w.time_ms, txs=tuple(raws))
+
+
+def _submit(pipe: BlockPipeline, w: World, txs: Sequence[Any], **kw: Any) -> PendingBlock:
+    """Submit the next block; keep `w`'s nonce bookkeeping in step from the receipts,
+    which exist before the commit (they are only handed out after it)."""
+    pending = pipe.submit(_block(w, pipe.tip[0] + 1, [t.encode() for t in txs]), **kw)
+    _sync_nonces(w, txs, pending.effects.receipts)
+    return pending
+
+
+def _assert_same(a: World, b: World) -> None:
+    assert a.ledger.height == b.ledger.height
+    assert a.ledger.state_digest == b.ledger.state_digest
+    assert a.ledger.last_block_hash == b.ledger.last_block_hash
+    assert _dump(a) == _dump(b)
+
+
+def test_pipelined_blocks_equal_one_at_a_time(tmp_path: Path) -> None:
+    piped, plain = _world(tmp_path / "piped"), _world(tmp_path / "plain")
+    try:
+        h0, h1, h2 = HOLDERS
+        blocks: list[list[Any]] = []
+        with HeldPipeline(piped.ledger) as pipe:
+            pending = []
+            for round_ in range(6):
+                txs = [
+                    # The same accounts in consecutive blocks: block N+1 must read N's
+                    # balances and nonces from the overlay, not the committed snapshot.
+                    piped.tx(
+                        h0, Kind.TRANSFER, {"asset_id": "AAA", "to_account": pk(h1), "amount": 7}
+                    ),
+                    piped.tx(
+                        h1, Kind.TRANSFER, {"asset_id": "AAA", "to_account": pk(h2), "amount": 3}
+                    ),
+                    piped.tx(
+                        ISSUER, Kind.MINT, {"asset_id": "BBB", "to_account": pk(h2), "amount": 1}
+                    ),
+                ]
+                if round_ == 3:  # an account change the next block must see
+                    txs.append(_tx(piped, ("freeze", 0, 2, "AAA", 0)))
+                blocks.append(txs)
+                pending.append(_submit(pipe, piped, txs))
+            pipe.release()
+            receipts = [p.wait() for p in pending]
+        assert pipe.held == 5  # every block but the last was evaluated before its parent committed
+        assert all(p.done() for p in pending)
+        for txs, got in zip(blocks, receipts, strict=True):
+            want = plain.apply(*[t.encode() for t in txs])
+            assert got == want
+        # h2 was frozen for AAA in block 4: block 5's transfer to it is refused.
+        assert receipts[4][1].reason == "account_frozen"
+        _assert_same(piped, plain)
+    finally:
+        piped.close()
+        plain.close()
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(st.lists(ops, min_size=1, max_size=8), min_size=1, max_size=6))
+def test_random_pipelined_blocks_equal_one_at_a_time(
+    tmp_path: Path, blocks: list[list[tuple[Any, ...]]]
+) -> None:
+    with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+        piped, plain = _world(Path(d) / "piped"), _world(Path(d) / "plain")
+        try:
+            sent: list[tuple[list[bytes], int]] = []
+            with HeldPipeline(piped.ledger) as pipe:
+                pending = []
+                for spec in blocks:
+                    txs = [_tx(piped, op) for op in spec]
+                    p = _submit(pipe, piped, txs)
+                    pending.append(p)
+                    sent.append(([t.encode() for t in txs], p.effects.timestamp_ms))
+                pipe.release()
+                got = [p.wait() for p in pending]
+            assert pipe.held == len(blocks) - 1
+            for (raws, ts), receipts in zip(sent, got, strict=True):
+                height = plain.ledger.height + 1
+                block = Block(height=height, timestamp_ms=ts, txs=tuple(raws))
+                assert plain.ledger.apply_block(block) == receipts
+            _assert_same(piped, plain)
+        finally:
+            piped.close()
+            plain.close()
+
+
+def test_a_governance_block_is_committed_before_the_next_is_evaluated(tmp_path: Path) -> None:
+    piped = GovWorld(tmp_path / "piped", governance_genesis())
+    plain = GovWorld(tmp_path / "plain", governance_genesis())
+    try:
+        with BlockPipeline(piped.ledger) as pipe:
+            first = _submit(pipe, piped, [piped.gov_tx(Kind.ADD_VALIDATOR, **_newcomer())])
+            assert first.effects.governance_touched
+            # Evaluating on top of it without its commit would read stale governance.
+            with pytest.raises(BlockError, match="changed governance"):
+                piped.ledger.evaluate(_block(piped, first.height + 1, []), after=first.effects)
+            second = _submit(pipe, piped, [piped.gov_tx(Kind.ADD_VALIDATOR, **_newcomer("v5"))])
+            assert first.done()  # submit waited for it
+            third = _submit(pipe, piped, [])
+            receipts = [p.wait() for p in (first, second, third)]
+        assert receipts[0][0].applied and receipts[1][0].applied
+        for p in (first, second, third):
+            e = p.effects
+            plain.time_ms = e.timestamp_ms
+            raws = [tx for tx in piped.ledger.block(e.height).txs]  # type: ignore[union-attr]
+            block = Block(height=e.height, timestamp_ms=e.timestamp_ms, txs=tuple(raws))
+            assert plain.ledger.apply_block(block) == p.wait()
+        _assert_same(piped, plain)
+        assert [v.name for v in piped.ledger.ledger_validators()][-2:] == ["v4", "v5"]
+    finally:
+        piped.close()
+        plain.close()
+
+
+def _newcomer(name: str = "v4") -> dict[str, Any]:
+    return {"name": name, "public_key": vpub(name), "address": address(name)}
+
+
+def test_a_block_that_does_not_fit_leaves_the_pipeline_running(tmp_path: Path) -> None:
+    w = _world(tmp_path / "w")
+    try:
+        with BlockPipeline(w.ledger) as pipe:
+            ok = _submit(pipe, w, [])
+            with pytest.raises(BlockError, match="does not follow"):
+                pipe.submit(_block(w, ok.height + 5, []))
+            with pytest.raises(BlockError, match="before the previous block"):
+                pipe.submit(Block(height=ok.height + 1, timestamp_ms=0, txs=()))
+            after = _submit(pipe, w, [])
+            assert after.wait() == []
+        assert w.ledger.height == after.height
+    finally:
+        w.close()
+
+
+def test_a_failed_write_stops_the_pipeline_and_keeps_every_earlier_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = _world(tmp_path / "w")
+    try:
+        pipe = BlockPipeline(w.ledger)
+        good = _submit(pipe, w, [_tx(w, ("transfer", 1, 2, "AAA", 5))])
+        real_write_in = w.ledger.write_in
+
+        def failing(txn: Any, effects: Any) -> None:
+            real_write_in(txn, effects)  # the puts happen, then the transaction is aborted
+            raise LedgerError("disk on fire")
+
+        monkeypatch.setattr(w.ledger, "write_in", failing)
+        with pytest.raises(LedgerError, match="disk on fire"):
+            _submit(pipe, w, [_tx(w, ("transfer", 2, 1, "AAA", 5))])
+        monkeypatch.undo()
+        assert good.wait()[0].applied  # the block before is committed
+        assert w.ledger.height == good.height  # and nothing of the failed one
+        with pytest.raises(PipelineError, match="disk on fire") as info:
+            pipe.submit(_block(w, good.height + 1, []))
+        assert isinstance(info.value.__cause__, LedgerError)
+        pipe.close()
+        pipe.close()  # idempotent
+        with pytest.raises(PipelineError, match="closed"):
+            pipe.submit(_block(w, good.height + 1, []))
+        # The ledger itself is fine: the next block applies directly.
+        assert w.apply() == []
+    finally:
+        w.close()
+
+
+def test_a_full_map_fails_the_block_and_keeps_the_store_consistent(tmp_path: Path) -> None:
+    w = _world(tmp_path / "w")
+    w.ledger.close()
+    w.ledger = Ledger.open(
+        tmp_path / "w", w.genesis, limits=LedgerLimits(map_size_bytes=1 << 20), sync=False
+    )
+    memo = "x" * 200
+    failure: LedgerError | None = None
+    committed: list[PendingBlock] = []
+    try:
+        with BlockPipeline(w.ledger) as pipe:
+            for _ in range(200):
+                txs = [
+                    w.tx(
+                        ISSUER,
+                        Kind.TRANSFER,
+                        {"asset_id": "AAA", "to_account": pk(h), "amount": 1},
+                        memo=memo,
+                    )
+                    for h in HOLDERS
+                ]
+                try:
+                    committed.append(_submit(pipe, w, txs))
+                except LedgerError as exc:
+                    failure = exc
+                    break
+            for p in committed:
+                try:
+                    p.wait()
+                except LedgerError as exc:  # the commit itself may be the one that fails
+                    failure = failure or exc
+                    break
+        assert failure is not None, "the 1 MiB map never filled up"
+        assert isinstance(failure, LedgerFullError | PipelineError)
+        height = w.ledger.height
+        durable = [p for p in committed if p.height <= height]
+        assert durable and all(p.wait() for p in durable[:-1])
+        record = w.ledger.block(height)
+        assert record is not None and record.state_digest == w.ledger.state_digest
+    finally:
+        w.close()
+
+
+def test_receipts_are_handed_out_only_once_committed(tmp_path: Path) -> None:
+    w = _world(tmp_path / "w")
+    try:
+        with BlockPipeline(w.ledger) as pipe:
+            pending = [_submit(pipe, w, [_tx(w, ("transfer", 1, 2, "AAA", 1))]) for _ in range(5)]
+            for p in pending:
+                receipts = p.wait(timeout_s=30)
+                # Once wait returns, any reader sees the block and its receipt.
+                assert w.ledger.height >= p.height
+                assert w.ledger.receipt(receipts[0].tx_id) == receipts[0]
+    finally:
+        w.close()
