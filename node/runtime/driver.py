@@ -62,12 +62,15 @@ from node.finality import (
     Proposal,
 )
 from node.ledger import Ledger, Receipt
+from node.ledger.pipeline import BlockPipeline, PendingBlock
 from node.mempool import Mempool, PendingTx
 from node.runtime.admission import Admission, Outcome
 from node.runtime.execution import (
     AppliedBlock,
+    PreparedBlock,
     ProposalRules,
-    execute_block,
+    prepare_block,
+    submit_block,
     validate_proposal,
 )
 from node.runtime.metrics import NodeMetrics
@@ -106,6 +109,16 @@ class DriverSettings:
 
 class TooManyWaitersError(Exception):
     """The node-wide limit of clients waiting for a receipt is reached."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _InFlight:
+    """A committed block handed to the ledger; no prepared/pending if applied before."""
+
+    action: Execute
+    state_digest: bytes
+    prepared: PreparedBlock | None = None
+    pending: PendingBlock | None = None
 
 
 @dataclass(slots=True)
@@ -238,13 +251,19 @@ class ConsensusDriver:
     # ------------------------------------------------------------------ run
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        # Closed on the way out: waits for the last commit (to_thread calls are never
+        # abandoned, so no submit is running by then).
+        with BlockPipeline(self.ledger) as pipeline:
+            await self._run(pipeline, task_status)
+
+    async def _run(self, pipeline: BlockPipeline, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self._verifier.run)
             nursery.start_soon(self._ticker)
             nursery.start_soon(self._network_reader)
             nursery.start_soon(self._persister)
             nursery.start_soon(self._validator)
-            nursery.start_soon(self._executor)
+            nursery.start_soon(self._executor, pipeline)
             nursery.start_soon(self._gossip_sender)
             nursery.start_soon(self._gossip_receiver)
             nursery.start_soon(self._fetch_server)
@@ -509,16 +528,53 @@ class ConsensusDriver:
                 )
             )
 
-    async def _executor(self) -> None:
+    async def _executor(self, pipeline: BlockPipeline) -> None:
+        """Apply committed blocks in order. While block N commits, block N+1 (if already
+        committed by consensus) is evaluated (node/ledger/pipeline.py); N's receipts,
+        waiters and Executed event follow only once N is durable."""
+        inflight: _InFlight | None = None  # the queue's head, submitted, maybe not durable
         while True:
-            if not self._execute_queue:
+            queue = self._execute_queue
+            if len(queue) > (inflight is not None):
+                started = await self._start(queue[1 if inflight is not None else 0], pipeline)
+                if inflight is not None:
+                    await self._finish(inflight)  # durable: started's writes came after it
+                inflight = started
+            elif inflight is not None:
+                await self._finish(inflight)
+                inflight = None
+            else:
                 await self._execute_wakeup.wait()
                 self._execute_wakeup = trio.Event()
-                continue
-            action = self._execute_queue[0]
-            applied = await self._apply(action)
-            self._execute_queue.popleft()
-            await self._inbox_send.send(self._executed(action.seq, applied))
+
+    async def _start(self, action: Execute, pipeline: BlockPipeline) -> _InFlight:
+        if action.seq <= pipeline.tip[0]:
+            # Applied before a crash that came before Executed was fed back: same block.
+            record = self.ledger.block(action.seq)
+            assert record is not None, f"block {action.seq} missing below the tip"
+            return _InFlight(action=action, state_digest=record.state_digest)
+        finality = FinalityRecord(payload=action.payload, certificate=action.certificate)
+        prepared = await prepare_block(
+            action.seq,
+            finality,
+            cache=self._cache,
+            verifier=self._verifier,
+            on_undecodable=self._undecodable,
+        )
+        pending = await trio.to_thread.run_sync(submit_block, pipeline, prepared)
+        return _InFlight(
+            action=action,
+            state_digest=pending.effects.state_digest,
+            prepared=prepared,
+            pending=pending,
+        )
+
+    async def _finish(self, inflight: _InFlight) -> None:
+        if inflight.pending is not None and inflight.prepared is not None:
+            await trio.to_thread.run_sync(inflight.pending.wait)  # raises if the commit failed
+            self._after_block(inflight.prepared.applied(inflight.pending))
+        self._execute_queue.popleft()
+        await self._inbox_send.send(self._executed(inflight.action.seq, inflight.state_digest))
 
     def _executed(self, seq: int, state_digest: bytes) -> Executed:
         """What the ledger decided about epochs with block `seq` (consensus/epochs.py)."""
@@ -530,26 +586,6 @@ class ConsensusDriver:
             epoch_last_seq=epoch.last_seq,
             next_epoch=self.ledger.consensus_epoch(seq + 1) if ends_here else None,
         )
-
-    async def _apply(self, action: Execute) -> bytes:
-        height = self.ledger.height
-        if action.seq <= height:
-            # Applied before a crash that came before Executed was fed back: same block.
-            record = self.ledger.block(action.seq)
-            assert record is not None, f"block {action.seq} missing below height {height}"
-            return record.state_digest
-        finality = FinalityRecord(payload=action.payload, certificate=action.certificate)
-        applied = await execute_block(
-            action.seq,
-            finality,
-            ledger=self.ledger,
-            rules=self.rules,
-            cache=self._cache,
-            verifier=self._verifier,
-            on_undecodable=self._undecodable,
-        )
-        self._after_block(applied)
-        return applied.state_digest
 
     def _undecodable(self, seq: int, reason: str) -> None:
         self._log.error(

@@ -20,7 +20,8 @@ from node.finality import (
     ProposalError,
     decode_proposal,
 )
-from node.ledger import Block, Ledger
+from node.ledger import Block
+from node.ledger.pipeline import BlockPipeline, PendingBlock
 from node.ledger.records import Receipt
 from node.ledger.store import prepare_tx
 from node.runtime.verifier import BatchVerifier, VerifiedCache
@@ -121,17 +122,37 @@ class AppliedBlock:
     raws: tuple[bytes, ...]
 
 
-async def execute_block(
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedBlock:
+    """A committed block decoded and signature-checked, ready for the ledger."""
+
+    seq: int
+    raws: tuple[bytes, ...]
+    proposed_ts: int
+    decoded: list[SignedTransaction | TxDecodeError]
+    signatures_ok: list[bool]
+    certificate: bytes
+
+    def applied(self, pending: PendingBlock) -> AppliedBlock:
+        """What the node does next with the block, once `pending` is durable."""
+        return AppliedBlock(
+            height=self.seq,
+            state_digest=pending.effects.state_digest,
+            receipts=pending.wait(timeout_s=0),
+            txs=[item for item in self.decoded if isinstance(item, SignedTransaction)],
+            raws=self.raws,
+        )
+
+
+async def prepare_block(
     seq: int,
     finality: FinalityRecord,
     *,
-    ledger: Ledger,
-    rules: ProposalRules,
     cache: VerifiedCache,
     verifier: BatchVerifier,
     on_undecodable: Callable[[int, str], None],
-) -> AppliedBlock:
-    """Apply committed block `seq` in one LMDB write transaction (in a worker thread).
+) -> PreparedBlock:
+    """Decode committed block `seq` and check its signatures (cached ones once only).
 
     Everything here uses protocol-wide bounds (EXECUTION_*), never this node's settings: a
     committed block must be applied identically by every honest node, whatever its config.
@@ -152,27 +173,46 @@ async def execute_block(
         except ProposalError as exc:
             on_undecodable(seq, str(exc))
     checked = await _checked(txs, cache, verifier, EXECUTION_TX_LIMITS)
-    decoded = [
-        item if item is not None else prepare_tx(raw, EXECUTION_TX_LIMITS)
-        for item, raw in zip(checked, txs, strict=True)
-    ]
-    signatures_ok = [item is not None for item in checked]
-    record = finality.encode()
-
-    def apply() -> tuple[list[Receipt], bytes]:
-        # The proposer's clock is advisory: never go back in time (see proposal.py).
-        timestamp = max(proposed_ts, ledger.last_timestamp_ms)
-        block = Block(height=seq, timestamp_ms=timestamp, txs=txs)
-        receipts = ledger.apply_block(
-            block, decoded=decoded, signatures_ok=signatures_ok, certificate=record
-        )
-        return receipts, ledger.state_digest
-
-    receipts, state_digest = await trio.to_thread.run_sync(apply)
-    return AppliedBlock(
-        height=seq,
-        state_digest=state_digest,
-        receipts=receipts,
-        txs=[item for item in decoded if isinstance(item, SignedTransaction)],
+    return PreparedBlock(
+        seq=seq,
         raws=txs,
+        proposed_ts=proposed_ts,
+        decoded=[
+            item if item is not None else prepare_tx(raw, EXECUTION_TX_LIMITS)
+            for item, raw in zip(checked, txs, strict=True)
+        ],
+        signatures_ok=[item is not None for item in checked],
+        certificate=finality.encode(),
     )
+
+
+def submit_block(pipeline: BlockPipeline, prepared: PreparedBlock) -> PendingBlock:
+    """Evaluate and write a prepared block (blocking: run it in a worker thread). Its commit
+    then runs in the background, overlapping the next block's evaluation."""
+    # The proposer's clock is advisory: never go back in time (see proposal.py).
+    timestamp = max(prepared.proposed_ts, pipeline.tip[1])
+    block = Block(height=prepared.seq, timestamp_ms=timestamp, txs=prepared.raws)
+    return pipeline.submit(
+        block,
+        decoded=prepared.decoded,
+        signatures_ok=prepared.signatures_ok,
+        certificate=prepared.certificate,
+    )
+
+
+async def execute_block(
+    seq: int,
+    finality: FinalityRecord,
+    *,
+    pipeline: BlockPipeline,
+    cache: VerifiedCache,
+    verifier: BatchVerifier,
+    on_undecodable: Callable[[int, str], None],
+) -> AppliedBlock:
+    """Apply committed block `seq` from start to durable, on its own (no overlap)."""
+    prepared = await prepare_block(
+        seq, finality, cache=cache, verifier=verifier, on_undecodable=on_undecodable
+    )
+    pending = await trio.to_thread.run_sync(submit_block, pipeline, prepared)
+    await trio.to_thread.run_sync(pending.wait)
+    return prepared.applied(pending)

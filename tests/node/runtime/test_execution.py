@@ -17,6 +17,7 @@ from node.finality import (
     FinalityRecord,
     Proposal,
 )
+from node.ledger.pipeline import BlockPipeline
 from node.mempool import Mempool, PendingTx
 from node.runtime.execution import ProposalRules, execute_block
 from node.runtime.verifier import BatchVerifier, VerifiedCache
@@ -68,51 +69,42 @@ def _world(path: Path) -> World:
     return World(path, genesis)
 
 
-async def test_committed_blocks_apply_the_same_under_any_local_limits(tmp_path: Path) -> None:
-    digests = []
-    for name, local in (
-        ("roomy", TxLimits()),
-        ("strict", TxLimits(tx_bytes_max=256, memo_bytes_max=8)),
-    ):
-        world = _world(tmp_path / name)
-        mint = make_tx(
-            Kind.MINT,
-            {"asset_id": "BOND", "to_account": public_key(ALICE), "amount": 500},
-            signer_key=ISSUER,
-            nonce=0,
-            chain_id=world.genesis.chain_id,
-            memo="a memo longer than the strict node's local memo limit",
-        )
-        payload = Proposal(timestamp_ms=world.time_ms + 1, txs=(mint.encode(),)).encode()
-        record = FinalityRecord(
-            payload=payload,
-            certificate=CommitCertificate(view=0, seq=1, digest=bytes(32), commits=()),
-        )
-        rules = ProposalRules(
-            chain_id=world.genesis.chain_id,
-            txs_max=1,
-            bytes_max=300,
-            clock_skew_max_ms=1,
-            tx_limits=local,
-        )
-        verifier = BatchVerifier(threads=1)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(verifier.run)
+async def test_a_committed_block_applies_whatever_the_local_limits(tmp_path: Path) -> None:
+    """Execution takes no local limits at all: a memo longer than a strict node's
+    memo_bytes_max still applies, with the protocol-wide EXECUTION_TX_LIMITS."""
+    world = _world(tmp_path / "w")
+    strict = TxLimits(tx_bytes_max=256, memo_bytes_max=8)
+    mint = make_tx(
+        Kind.MINT,
+        {"asset_id": "BOND", "to_account": public_key(ALICE), "amount": 500},
+        signer_key=ISSUER,
+        nonce=0,
+        chain_id=world.genesis.chain_id,
+        memo="a memo longer than the strict node's local memo limit",
+    )
+    assert len(mint.body.memo or b"") > strict.memo_bytes_max
+    payload = Proposal(timestamp_ms=world.time_ms + 1, txs=(mint.encode(),)).encode()
+    record = FinalityRecord(
+        payload=payload,
+        certificate=CommitCertificate(view=0, seq=1, digest=bytes(32), commits=()),
+    )
+    verifier = BatchVerifier(threads=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(verifier.run)
+        with BlockPipeline(world.ledger) as pipeline:
             applied = await execute_block(
                 1,
                 record,
-                ledger=world.ledger,
-                rules=rules,
+                pipeline=pipeline,
                 cache=VerifiedCache(entries_max=10),
                 verifier=verifier,
                 on_undecodable=lambda seq, why: None,
             )
-            nursery.cancel_scope.cancel()
-        assert [r.applied for r in applied.receipts] == [True], name
-        assert world.ledger.balance("BOND", public_key(ALICE)) == 500
-        digests.append(applied.state_digest)
-        world.close()
-    assert digests[0] == digests[1]
+        nursery.cancel_scope.cancel()
+    assert [r.applied for r in applied.receipts] == [True]
+    assert world.ledger.balance("BOND", public_key(ALICE)) == 500
+    assert applied.state_digest == world.ledger.state_digest
+    world.close()
 
 
 async def test_only_a_timestamp_ahead_of_our_clock_is_voted_against() -> None:
