@@ -179,7 +179,7 @@ class BlockPipeline:
                 self._commit(txn, pending)
             except lmdb.MapFullError:
                 error = ledger._full(pending.height)
-            except Exception as exc:
+            except Exception as exc:  # handed to the caller: a dead writer would hang it
                 error = exc
             if error is not None:
                 self._failure = error
