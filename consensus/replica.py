@@ -61,7 +61,7 @@ retransmission (R13), view change (R8-R10) and state transfer (R12).
 from __future__ import annotations
 
 from collections import deque
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import nacl.signing
 
@@ -109,6 +109,9 @@ from consensus.view_change import (
 RETRANSMIT_HELD_BATCHES_MAX = 4  # bound on held (unpersisted) message batches from resends
 EPOCH_FILL_OUTSTANDING_MAX = 2  # null requests in flight while the primary closes an epoch
 EVIDENCE_REPORTED_MAX = 1024  # (validator, kind, view, seq) already reported, per epoch
+
+
+_Vote = TypeVar("_Vote", msg.Prepare, msg.Commit)
 
 
 class RandomSource(Protocol):
@@ -597,16 +600,7 @@ class Replica:
         if m.replica == self.primary:
             self._count("prepare_from_primary")
             return
-        slot = self._slots.setdefault(m.seq, Slot())
-        old = slot.prepares.get(m.replica)
-        if old is not None:
-            self._on_repeated_vote(old, m)
-            return
-        if not self._verify_vote(m):
-            self._count("bad_signature")
-            return
-        slot.prepares[m.replica] = m
-        self._progress(m.seq)
+        self._record_vote(self._slots.setdefault(m.seq, Slot()).prepares, m)
 
     def on_commit(self, m: msg.Commit) -> None:
         if m.seq > self._handed_seq:
@@ -621,15 +615,18 @@ class Replica:
                 self._note_commit_evidence(m)
         if not self._normal_case_filter(m):
             return
-        slot = self._slots.setdefault(m.seq, Slot())
-        old = slot.commits.get(m.replica)
+        self._record_vote(self._slots.setdefault(m.seq, Slot()).commits, m)
+
+    def _record_vote(self, votes: dict[str, _Vote], m: _Vote) -> None:
+        """Add a PREPARE or COMMIT to its slot's votes: once per replica, signature checked."""
+        old = votes.get(m.replica)
         if old is not None:
             self._on_repeated_vote(old, m)
             return
         if not self._verify_vote(m):
             self._count("bad_signature")
             return
-        slot.commits[m.replica] = m
+        votes[m.replica] = m
         self._progress(m.seq)
 
     def _on_repeated_vote(self, old: msg.Prepare | msg.Commit, m: msg.Prepare | msg.Commit) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import trio
-
 from node.finality import (
     EXECUTION_PAYLOAD_BYTES_MAX,
     EXECUTION_PAYLOAD_TXS_MAX,
@@ -198,21 +196,3 @@ def submit_block(pipeline: BlockPipeline, prepared: PreparedBlock) -> PendingBlo
         signatures_ok=prepared.signatures_ok,
         certificate=prepared.certificate,
     )
-
-
-async def execute_block(
-    seq: int,
-    finality: FinalityRecord,
-    *,
-    pipeline: BlockPipeline,
-    cache: VerifiedCache,
-    verifier: BatchVerifier,
-    on_undecodable: Callable[[int, str], None],
-) -> AppliedBlock:
-    """Apply committed block `seq` from start to durable, on its own (no overlap)."""
-    prepared = await prepare_block(
-        seq, finality, cache=cache, verifier=verifier, on_undecodable=on_undecodable
-    )
-    pending = await trio.to_thread.run_sync(submit_block, pipeline, prepared)
-    await trio.to_thread.run_sync(pending.wait)
-    return prepared.applied(pending)

@@ -19,7 +19,7 @@ from node.finality import (
 )
 from node.ledger.pipeline import BlockPipeline
 from node.mempool import Mempool, PendingTx
-from node.runtime.execution import ProposalRules, execute_block
+from node.runtime.execution import ProposalRules, prepare_block, submit_block
 from node.runtime.verifier import BatchVerifier, VerifiedCache
 from node.tx import Kind, TxLimits, make_tx, public_key
 from tests.node.ledger.world import World, key, kyc, make_genesis
@@ -91,15 +91,17 @@ async def test_a_committed_block_applies_whatever_the_local_limits(tmp_path: Pat
     verifier = BatchVerifier(threads=1)
     async with trio.open_nursery() as nursery:
         await nursery.start(verifier.run)
+        prepared = await prepare_block(
+            1,
+            record,
+            cache=VerifiedCache(entries_max=10),
+            verifier=verifier,
+            on_undecodable=lambda seq, why: None,
+        )
         with BlockPipeline(world.ledger) as pipeline:
-            applied = await execute_block(
-                1,
-                record,
-                pipeline=pipeline,
-                cache=VerifiedCache(entries_max=10),
-                verifier=verifier,
-                on_undecodable=lambda seq, why: None,
-            )
+            pending = submit_block(pipeline, prepared)
+            pending.wait()
+        applied = prepared.applied(pending)
         nursery.cancel_scope.cancel()
     assert [r.applied for r in applied.receipts] == [True]
     assert world.ledger.balance("BOND", public_key(ALICE)) == 500
