@@ -1,29 +1,35 @@
-"""Applying a stream of blocks, each commit overlapped with the next block's evaluation.
+"""Applying a stream of blocks: commits overlapped with evaluation, and grouped.
 
-Most of a block's commit is a wait on the disk (the fsync: about 13 ms for 1,000 transfers
-here) with the GIL released, while evaluating a block is pure Python. So while block N
-commits in the writer thread, the caller evaluates block N+1 against the last committed
-snapshot plus N's writes (`BlockEffects.overlay`).
+A block's commit writes back every page its random-key inserts dirtied and then waits for
+the disk, with the GIL released; evaluating a block is pure Python. So while blocks commit
+in the writer thread, the caller evaluates the next ones against the last committed
+snapshot plus the writes of every block not yet committed (`BlockEffects.overlay`).
+
+Group commit: when the writer finishes a commit, it writes every block evaluated meanwhile
+(at most `group_blocks_max`) in ONE write transaction and commits them together. Under load,
+blocks share the commit's write-back (their inserts dirty many of the same pages) and its
+fsyncs; when blocks come one at a time, each still commits alone, at once.
 
 Rules, and why:
 - One writer thread begins, fills and commits every write transaction, in height order:
   LMDB ties a write transaction (and its lock) to the thread that began it.
-- `submit` returns only once the block's records are in its write transaction, i.e. after
-  the previous commit finished. The caller never runs Python during the puts: py-lmdb
-  retakes the GIL for every put, and a thread busy in Python starves them (measured: 6 ms
-  of puts took 100-500 ms). So the overlap is exactly the commit.
+- The caller is never inside `evaluate` while the writer puts records: py-lmdb retakes the
+  GIL for every put, and a thread busy in Python starves them (measured: 6 ms of puts took
+  100-500 ms). The writer asks for its turn; the next `submit` waits until the puts are
+  done, and the writer waits for an evaluation in progress to finish. The overlap is
+  exactly the commit.
 - Nothing is acknowledged before it is durable: `PendingBlock.wait` returns the receipts
   only after the commit. Until then no reader of the store sees the block either.
 - A block after a governance change waits for that commit before it is evaluated:
   governance reads go to the store, not through the overlay (rare, so kept simple).
-- A failed write or commit stops the pipeline: that block and every later one fail with
-  PipelineError; the store holds exactly the blocks before the failed one.
+- A failed write or commit stops the pipeline: every block of that group and every later
+  one fails with it; the store holds exactly the blocks before the group.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from collections.abc import Sequence
 
 import lmdb
@@ -34,14 +40,16 @@ from node.ledger.errors import LedgerError
 from node.ledger.records import Receipt
 from node.ledger.store import Decoded, Ledger
 
+GROUP_BLOCKS_MAX = 8  # evaluated blocks waiting for the writer, and so per commit
+
 
 class PipelineError(LedgerError):
     """The pipeline is stopped: it was closed, or an earlier block's write or commit failed
-    (that error is the __cause__). The store holds every block before the failed one."""
+    (that error is the __cause__). The store holds every block before the failed group."""
 
 
 class PendingBlock:
-    """A block evaluated and written, committed (durable) once `wait` returns."""
+    """A block evaluated, committed (durable) once `wait` returns."""
 
     __slots__ = ("_committed", "_error", "effects")
 
@@ -72,18 +80,25 @@ class PendingBlock:
         self._committed.set()
 
 
-_STOP = None
-
-
 class BlockPipeline:
-    """Blocks applied in order with at most one commit outstanding (see the module docstring).
-    One caller thread at a time; use as a context manager or call `close`."""
+    """Blocks applied in order, committed in groups (see the module docstring). One caller
+    thread at a time; use as a context manager or call `close`."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, *, group_blocks_max: int = GROUP_BLOCKS_MAX) -> None:
+        if group_blocks_max < 1:
+            raise ValueError(f"group_blocks_max must be at least 1, not {group_blocks_max}")
         self.ledger = ledger
-        self._jobs: queue.Queue[tuple[PendingBlock, threading.Event] | None] = queue.Queue(1)
-        self._last: PendingBlock | None = None
+        self.group_blocks_max = group_blocks_max
+        self._cond = threading.Condition()
+        # Shared with the writer, under _cond:
+        self._queued: deque[PendingBlock] = deque()  # evaluated, not yet written
+        self._evaluating = False  # the caller is inside evaluate
+        self._writer_turn = False  # the writer wants to put (or is putting): no evaluating
         self._failure: BaseException | None = None
+        self._closing = False
+        # The caller's own: submitted blocks not yet known to be committed, in height order.
+        self._unsettled: deque[PendingBlock] = deque()
+        self._last: PendingBlock | None = None
         self._closed = False
         self._writer = threading.Thread(target=self._write_loop, name="ledger-writer", daemon=True)
         self._writer.start()
@@ -110,39 +125,67 @@ class BlockPipeline:
         signatures_ok: Sequence[bool] | None = None,
         certificate: bytes | None = None,
     ) -> PendingBlock:
-        """Evaluate `block` (overlapping the previous block's commit) and write it; its
-        commit then runs in the background. Arguments and BlockError as in
-        `Ledger.apply_block`; PipelineError once the pipeline is stopped."""
+        """Evaluate `block` (overlapping the commits in progress) and queue it for the
+        writer; it is durable once the returned block's `wait` returns. Arguments and
+        BlockError as in `Ledger.apply_block`; PipelineError once the pipeline is stopped."""
         self._check_running()
-        last = self._last
-        after = None if last is None else last.effects
-        if after is not None and after.governance_touched:
-            last.wait()  # type: ignore[union-attr]  # raises if that commit failed
-            after = None  # committed: evaluate on the store itself
-        effects = self.ledger.evaluate(
-            block,
-            decoded=decoded,
-            signatures_ok=signatures_ok,
-            certificate=certificate,
-            after=after,
-        )
-        self._check_running()  # the previous commit may have failed meanwhile
+        after = self._uncommitted()
+        with self._cond:
+            self._wait_for_room()
+            self._evaluating = True
+        try:
+            effects = self.ledger.evaluate(
+                block,
+                decoded=decoded,
+                signatures_ok=signatures_ok,
+                certificate=certificate,
+                after=after,
+            )
+        except BaseException:
+            with self._cond:
+                self._evaluating = False
+                self._cond.notify_all()
+            raise
         pending = PendingBlock(effects)
-        written = threading.Event()
-        self._jobs.put((pending, written))
-        written.wait()  # without the GIL: the writer's puts need it (module docstring)
-        if pending.done() and pending._error is not None:
-            raise pending._error
+        with self._cond:  # in one step, so a writer waiting for its turn takes this block too
+            self._evaluating = False
+            self._queued.append(pending)
+            self._cond.notify_all()
+        self._unsettled.append(pending)
         self._last = pending
         return pending
 
     def close(self) -> None:
-        """Wait for the outstanding commit and stop the writer thread. Idempotent."""
+        """Write and commit every submitted block, then stop the writer thread. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        self._jobs.put(_STOP)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
         self._writer.join()
+
+    def _uncommitted(self) -> list[BlockEffects]:
+        """The effects of every submitted block not committed before now (what the next
+        block is evaluated on top of), after waiting for a governance block's commit."""
+        unsettled = self._unsettled
+        if unsettled and unsettled[-1].effects.governance_touched:
+            unsettled[-1].wait()  # raises if that commit failed
+        while unsettled and unsettled[0].done():
+            if unsettled[0]._error is not None:
+                self._check_running()  # raises: the pipeline stopped
+            unsettled.popleft()
+        return [p.effects for p in unsettled]
+
+    def _wait_for_room(self) -> None:
+        """(Under _cond.) Wait while the writer has its turn or the queue is full."""
+        self._cond.wait_for(
+            lambda: (
+                self._failure is not None
+                or (not self._writer_turn and len(self._queued) < self.group_blocks_max)
+            )
+        )
+        self._check_running()
 
     def _check_running(self) -> None:
         if self._closed:
@@ -150,38 +193,60 @@ class BlockPipeline:
         if self._failure is not None:
             raise PipelineError(
                 f"the block pipeline stopped: {self._failure}; the store holds every block"
-                " before the one that failed"
+                " before the group that failed"
             ) from self._failure
 
-    def _commit(self, txn: lmdb.Transaction, pending: PendingBlock) -> None:
-        """Commit `pending`'s transaction (a seam: tests hold a commit back to prove the
-        next block is evaluated before it)."""
+    def _commit(self, txn: lmdb.Transaction, group: list[PendingBlock]) -> None:
+        """Commit `group`'s transaction (a seam: tests hold a commit back to make blocks
+        evaluate ahead of it)."""
         txn.commit()
+
+    def _next_group(self) -> list[PendingBlock] | None:
+        """(Writer.) The blocks to write next, once the caller is out of `evaluate`; None
+        when closing with nothing left."""
+        with self._cond:
+            self._cond.wait_for(lambda: bool(self._queued) or self._closing)
+            if not self._queued:
+                return None
+            self._writer_turn = True
+            self._cond.wait_for(lambda: not self._evaluating)
+            count = min(len(self._queued), self.group_blocks_max)
+            return [self._queued.popleft() for _ in range(count)]
+
+    def _end_turn(self) -> None:
+        with self._cond:
+            self._writer_turn = False
+            self._cond.notify_all()
 
     def _write_loop(self) -> None:
         ledger = self.ledger
         env = ledger._env  # the pipeline is the ledger's writer: same package
-        while (job := self._jobs.get()) is not _STOP:
-            pending, written = job
+        while (group := self._next_group()) is not None:
             if self._failure is not None:
-                pending._finish(PipelineError(f"not written: {self._failure}"))
-                written.set()
+                self._end_turn()
+                for pending in group:
+                    pending._finish(PipelineError(f"not written: {self._failure}"))
                 continue
             error: BaseException | None = None
             try:
-                txn = env.begin(write=True)
                 try:
-                    ledger.write_in(txn, pending.effects)
-                except BaseException:
-                    txn.abort()
-                    raise
-                written.set()  # the caller may run Python again: the commit needs no GIL
-                self._commit(txn, pending)
+                    txn = env.begin(write=True)
+                    try:
+                        for pending in group:
+                            ledger.write_in(txn, pending.effects)
+                    except BaseException:
+                        txn.abort()
+                        raise
+                finally:
+                    self._end_turn()  # the caller may evaluate again: a commit needs no GIL
+                self._commit(txn, group)
             except lmdb.MapFullError:
-                error = ledger._full(pending.height)
+                error = ledger._full(group[0].height)
             except Exception as exc:  # handed to the caller: a dead writer would hang it
                 error = exc
             if error is not None:
-                self._failure = error
-            pending._finish(error)
-            written.set()
+                with self._cond:
+                    self._failure = error
+                    self._cond.notify_all()
+            for pending in group:
+                pending._finish(error)

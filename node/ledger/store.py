@@ -14,6 +14,7 @@ could shadow the real transaction's receipt.
 
 from __future__ import annotations
 
+import itertools
 import operator
 import os
 from collections.abc import Callable, Sequence
@@ -321,14 +322,16 @@ class Ledger:
         decoded: Sequence[Decoded] | None = None,
         signatures_ok: Sequence[bool] | None = None,
         certificate: bytes | None = None,
-        after: BlockEffects | None = None,
+        after: Sequence[BlockEffects] = (),
     ) -> BlockEffects:
-        """Run `block` against the tip, or against the state right after `after` (a block
-        evaluated but perhaps not yet committed), writing nothing. See `apply_block`.
+        """Run `block` against the tip, or against the state right after `after`, writing
+        nothing. See `apply_block`.
 
-        With `after`, its commit must not be outstanding behind an older one (the pipeline
-        guarantees it) and it must not have touched governance (its governance writes are
-        read from the store, so the caller waits for that commit first).
+        `after` is for evaluating ahead of commits (node/ledger/pipeline.py): consecutive
+        evaluated blocks, in height order, that include every block not committed before
+        this call (blocks committed meanwhile may stay in: their writes equal the store's).
+        None of them may have touched governance: governance is read from the store, so the
+        caller waits for such a block's commit first.
         """
         n = len(block.txs)
         if n > self.limits.block_txs_max:
@@ -342,11 +345,15 @@ class Ledger:
                 f"certificate of {len(certificate)} bytes exceeds"
                 f" certificate_bytes_max={self.limits.certificate_bytes_max}"
             )
-        if after is not None and after.governance_touched:
-            raise BlockError(
-                f"block {after.height} changed governance: evaluate the next block only"
-                " once it is committed"
-            )
+        for prev, nxt in itertools.pairwise(after):
+            if nxt.height != prev.height + 1:
+                raise BlockError(f"after: block {nxt.height} does not follow {prev.height}")
+        for prev in after:
+            if prev.governance_touched:
+                raise BlockError(
+                    f"block {prev.height} changed governance: evaluate the next block only"
+                    " once it is committed"
+                )
         with self._env.begin() as txn:
             return self._evaluate_in(txn, block, decoded, signatures_ok, certificate, after)
 
@@ -357,13 +364,14 @@ class Ledger:
         decoded: Sequence[Decoded] | None,
         signatures_ok: Sequence[bool] | None,
         certificate: bytes | None,
-        after: BlockEffects | None,
+        after: Sequence[BlockEffects],
     ) -> BlockEffects:
-        if after is None:
+        if not after:
             height, last_ts, prev_hash, prev_state = self._tip(txn)
         else:
-            height, last_ts = after.height, after.timestamp_ms
-            prev_hash, prev_state = after.block_hash, after.state_digest
+            last = after[-1]
+            height, last_ts = last.height, last.timestamp_ms
+            prev_hash, prev_state = last.block_hash, last.state_digest
         if block.height != height + 1:
             raise BlockError(f"block height {block.height} does not follow the tip {height}")
         if block.timestamp_ms < last_ts:
@@ -372,8 +380,8 @@ class Ledger:
             )
         h = block.height
         ts = block.timestamp_ms
-        view = StateView(txn, self._dbs, None if after is None else after.overlay)
-        ctx = self._context(txn, view, h, ts, after)
+        view = StateView(txn, self._dbs, [e.overlay for e in after])
+        ctx = self._context(txn, view, h, ts, after[-1] if after else None)
         receipts: list[Receipt] = []
         claimed: list[tuple[Receipt, tuple[bytes, ...]]] = []
         run = self._run

@@ -8,6 +8,7 @@ transaction, never flushed), so checking and applying share every line of rule c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +60,7 @@ class StateView:
     )
 
     def __init__(
-        self, txn: lmdb.Transaction, dbs: dict[str, Any], overlay: ViewOverlay | None = None
+        self, txn: lmdb.Transaction, dbs: dict[str, Any], overlays: Sequence[ViewOverlay] = ()
     ) -> None:
         self._txn = txn
         self._dbs = dbs
@@ -68,14 +69,20 @@ class StateView:
         self._balances_db = dbs[kl.BALANCES]
         self._nonces_db = dbs[kl.NONCES]
         self._roles_db = dbs[kl.ROLES]
-        # Caches of decoded values (None = absent), keyed by the LMDB key; an overlay's
-        # values are cached from the start, so they win over what `txn` holds.
-        o = overlay
-        self._accounts: dict[bytes, AccountRecord | None] = dict(o.accounts) if o else {}
-        self._assets: dict[bytes, AssetRecord | None] = dict(o.assets) if o else {}
-        self._balances: dict[bytes, int] = dict(o.balances) if o else {}
-        self._nonces: dict[bytes, int] = dict(o.nonces) if o else {}
-        self._roles: dict[bytes, bool] = dict(o.roles) if o else {}
+        # Caches of decoded values (None = absent), keyed by the LMDB key. The overlays'
+        # values (oldest block first, so later writes win) are cached from the start, so
+        # they win over what `txn` holds.
+        self._accounts: dict[bytes, AccountRecord | None] = {}
+        self._assets: dict[bytes, AssetRecord | None] = {}
+        self._balances: dict[bytes, int] = {}
+        self._nonces: dict[bytes, int] = {}
+        self._roles: dict[bytes, bool] = {}
+        for o in overlays:
+            self._accounts.update(o.accounts)
+            self._assets.update(o.assets)
+            self._balances.update(o.balances)
+            self._nonces.update(o.nonces)
+            self._roles.update(o.roles)
         # Dirty keys per database, in first-write order (flush sorts them anyway).
         self._dirty: dict[str, set[bytes]] = {db: set() for db in kl.STATE_DBS}
         self._dirty_balances = self._dirty[kl.BALANCES]  # the hot ones, one attribute away

@@ -29,37 +29,40 @@ from tests.node.ledger.world import World
 
 
 class HeldPipeline(BlockPipeline):
-    """Holds block N's commit until block N+1 has been evaluated (or `release`), so N+1 is
-    certainly evaluated against N's overlay on a snapshot without N: without the hold, a
-    small block's commit usually finishes first and the overlay would go untested."""
+    """Holds each group's commit until the block after it has been evaluated (or `release`),
+    so every block is certainly evaluated while its parent is not committed, against the
+    overlays: without the hold, a small block's commit usually finishes first and the
+    overlay would go untested."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, **kw: Any) -> None:
         self._cond = threading.Condition()
         self._evaluated = 0
         self._released = False
+        self.ahead = 0  # blocks evaluated while their parent was not committed
+        self.groups: list[list[int]] = []  # the heights committed together, in order
         real_evaluate = ledger.evaluate
 
-        def evaluate(*args: Any, **kw: Any) -> Any:
-            effects = real_evaluate(*args, **kw)
+        def evaluate(block: Block, **kw: Any) -> Any:
+            self.ahead += ledger.height < block.height - 1
+            effects = real_evaluate(block, **kw)
             with self._cond:
                 self._evaluated = max(self._evaluated, effects.height)
                 self._cond.notify_all()
             return effects
 
         ledger.evaluate = evaluate  # type: ignore[method-assign]
-        self.held = 0  # commits that waited for the next block's evaluation
-        super().__init__(ledger)
+        super().__init__(ledger, **kw)
 
     def release(self) -> None:
         with self._cond:
             self._released = True
             self._cond.notify_all()
 
-    def _commit(self, txn: Any, pending: PendingBlock) -> None:
+    def _commit(self, txn: Any, group: list[PendingBlock]) -> None:
         with self._cond:
-            self._cond.wait_for(lambda: self._released or self._evaluated > pending.height)
-            self.held += not self._released
-        super()._commit(txn, pending)
+            self._cond.wait_for(lambda: self._released or self._evaluated > group[-1].height)
+        self.groups.append([p.height for p in group])
+        super()._commit(txn, group)
 
     def close(self) -> None:
         self.release()
@@ -113,7 +116,9 @@ def test_pipelined_blocks_equal_one_at_a_time(tmp_path: Path) -> None:
                 pending.append(_submit(pipe, piped, txs))
             pipe.release()
             receipts = [p.wait() for p in pending]
-        assert pipe.held == 5  # every block but the last was evaluated before its parent committed
+        assert (
+            pipe.ahead == 5
+        )  # every block but the first was evaluated before its parent committed
         assert all(p.done() for p in pending)
         for txs, got in zip(blocks, receipts, strict=True):
             want = plain.apply(*[t.encode() for t in txs])
@@ -148,7 +153,7 @@ def test_random_pipelined_blocks_equal_one_at_a_time(
                     sent.append(([t.encode() for t in txs], p.effects.timestamp_ms))
                 pipe.release()
                 got = [p.wait() for p in pending]
-            assert pipe.held == len(blocks) - 1
+            assert pipe.ahead == len(blocks) - 1
             for (raws, ts), receipts in zip(sent, got, strict=True):
                 height = plain.ledger.height + 1
                 block = Block(height=height, timestamp_ms=ts, txs=tuple(raws))
@@ -168,7 +173,7 @@ def test_a_governance_block_is_committed_before_the_next_is_evaluated(tmp_path: 
             assert first.effects.governance_touched
             # Evaluating on top of it without its commit would read stale governance.
             with pytest.raises(BlockError, match="changed governance"):
-                piped.ledger.evaluate(_block(piped, first.height + 1, []), after=first.effects)
+                piped.ledger.evaluate(_block(piped, first.height + 1, []), after=[first.effects])
             second = _submit(pipe, piped, [piped.gov_tx(Kind.ADD_VALIDATOR, **_newcomer("v5"))])
             assert first.done()  # submit waited for it
             third = _submit(pipe, piped, [])
@@ -214,20 +219,15 @@ def test_a_failed_write_stops_the_pipeline_and_keeps_every_earlier_block(
     try:
         pipe = BlockPipeline(w.ledger)
         good = _submit(pipe, w, [_tx(w, ("transfer", 1, 2, "AAA", 5))])
-        real_write_in = w.ledger.write_in
-
-        def failing(txn: Any, effects: Any) -> None:
-            real_write_in(txn, effects)  # the puts happen, then the transaction is aborted
-            raise LedgerError("disk on fire")
-
-        monkeypatch.setattr(w.ledger, "write_in", failing)
+        assert good.wait()[0].applied
+        monkeypatch.setattr(w.ledger, "write_in", _failing_write_in(w.ledger, {good.height + 1}))
+        bad = _submit(pipe, w, [_tx(w, ("transfer", 2, 1, "AAA", 5))])
         with pytest.raises(LedgerError, match="disk on fire"):
-            _submit(pipe, w, [_tx(w, ("transfer", 2, 1, "AAA", 5))])
+            bad.wait()
         monkeypatch.undo()
-        assert good.wait()[0].applied  # the block before is committed
-        assert w.ledger.height == good.height  # and nothing of the failed one
+        assert w.ledger.height == good.height  # nothing of the failed block
         with pytest.raises(PipelineError, match="disk on fire") as info:
-            pipe.submit(_block(w, good.height + 1, []))
+            pipe.submit(_block(w, bad.height + 1, []))
         assert isinstance(info.value.__cause__, LedgerError)
         pipe.close()
         pipe.close()  # idempotent
@@ -235,6 +235,118 @@ def test_a_failed_write_stops_the_pipeline_and_keeps_every_earlier_block(
             pipe.submit(_block(w, good.height + 1, []))
         # The ledger itself is fine: the next block applies directly.
         assert w.apply() == []
+    finally:
+        w.close()
+
+
+def _failing_write_in(ledger: Ledger, heights: set[int]) -> Any:
+    real_write_in = ledger.write_in
+
+    def failing(txn: Any, effects: Any) -> None:
+        real_write_in(txn, effects)  # the puts happen, then the transaction is aborted
+        if effects.height in heights:
+            raise LedgerError("disk on fire")
+
+    return failing
+
+
+class GatedPipeline(BlockPipeline):
+    """Every commit waits at a gate until the test opens it; `at_gate` is set once the
+    writer is there, so the blocks submitted after that form the next group."""
+
+    def __init__(self, ledger: Ledger, **kw: Any) -> None:
+        self.gate = threading.Event()
+        self.at_gate = threading.Event()
+        self.groups: list[list[int]] = []
+        super().__init__(ledger, **kw)
+
+    def _commit(self, txn: Any, group: list[PendingBlock]) -> None:
+        self.groups.append([p.height for p in group])
+        self.at_gate.set()
+        self.gate.wait()
+        super()._commit(txn, group)
+
+    def close(self) -> None:
+        self.gate.set()
+        super().close()
+
+
+def _transfers(w: World) -> list[Any]:
+    """Transfers that chain through the same accounts: each block reads what the blocks
+    before it (not yet committed) wrote."""
+    return [_tx(w, ("transfer", 0, 1, "AAA", 5)), _tx(w, ("transfer", 1, 2, "AAA", 3))]
+
+
+def test_blocks_evaluated_during_a_commit_are_committed_together(tmp_path: Path) -> None:
+    piped, plain = _world(tmp_path / "piped"), _world(tmp_path / "plain")
+    try:
+        with GatedPipeline(piped.ledger) as pipe:
+            first = _submit(pipe, piped, _transfers(piped))
+            assert pipe.at_gate.wait(timeout=60)
+            rest = [_submit(pipe, piped, _transfers(piped)) for _ in range(3)]
+            blocks = [first, *rest]
+            assert piped.ledger.height == first.height - 1  # none of them committed yet
+            assert not any(p.done() for p in blocks)
+            pipe.gate.set()
+            receipts = [p.wait(timeout_s=60) for p in blocks]
+        assert pipe.groups == [[first.height], [p.height for p in rest]]
+        assert all(r.applied for rs in receipts for r in rs)
+        for p in blocks:
+            e = p.effects
+            raws = piped.ledger.block(e.height).txs  # type: ignore[union-attr]
+            block = Block(height=e.height, timestamp_ms=e.timestamp_ms, txs=tuple(raws))
+            assert plain.ledger.apply_block(block) == p.wait()
+        _assert_same(piped, plain)
+    finally:
+        piped.close()
+        plain.close()
+
+
+def test_a_group_holds_at_most_group_blocks_max(tmp_path: Path) -> None:
+    w = _world(tmp_path / "w")
+    try:
+        with GatedPipeline(w.ledger, group_blocks_max=2) as pipe:
+            first = _submit(pipe, w, _transfers(w))
+            assert pipe.at_gate.wait(timeout=60)
+            queued = [_submit(pipe, w, _transfers(w)) for _ in range(2)]  # the queue is full
+            late: list[PendingBlock] = []
+            txs = _transfers(w)
+            # Waits for room: the writer takes the two queued blocks once the gate opens.
+            submitter = threading.Thread(target=lambda: late.append(_submit(pipe, w, txs)))
+            submitter.start()
+            pipe.gate.set()
+            submitter.join(timeout=60)
+            assert late, "the submit waiting for room never returned"
+            for p in [first, *queued, *late]:
+                assert all(r.applied for r in p.wait(timeout_s=60))
+        assert pipe.groups == [[first.height], [p.height for p in queued], [late[0].height]]
+        with pytest.raises(ValueError, match="at least 1"):
+            BlockPipeline(w.ledger, group_blocks_max=0)
+    finally:
+        w.close()
+
+
+def test_a_failure_fails_its_whole_group_and_keeps_the_blocks_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = _world(tmp_path / "w")
+    try:
+        with GatedPipeline(w.ledger) as pipe:
+            first = _submit(pipe, w, _transfers(w))
+            assert pipe.at_gate.wait(timeout=60)
+            failing = _failing_write_in(w.ledger, {first.height + 2})
+            monkeypatch.setattr(w.ledger, "write_in", failing)
+            group = [_submit(pipe, w, _transfers(w)) for _ in range(3)]
+            pipe.gate.set()
+            assert all(r.applied for r in first.wait(timeout_s=60))
+            for p in group:  # the block before the failed one fails with it: one transaction
+                with pytest.raises(LedgerError, match="disk on fire"):
+                    p.wait(timeout_s=60)
+            with pytest.raises(PipelineError, match="before the group that failed"):
+                pipe.submit(_block(w, group[-1].height + 1, []))
+        assert pipe.groups == [[first.height]]  # the failed group never reached its commit
+        assert w.ledger.height == first.height
+        assert w.ledger.state_digest == first.effects.state_digest
     finally:
         w.close()
 
