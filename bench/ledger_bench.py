@@ -5,9 +5,11 @@ Prints, per population size:
   with signature results passed in (`signatures_ok`), i.e. EXCLUDING signature checks;
 - the same with transactions decoded beforehand (`decoded=`), as a node does when it decoded
   them at admission: the pure rule + store cost;
-- an A/B of the block pipeline (node/ledger/pipeline.py), which evaluates block N+1 while
-  block N's commit waits on the disk (every block still durable before its receipts are
-  handed out): pre-decoded blocks in chunks, alternately one at a time and pipelined;
+- an A/B of the block pipeline (node/ledger/pipeline.py), which evaluates the next blocks
+  while a commit waits on the disk and commits the blocks evaluated meanwhile together
+  (every block still durable before its receipts are handed out): pre-decoded blocks in
+  chunks, taking turns one at a time, pipelined with one block per commit, and pipelined
+  with group commit;
 - signature checks/s, single-threaded and with a thread pool.
 
 Per block, both wall-clock time (includes the fsync of the commit and any time the machine
@@ -41,7 +43,7 @@ import nacl.signing
 from config.genesis import AccountSpec, AssetSpec, Genesis, ValidatorSpec
 from node.ledger import Block, Ledger, prepare_tx, store
 from node.ledger import keys as kl
-from node.ledger.pipeline import BlockPipeline
+from node.ledger.pipeline import GROUP_BLOCKS_MAX, BlockPipeline
 from node.ledger.records import AccountRecord, AccountStatus, encode_int
 from node.tx import build_transfer, public_key, verify_batch, verify_parallel
 
@@ -49,7 +51,14 @@ CHAIN_ID = "bench-chain"
 ASSET = "BOND-2036"
 FUNDING = 1_000_000
 LOAD_TXN_ACCOUNTS = 100_000
-AB_CHUNK_BLOCKS = 4  # accounts per LMDB write transaction while funding
+AB_CHUNK_BLOCKS = 10  # long enough that starting and draining a pipeline weigh little
+# The pipeline A/B's arms and each one's group_blocks_max (None: apply_block, one at a time).
+AB_ARM_GROUPS: dict[str, int | None] = {
+    "one at a time": None,
+    "pipelined, 1 block per commit": 1,
+    "pipelined, group commit": GROUP_BLOCKS_MAX,
+}
+AB_ARMS = list(AB_ARM_GROUPS)
 
 
 def _key(i: int) -> nacl.signing.SigningKey:
@@ -158,21 +167,22 @@ class _Population:
         signers = _signers(self.ledger, blocks * block_txs)
         self.setup_s = time.perf_counter() - t0
         rng = random.Random(11)
-        # Four runs over the same signers, one nonce each, in the order they are applied:
+        # Five runs over the same signers, one nonce each, in the order they are applied:
         # one at a time from raw bytes (0) and pre-decoded (1), block by block alternately;
-        # then (2, 3) pre-decoded, in chunks alternately one at a time and pipelined.
+        # then (2-4) pre-decoded, in chunks taking turns in the pipeline A/B.
         self.txs = [
             build_transfer(k, CHAIN_ID, nonce, ASSET, rng.choice(population), rng.randint(1, 100))
-            for nonce in range(4)
+            for nonce in range(5)
             for k in signers
         ]
         raw = [t.encode() for t in self.txs]
         chunks = [tuple(raw[i : i + block_txs]) for i in range(0, len(raw), block_txs)]
-        runs = [chunks[r * blocks : (r + 1) * blocks] for r in range(4)]
+        runs = [chunks[r * blocks : (r + 1) * blocks] for r in range(5)]
         self.raw_blocks = runs[0]
         self.decoded_blocks = [(b, [prepare_tx(x) for x in b]) for b in runs[1]]
-        self.ab_blocks = [(b, [prepare_tx(x) for x in b]) for b in runs[2] + runs[3]]
-        self.ab_s: dict[str, float] = {"one at a time": 0.0, "pipelined": 0.0}  # wall, total
+        self.ab_blocks = [(b, [prepare_tx(x) for x in b]) for b in runs[2] + runs[3] + runs[4]]
+        self.ab_s = dict.fromkeys(AB_ARMS, 0.0)  # wall seconds, total per arm
+        self.ab_blocks_done = dict.fromkeys(AB_ARMS, 0)
         self.ok = [True] * block_txs
         self.raw_s: list[float] = []
         self.pre_s: list[float] = []
@@ -190,28 +200,31 @@ class _Population:
         return elapsed, cpu
 
     def run_ab(self, chunk_blocks: int) -> None:
-        """The A/B of the block pipeline: `ab_blocks` in chunks, alternately applied one at a
-        time and through a BlockPipeline (wall time from the first submit until the last
-        block is durable), so drift in machine speed hits both alike."""
+        """The A/B of the block pipeline: `ab_blocks` in chunks, the arms (AB_ARMS) taking
+        turns chunk by chunk so drift in machine speed hits them alike. A pipelined chunk
+        is timed from the first submit until its last block is durable."""
         blocks = self.ab_blocks
-        for start in range(0, len(blocks), chunk_blocks):
+        for number, start in enumerate(range(0, len(blocks), chunk_blocks)):
             chunk = blocks[start : start + chunk_blocks]
+            arm = AB_ARMS[number % len(AB_ARMS)]
+            group_blocks_max = AB_ARM_GROUPS[arm]
             t = time.perf_counter()
-            if (start // chunk_blocks) % 2 == 0:
+            if group_blocks_max is None:
                 for txs, decoded in chunk:
                     self.apply(txs, decoded)
-                self.ab_s["one at a time"] += time.perf_counter() - t
-                continue
-            with BlockPipeline(self.ledger) as pipe:
-                pending = []
-                for txs, decoded in chunk:
-                    h = pipe.tip[0] + 1
-                    block = Block(height=h, timestamp_ms=self.genesis.genesis_time_ms + h, txs=txs)
-                    pending.append(pipe.submit(block, decoded=decoded, signatures_ok=self.ok))
-                for p in pending:
-                    receipts = p.wait()
-                    assert all(r.applied for r in receipts), receipts[0]
-            self.ab_s["pipelined"] += time.perf_counter() - t
+            else:
+                with BlockPipeline(self.ledger, group_blocks_max=group_blocks_max) as pipe:
+                    pending = []
+                    for txs, decoded in chunk:
+                        h = pipe.tip[0] + 1
+                        ts = self.genesis.genesis_time_ms + h
+                        block = Block(height=h, timestamp_ms=ts, txs=txs)
+                        pending.append(pipe.submit(block, decoded=decoded, signatures_ok=self.ok))
+                    for p in pending:
+                        receipts = p.wait()
+                        assert all(r.applied for r in receipts), receipts[0]
+            self.ab_s[arm] += time.perf_counter() - t
+            self.ab_blocks_done[arm] += len(chunk)
 
 
 def _rate(block_txs: int, seconds: list[float]) -> tuple[float, float]:
@@ -287,12 +300,17 @@ def main() -> None:
                     f" | CPU time only: raw {raw_cpu:>7,.0f} tx/s, pre-decoded {pre_cpu:>7,.0f} tx/s"
                 )
             for p in pops:
-                half = len(p.ab_blocks) * args.block_txs / 2
-                seq, piped = p.ab_s["one at a time"], p.ab_s["pipelined"]
+                rates = {
+                    arm: p.ab_blocks_done[arm] * args.block_txs / p.ab_s[arm] for arm in AB_ARMS
+                }
+                base = rates[AB_ARMS[0]]
                 print(
                     f"{p.accounts:>9,} accounts, pre-decoded, chunks of {AB_CHUNK_BLOCKS} blocks"
-                    f" alternately: one at a time {half / seq:>7,.0f} tx/s, pipelined"
-                    f" {half / piped:>7,.0f} tx/s ({seq / piped:.2f}x), wall clock"
+                    " taking turns, wall clock: "
+                    + ", ".join(
+                        f"{arm} {rate:>7,.0f} tx/s ({rate / base:.2f}x)"
+                        for arm, rate in rates.items()
+                    )
                 )
             print(
                 f"decode (canonical check + typed validation): {decode_rate:>7,.0f} tx/s, 1 thread"
@@ -317,9 +335,12 @@ def main() -> None:
                         f"{label}: {large.accounts:,} accounts run at {ratio:.0%} of the"
                         f" {small.accounts:,}-account rate (median per block)"
                     )
-                ratio = small.ab_s["pipelined"] / large.ab_s["pipelined"]
+                arm = AB_ARMS[-1]
+                ratio = (large.ab_blocks_done[arm] / large.ab_s[arm]) / (
+                    small.ab_blocks_done[arm] / small.ab_s[arm]
+                )
                 print(
-                    f"pipelined pre-decoded, wall: {large.accounts:,} accounts run at"
+                    f"{arm}, pre-decoded, wall: {large.accounts:,} accounts run at"
                     f" {ratio:.0%} of the {small.accounts:,}-account rate"
                 )
         finally:
