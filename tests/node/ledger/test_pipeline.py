@@ -212,6 +212,23 @@ def test_a_block_that_does_not_fit_leaves_the_pipeline_running(tmp_path: Path) -
         w.close()
 
 
+def test_evaluate_refuses_an_after_with_a_gap(tmp_path: Path) -> None:
+    w = _world(tmp_path / "w")
+    try:
+        one = w.ledger.evaluate(_block(w, w.ledger.height + 1, []))
+        two = w.ledger.evaluate(_block(w, one.height + 1, []), after=[one])
+        three = w.ledger.evaluate(_block(w, two.height + 1, []), after=[one, two])
+        with pytest.raises(BlockError, match=f"block {three.height} does not follow {one.height}"):
+            w.ledger.evaluate(_block(w, three.height + 1, []), after=[one, three])
+        height = w.ledger.height
+        for effects in (one, two, three):
+            w.ledger.write(effects)
+        assert w.ledger.height == height + 3
+        assert w.ledger.state_digest == three.state_digest
+    finally:
+        w.close()
+
+
 def test_a_failed_write_stops_the_pipeline_and_keeps_every_earlier_block(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
