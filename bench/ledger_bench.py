@@ -20,9 +20,11 @@ transactions would take longer than the measurement itself); those writes bypass
 digest, which is irrelevant to a throughput figure.
 
     python bench/ledger_bench.py [--accounts 10000,1000000] [--blocks 20] [--block-txs 1000]
-                                 [--general-path]
+                                 [--general-path] [--state-cache-entries N]
 
-`--general-path` turns the transfer fast path (node/ledger/fastpath.py) off, for A/B runs.
+`--general-path` turns the transfer fast path (node/ledger/fastpath.py) off, for A/B runs;
+`--state-cache-entries 0` turns the state cache between blocks (node/ledger/state_cache.py)
+off (default: LedgerLimits' default).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from pathlib import Path
 import nacl.signing
 
 from config.genesis import AccountSpec, AssetSpec, Genesis, ValidatorSpec
-from node.ledger import Block, Ledger, prepare_tx, store
+from node.ledger import Block, Ledger, LedgerLimits, prepare_tx, store
 from node.ledger import keys as kl
 from node.ledger.pipeline import GROUP_BLOCKS_MAX, BlockPipeline
 from node.ledger.records import AccountRecord, AccountStatus, encode_int
@@ -157,11 +159,13 @@ def _signers(ledger: Ledger, count: int) -> list[nacl.signing.SigningKey]:
 class _Population:
     """One ledger with `accounts` funded accounts and its pre-signed, pre-decoded blocks."""
 
-    def __init__(self, root: Path, accounts: int, blocks: int, block_txs: int) -> None:
+    def __init__(
+        self, root: Path, accounts: int, blocks: int, block_txs: int, limits: LedgerLimits
+    ) -> None:
         genesis, _ = _genesis()
         self.genesis = genesis
         self.accounts = accounts
-        self.ledger = Ledger.open(root / f"ledger-{accounts}", genesis)
+        self.ledger = Ledger.open(root / f"ledger-{accounts}", genesis, limits=limits)
         t0 = time.perf_counter()
         population = _fund(self.ledger, accounts)
         signers = _signers(self.ledger, blocks * block_txs)
@@ -241,6 +245,12 @@ def main() -> None:
     parser.add_argument(
         "--general-path", action="store_true", help="disable the transfer fast path (A/B runs)"
     )
+    parser.add_argument(
+        "--state-cache-entries",
+        type=int,
+        default=LedgerLimits().state_cache_entries_max,
+        help="state cache bound between blocks; 0 turns it off (A/B runs)",
+    )
     args = parser.parse_args()
     if args.general_path:
         # Every transaction through Ledger._run, which the fast path must equal (tested).
@@ -252,10 +262,12 @@ def main() -> None:
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores;"
         f" {args.blocks} blocks x {args.block_txs} transfers per population, durable commits"
         f" (sync=True); populations interleaved block by block so background load hits all alike;"
-        f" transfer fast path {'OFF' if args.general_path else 'on'}"
+        f" transfer fast path {'OFF' if args.general_path else 'on'};"
+        f" state cache {args.state_cache_entries:,} entries"
     )
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
-        pops = [_Population(Path(tmp), n, args.blocks, args.block_txs) for n in sizes]
+        limits = LedgerLimits(state_cache_entries_max=args.state_cache_entries)
+        pops = [_Population(Path(tmp), n, args.blocks, args.block_txs, limits) for n in sizes]
         # The harness holds every pre-signed and pre-decoded transaction (hundreds of thousands
         # of objects a node never holds at once); move them out of the cyclic GC's sight so
         # collections triggered during apply do not walk the harness's data.

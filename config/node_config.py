@@ -72,6 +72,7 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "future_view_messages_per_peer_max": (1, 10_000),
     "subscriptions_max": (1, 65_536),
     "verify_threads": (1, 64),
+    "state_cache_entries_max": (0, 100_000_000),
 }
 # Former [limits] keys that are chain parameters now: every validator must use the same
 # values, so they live in genesis [consensus] (config/genesis.py). A node.toml that still sets
@@ -122,6 +123,8 @@ class Limits:
     future_view_messages_per_peer_max: int = 64  # buffered per peer for views ahead of ours
     subscriptions_max: int = 64  # block/receipt subscriptions per client connection
     verify_threads: int = 2  # worker threads for batch signature checks
+    # Decoded accounts, balances and nonces kept between blocks (~250 bytes each); 0: off.
+    state_cache_entries_max: int = 200_000
 
     # The log window W is a chain parameter (genesis [consensus]); the sizes that depend on
     # it are therefore functions of W, checked by `check_log_window` when the node starts.

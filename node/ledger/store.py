@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import operator
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ from node.ledger.records import (
     encode_int,
 )
 from node.ledger.rules import TxContext
+from node.ledger.state_cache import StateCache
 from node.ledger.view import StateView, WriteSet, put_records
 from node.tx.codec import decode_signed_transaction
 from node.tx.errors import TxDecodeError
@@ -88,6 +90,9 @@ class LedgerLimits:
     # (consensus/epochs.py), so every validator must use the same values.
     checkpoint_interval_seqs: int = 16
     log_window_seqs: int = 32
+    # Decoded accounts, balances and nonces kept between blocks (node/ledger/state_cache.py);
+    # a local speed/memory trade (~250 bytes an entry), never part of any outcome. 0: off.
+    state_cache_entries_max: int = 200_000
 
     def __post_init__(self) -> None:
         if not 1 << 20 <= self.map_size_bytes <= 1 << 44:
@@ -100,6 +105,10 @@ class LedgerLimits:
             raise ValueError("consensus_state_bytes_max must be 1 B..1 GiB")
         if not 1 <= self.history_page_max <= 100_000:
             raise ValueError("history_page_max must be 1..100000")
+        if not 0 <= self.state_cache_entries_max <= 100_000_000:
+            raise ValueError(
+                f"state_cache_entries_max must be 0..100000000, got {self.state_cache_entries_max}"
+            )
         k, w = self.checkpoint_interval_seqs, self.log_window_seqs
         if type(k) is not int or not 1 <= k <= 1 << 20:
             raise ValueError(f"checkpoint_interval_seqs must be 1..{1 << 20}, got {k!r}")
@@ -131,6 +140,10 @@ class Ledger:
         self.limits = limits
         # Governance as of the latest height read or written (see _governance).
         self._gov_snapshot: gs.GovernanceSnapshot | None = None
+        self._state_cache = StateCache(limits.state_cache_entries_max)
+        # Evaluations share the state cache, so they must not overlap: a second one at the
+        # same time is refused rather than allowed to corrupt it.
+        self._evaluating = threading.Lock()
 
     # ------------------------------------------------------------------ open / genesis
 
@@ -354,8 +367,13 @@ class Ledger:
                     f"block {prev.height} changed governance: evaluate the next block only"
                     " once it is committed"
                 )
-        with self._env.begin() as txn:
-            return self._evaluate_in(txn, block, decoded, signatures_ok, certificate, after)
+        if not self._evaluating.acquire(blocking=False):
+            raise LedgerError("another evaluation is running: a ledger has one writer")
+        try:
+            with self._env.begin() as txn:
+                return self._evaluate_in(txn, block, decoded, signatures_ok, certificate, after)
+        finally:
+            self._evaluating.release()
 
     def _evaluate_in(  # noqa: PLR0917 -- private, one caller
         self,
@@ -380,7 +398,8 @@ class Ledger:
             )
         h = block.height
         ts = block.timestamp_ms
-        view = StateView(txn, self._dbs, [e.overlay for e in after])
+        cache = self._state_cache
+        view = StateView(txn, self._dbs, [e.overlay for e in after], cache.begin(prev_hash))
         ctx = self._context(txn, view, h, ts, after[-1] if after else None)
         receipts: list[Receipt] = []
         claimed: list[tuple[Receipt, tuple[bytes, ...]]] = []
@@ -450,6 +469,7 @@ class Ledger:
             ),
         )
         snapshot = gov.next_snapshot()
+        cache.end(bhash)  # the view's dicts now hold the state after this block
         # Cached now: a snapshot is keyed by its height, and if this block is never
         # committed the tip stays below h, so nothing reads it until height h is evaluated
         # again (which replaces it).

@@ -17,6 +17,7 @@ import msgpack
 
 from node.ledger import keys as kl
 from node.ledger.records import AccountRecord, AssetRecord, decode_int, encode_int
+from node.ledger.state_cache import StateDicts
 
 WriteSet = dict[str, list[tuple[bytes, bytes | None]]]
 _NEVER_DELETED = frozenset({kl.BALANCES, kl.NONCES})  # values always ints, never None
@@ -60,7 +61,11 @@ class StateView:
     )
 
     def __init__(
-        self, txn: lmdb.Transaction, dbs: dict[str, Any], overlays: Sequence[ViewOverlay] = ()
+        self,
+        txn: lmdb.Transaction,
+        dbs: dict[str, Any],
+        overlays: Sequence[ViewOverlay] = (),
+        shared: StateDicts | None = None,
     ) -> None:
         self._txn = txn
         self._dbs = dbs
@@ -69,13 +74,16 @@ class StateView:
         self._balances_db = dbs[kl.BALANCES]
         self._nonces_db = dbs[kl.NONCES]
         self._roles_db = dbs[kl.ROLES]
-        # Caches of decoded values (None = absent), keyed by the LMDB key. The overlays'
-        # values (oldest block first, so later writes win) are cached from the start, so
-        # they win over what `txn` holds.
-        self._accounts: dict[bytes, AccountRecord | None] = {}
+        # Caches of decoded values (None = absent), keyed by the LMDB key. `shared` are the
+        # ledger's StateCache dicts (node/ledger/state_cache.py), already holding the state
+        # after the parent block for the keys they have; the view reads and writes them in
+        # place. The overlays' values (oldest block first, so later writes win) are cached
+        # from the start, so they win over what `txn` holds (a StateCache may have dropped
+        # them).
+        self._accounts: dict[bytes, AccountRecord | None] = shared[0] if shared else {}
+        self._balances: dict[bytes, int] = shared[1] if shared else {}
+        self._nonces: dict[bytes, int] = shared[2] if shared else {}
         self._assets: dict[bytes, AssetRecord | None] = {}
-        self._balances: dict[bytes, int] = {}
-        self._nonces: dict[bytes, int] = {}
         self._roles: dict[bytes, bool] = {}
         for o in overlays:
             self._accounts.update(o.accounts)

@@ -318,6 +318,8 @@ class Node:
                 # validator must agree on them.
                 checkpoint_interval_seqs=genesis.consensus.checkpoint_interval_seqs,
                 log_window_seqs=genesis.consensus.log_window_seqs,
+                # Local: speed and memory only, never an outcome.
+                state_cache_entries_max=config.limits.state_cache_entries_max,
             ),
         )
         try:

@@ -320,6 +320,12 @@ INVALID = [
         "0 is out of range (expected 1..64)",
     ),
     (("limits", "verify_threads"), 65, "limits.verify_threads", "65 is out of range"),
+    (
+        ("limits", "state_cache_entries_max"),
+        -1,
+        "limits.state_cache_entries_max",
+        "-1 is out of range (expected 0..100000000)",
+    ),
     (("limits", "verify_threads"), 2.0, "limits.verify_threads", "got float 2.0"),
     (
         ("limits", "mempool_txs_max"),

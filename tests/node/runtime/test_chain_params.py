@@ -125,3 +125,20 @@ def test_cluster_init_refuses_limits_that_cannot_carry_the_window(tmp_path: Path
         assert node.replica.replica.config.limits.log_window_seqs == 64
     finally:
         node.close()
+
+
+def test_the_state_cache_size_is_a_local_limit(tmp_path: Path) -> None:
+    layout = _cluster(tmp_path)
+    config_file = layout.config_file("node-0")
+    config_file.write_text(config_file.read_text() + "\n[limits]\nstate_cache_entries_max = 0\n")
+    node = _open(layout)
+    try:
+        assert node.ledger.limits.state_cache_entries_max == 0
+        assert node.ledger._state_cache.entries_max == 0
+    finally:
+        node.close()
+    node = _open(layout, "node-1")  # the others keep the default
+    try:
+        assert node.ledger.limits.state_cache_entries_max == Limits().state_cache_entries_max
+    finally:
+        node.close()

@@ -1,0 +1,201 @@
+"""The state cache (node/ledger/state_cache.py) changes how often state is read, nothing else.
+
+The same blocks go to ledgers with the cache off, tiny (evicting at every block) and at its
+default size: receipts, digests and every record must be identical. A block evaluated and
+never written, or whose evaluation failed half-way, must leave nothing behind in it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from node.ledger import Block, Ledger, LedgerError, LedgerLimits, store
+from node.ledger.state_cache import StateCache
+from node.tx import Kind
+from tests.node.ledger.conftest import pk
+from tests.node.ledger.test_fastpath import _dump, _sync_nonces
+from tests.node.ledger.test_invariants import HOLDERS, _tx, _world, ops
+from tests.node.ledger.test_pipeline import HeldPipeline
+from tests.node.ledger.world import SMALL_MAP_BYTES, World
+
+OFF, TINY, DEFAULT = 0, 2, LedgerLimits().state_cache_entries_max
+
+
+def _world_with_cache(path: Path, entries_max: int) -> World:
+    """The invariants world (funded holders), reopened with this cache size."""
+    w = _world(path)
+    w.ledger.close()
+    limits = LedgerLimits(map_size_bytes=SMALL_MAP_BYTES, state_cache_entries_max=entries_max)
+    w.ledger = Ledger.open(path, w.genesis, limits=limits, sync=False)
+    return w
+
+
+def _block(w: World, txs: list[Any], height: int | None = None) -> Block:
+    w.time_ms += 1000
+    raws = tuple(t.encode() for t in txs)
+    height = w.ledger.height + 1 if height is None else height
+    return Block(height=height, timestamp_ms=w.time_ms, txs=raws)
+
+
+def _assert_same(worlds: list[World]) -> None:
+    first, *rest = worlds
+    for w in rest:
+        assert w.ledger.state_digest == first.ledger.state_digest
+        assert w.ledger.last_block_hash == first.ledger.last_block_hash
+        assert _dump(w) == _dump(first)
+
+
+def _transfer(w: World, src: int, dst: int, amount: int, **kw: Any) -> Any:
+    args = {"asset_id": "AAA", "to_account": pk(HOLDERS[dst]), "amount": amount}
+    return w.tx(HOLDERS[src], Kind.TRANSFER, args, **kw)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(st.lists(ops, min_size=1, max_size=8), min_size=1, max_size=8))
+def test_random_blocks_are_identical_with_any_cache_size(
+    tmp_path: Path, blocks: list[list[tuple[Any, ...]]]
+) -> None:
+    with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+        worlds = [_world_with_cache(Path(d) / str(n), n) for n in (OFF, TINY, DEFAULT)]
+        signer = worlds[0]  # signs for all: the same bytes go to every ledger
+        try:
+            for spec in blocks:
+                txs = [_tx(signer, op) for op in spec]
+                block = _block(signer, txs)
+                got = [w.ledger.apply_block(block) for w in worlds]
+                assert got[1] == got[0] and got[2] == got[0]
+                _sync_nonces(signer, txs, got[0])
+            _assert_same(worlds)
+        finally:
+            for w in worlds:
+                w.close()
+
+
+def test_a_block_evaluated_and_never_written_leaves_nothing_behind(tmp_path: Path) -> None:
+    w, ref = _world_with_cache(tmp_path / "w", DEFAULT), _world_with_cache(tmp_path / "r", OFF)
+    try:
+        # Warm the cache with the accounts involved.
+        assert all(r.applied for r in w.apply(_transfer(w, 0, 1, 1)))
+        assert all(r.applied for r in ref.apply(_transfer(ref, 0, 1, 1)))
+        # Block A spends holder 0's balance and is abandoned (a rival block B, spending the
+        # same nonce elsewhere, is committed instead): A's writes must not survive anywhere.
+        abandoned = w.ledger.evaluate(_block(w, [_transfer(w, 0, 1, 999)]))
+        assert abandoned.receipts[0].applied
+        w.time_ms -= 1000
+        rival = _transfer(w, 0, 2, 600, nonce=1)
+        assert w.apply(rival) == ref.apply(rival)
+        # Holder 0 has 399 left, not 0; holder 1 never got the 999 (it has 1,001 + 399).
+        follow = [_transfer(w, 0, 1, 399, nonce=2), _transfer(w, 1, 2, 1_401, nonce=0)]
+        got = w.apply(*follow)
+        assert got == ref.apply(*follow)
+        assert got[0].applied and got[1].reason == "insufficient_balance"
+        assert w.ledger.balance("AAA", pk(HOLDERS[1])) == 1_400
+        _assert_same([w, ref])
+    finally:
+        w.close()
+        ref.close()
+
+
+def test_an_evaluation_that_fails_half_way_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w, ref = _world_with_cache(tmp_path / "w", DEFAULT), _world_with_cache(tmp_path / "r", OFF)
+    try:
+        # Warm the cache: it now follows the tip, so the failed evaluation starts from it.
+        warm = [_transfer(w, 2, 0, 1)]
+        assert w.apply(*warm) == ref.apply(*warm)
+        assert w.ledger._state_cache.position == w.ledger.last_block_hash
+        txs = [_transfer(w, 0, 1, 250), _transfer(w, 1, 2, 100)]
+        block = _block(w, txs)
+
+        def broken(*_a: Any) -> bytes:  # after every rule ran and wrote into the cache's dicts
+            raise LedgerError("digest unit on fire")
+
+        monkeypatch.setattr(store, "write_set_hash", broken)
+        with pytest.raises(LedgerError, match="on fire"):
+            w.ledger.evaluate(block)
+        monkeypatch.undo()
+        ref.time_ms = w.time_ms
+        got = w.ledger.apply_block(block)  # the same block again, on the same parent
+        assert got == ref.ledger.apply_block(block)
+        assert all(r.applied for r in got)  # not bad_nonce: the failed run's bumps are gone
+        _assert_same([w, ref])
+    finally:
+        w.close()
+        ref.close()
+
+
+def test_blocks_evaluated_ahead_read_the_uncommitted_ones_despite_eviction(
+    tmp_path: Path,
+) -> None:
+    """A tiny cache evicts at every block, but the blocks not yet committed are still read
+    through their overlays, never from the store's older snapshot."""
+    piped, plain = _world_with_cache(tmp_path / "p", 1), _world_with_cache(tmp_path / "q", OFF)
+    try:
+        with HeldPipeline(piped.ledger) as pipe:
+            pending = []
+            for _ in range(6):
+                txs = [_transfer(piped, 0, 1, 7), _transfer(piped, 1, 2, 5)]
+                txs.append(_transfer(piped, 2, 0, 3))
+                block = _block(piped, txs, pipe.tip[0] + 1)
+                pending.append((block, pipe.submit(block)))
+            pipe.release()
+            for block, p in pending:
+                assert p.wait() == plain.ledger.apply_block(block)
+        assert pipe.ahead == 5
+        _assert_same([piped, plain])
+    finally:
+        piped.close()
+        plain.close()
+
+
+def test_evaluations_cannot_overlap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = _world_with_cache(tmp_path / "w", DEFAULT)
+    try:
+        inner: list[BaseException] = []
+        real = store.transfer_fast_path
+
+        def reentrant(*a: Any, **kw: Any) -> Any:
+            try:
+                w.ledger.evaluate(_block(w, []))
+            except LedgerError as exc:
+                inner.append(exc)
+            return real(*a, **kw)
+
+        monkeypatch.setattr(store, "transfer_fast_path", reentrant)
+        assert w.apply(_transfer(w, 0, 1, 1))[0].applied
+        assert len(inner) == 1 and "another evaluation is running" in str(inner[0])
+    finally:
+        w.close()
+
+
+def test_limits_are_validated() -> None:
+    with pytest.raises(ValueError, match="state_cache_entries_max"):
+        LedgerLimits(state_cache_entries_max=-1)
+    with pytest.raises(ValueError, match="at least 0"):
+        StateCache(-1)
+    cache = StateCache(0)
+    assert cache.begin(b"x" * 32) is None  # off: block views use their own dicts
+
+
+def test_the_cache_stays_within_its_bound_between_blocks(tmp_path: Path) -> None:
+    w = _world_with_cache(tmp_path / "w", 4)
+    try:
+        for _ in range(5):
+            w.apply(_transfer(w, 0, 1, 1), _transfer(w, 1, 2, 1), _transfer(w, 2, 0, 1))
+            cache = w.ledger._state_cache
+            # Evicted at the start of a block: at most the bound plus one block's keys.
+            assert len(cache) <= 4 + 3 * 4
+            assert cache.position == w.ledger.last_block_hash
+    finally:
+        w.close()
