@@ -25,7 +25,7 @@ from tests.node.ledger.conftest import ISSUER, pk
 from tests.node.ledger.gov_world import GovWorld, address, governance_genesis, vpub
 from tests.node.ledger.test_fastpath import _dump, _sync_nonces
 from tests.node.ledger.test_invariants import HOLDERS, _tx, _world, ops
-from tests.node.ledger.world import World
+from tests.node.ledger.world import SMALL_MAP_BYTES, World
 
 
 class HeldPipeline(BlockPipeline):
@@ -157,6 +157,74 @@ def test_random_pipelined_blocks_equal_one_at_a_time(
             for (raws, ts), receipts in zip(sent, got, strict=True):
                 height = plain.ledger.height + 1
                 block = Block(height=height, timestamp_ms=ts, txs=tuple(raws))
+                assert plain.ledger.apply_block(block) == receipts
+            _assert_same(piped, plain)
+        finally:
+            piped.close()
+            plain.close()
+
+
+class DeepHeldPipeline(HeldPipeline):
+    """Holds each group's commit until `depth` more blocks have been evaluated (depths taken
+    in turn from `depths`), so blocks are evaluated up to several ahead of the store, on a
+    stack of overlays, and groups of several blocks form."""
+
+    def __init__(self, ledger: Ledger, depths: Sequence[int], **kw: Any) -> None:
+        self._depths = list(depths)
+        self._commits = 0
+        super().__init__(ledger, **kw)
+
+    def _commit(self, txn: Any, group: list[PendingBlock]) -> None:
+        depth = self._depths[self._commits % len(self._depths)]
+        self._commits += 1
+        with self._cond:
+            target = group[-1].height + depth
+            self._cond.wait_for(lambda: self._released or self._evaluated >= target)
+        self.groups.append([p.height for p in group])
+        BlockPipeline._commit(self, txn, group)
+
+
+@pytest.mark.parametrize("cache_entries", [200_000, 1])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    blocks=st.lists(st.lists(ops, min_size=1, max_size=6), min_size=2, max_size=10),
+    depths=st.lists(st.integers(1, 4), min_size=1, max_size=4),
+)
+def test_blocks_evaluated_several_ahead_equal_one_at_a_time(
+    tmp_path: Path,
+    cache_entries: int,
+    blocks: list[list[tuple[Any, ...]]],
+    depths: list[int],
+) -> None:
+    """Groups of up to four blocks and evaluation up to four blocks ahead of the store (seen:
+    groups [[11], [12, 13, 14], [15, 16], [17], [18, 19, 20]] for depths [3, 2, 1, 3]),
+    with the state cache at its default and evicting at every block."""
+    with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+        piped, plain = _world(Path(d) / "piped"), _world(Path(d) / "plain")
+        piped.ledger.close()
+        limits = LedgerLimits(map_size_bytes=SMALL_MAP_BYTES, state_cache_entries_max=cache_entries)
+        piped.ledger = Ledger.open(Path(d) / "piped", piped.genesis, limits=limits, sync=False)
+        try:
+            sent: list[Block] = []
+            with DeepHeldPipeline(piped.ledger, depths) as pipe:
+                pending = []
+                for spec in blocks:
+                    txs = [_tx(piped, op) for op in spec]
+                    p = _submit(pipe, piped, txs)
+                    pending.append(p)
+                    raws = tuple(t.encode() for t in txs)
+                    sent.append(
+                        Block(height=p.height, timestamp_ms=p.effects.timestamp_ms, txs=raws)
+                    )
+                pipe.release()
+                got = [p.wait(timeout_s=60) for p in pending]
+            assert pipe.ahead == len(blocks) - 1
+            assert max(len(g) for g in pipe.groups) <= pipe.group_blocks_max
+            for block, receipts in zip(sent, got, strict=True):
                 assert plain.ledger.apply_block(block) == receipts
             _assert_same(piped, plain)
         finally:
