@@ -24,6 +24,8 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
+from config.errors import ConfigError
+from config.genesis import ConsensusParams
 from node.cli.errors import UserError
 from node.cli.output import emit_json
 from node.cluster.add_node import add_node
@@ -141,6 +143,20 @@ def cluster() -> None:
     help="Route every peer link through a local TCP proxy so `cluster partition` can cut it"
     " (uses n x (n-1) more ports after the nodes' ports).",
 )
+@click.option(
+    "--checkpoint-interval-seqs",
+    type=int,
+    default=ConsensusParams().checkpoint_interval_seqs,
+    show_default=True,
+    help="Genesis consensus K: a checkpoint every K sequence numbers.",
+)
+@click.option(
+    "--log-window-seqs",
+    type=int,
+    default=ConsensusParams().log_window_seqs,
+    show_default=True,
+    help="Genesis consensus W: the PBFT log window, a multiple of K and at least 2K.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def init_command(
     *,
@@ -150,9 +166,19 @@ def init_command(
     chain_id: str,
     fast_timeouts: bool,
     proxies: bool,
+    checkpoint_interval_seqs: int,
+    log_window_seqs: int,
     as_json: bool,
 ) -> None:
     """Generate validator, regulator and issuer keys, the genesis and one config per node."""
+    try:
+        consensus = ConsensusParams(
+            checkpoint_interval_seqs=checkpoint_interval_seqs, log_window_seqs=log_window_seqs
+        )
+    except ConfigError as exc:
+        raise UserError(
+            f"genesis {exc.under('consensus')} (--checkpoint-interval-seqs, --log-window-seqs)"
+        ) from exc
     try:
         layout = init_cluster(
             root,
@@ -161,6 +187,7 @@ def init_command(
             chain_id=chain_id,
             timeouts=FAST_TIMEOUTS if fast_timeouts else None,
             proxies=proxies,
+            consensus=consensus,
         )
     except ClusterError as exc:
         raise UserError(str(exc)) from exc

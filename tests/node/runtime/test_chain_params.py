@@ -142,3 +142,30 @@ def test_the_state_cache_size_is_a_local_limit(tmp_path: Path) -> None:
         assert node.ledger.limits.state_cache_entries_max == Limits().state_cache_entries_max
     finally:
         node.close()
+
+
+def test_cluster_init_sets_k_and_w_in_genesis(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    args = ["cluster", "init", "--dir", str(root), "--base-port", "20300"]
+    result = CliRunner().invoke(
+        cli, [*args, "--checkpoint-interval-seqs", "4", "--log-window-seqs", "12"]
+    )
+    assert result.exit_code == 0, result.output
+    genesis = tomllib.loads((root / "genesis.toml").read_text())
+    assert genesis["consensus"] == {"checkpoint_interval_seqs": 4, "log_window_seqs": 12}
+    node = Node.from_file(ClusterLayout.load(root).config_file("node-0"))
+    try:
+        limits = node.replica.replica.config.limits
+        assert (limits.checkpoint_interval_seqs, limits.log_window_seqs) == (4, 12)
+    finally:
+        node.close()
+    bad_root = tmp_path / "bad"
+    bad = CliRunner().invoke(
+        cli,
+        ["cluster", "init", "--dir", str(bad_root), "--checkpoint-interval-seqs", "4"]
+        + ["--log-window-seqs", "10"],
+    )
+    assert bad.exit_code != 0
+    assert "consensus.checkpoint_interval_seqs: 4 does not divide" in bad.output
+    assert "--log-window-seqs" in bad.output
+    assert not bad_root.exists()
