@@ -160,11 +160,8 @@ def test_cluster_init_sets_k_and_w_in_genesis(tmp_path: Path) -> None:
     finally:
         node.close()
     bad_root = tmp_path / "bad"
-    bad = CliRunner().invoke(
-        cli,
-        ["cluster", "init", "--dir", str(bad_root), "--checkpoint-interval-seqs", "4"]
-        + ["--log-window-seqs", "10"],
-    )
+    bad_args = ["cluster", "init", "--dir", str(bad_root), "--log-window-seqs", "10"]
+    bad = CliRunner().invoke(cli, [*bad_args, "--checkpoint-interval-seqs", "4"])
     assert bad.exit_code != 0
     assert "consensus.checkpoint_interval_seqs: 4 does not divide" in bad.output
     assert "--log-window-seqs" in bad.output
