@@ -203,6 +203,25 @@ class _Population:
         assert all(r.applied for r in receipts), receipts[0]
         return elapsed, cpu
 
+    def apply_pipelined(
+        self,
+        blocks: list,  # type: ignore[type-arg]
+        group_blocks_max: int = GROUP_BLOCKS_MAX,
+    ) -> float:
+        """Wall seconds to apply pre-decoded `blocks` through one BlockPipeline, from the
+        first submit until the last block is durable."""
+        t = time.perf_counter()
+        with BlockPipeline(self.ledger, group_blocks_max=group_blocks_max) as pipe:
+            pending = []
+            for txs, decoded in blocks:
+                h = pipe.tip[0] + 1
+                block = Block(height=h, timestamp_ms=self.genesis.genesis_time_ms + h, txs=txs)
+                pending.append(pipe.submit(block, decoded=decoded, signatures_ok=self.ok))
+            for p in pending:
+                receipts = p.wait()
+                assert all(r.applied for r in receipts), receipts[0]
+        return time.perf_counter() - t
+
     def run_ab(self, chunk_blocks: int) -> None:
         """The A/B of the block pipeline: `ab_blocks` in chunks, the arms (AB_ARMS) taking
         turns chunk by chunk so drift in machine speed hits them alike. A pipelined chunk
@@ -217,16 +236,7 @@ class _Population:
                 for txs, decoded in chunk:
                     self.apply(txs, decoded)
             else:
-                with BlockPipeline(self.ledger, group_blocks_max=group_blocks_max) as pipe:
-                    pending = []
-                    for txs, decoded in chunk:
-                        h = pipe.tip[0] + 1
-                        ts = self.genesis.genesis_time_ms + h
-                        block = Block(height=h, timestamp_ms=ts, txs=txs)
-                        pending.append(pipe.submit(block, decoded=decoded, signatures_ok=self.ok))
-                    for p in pending:
-                        receipts = p.wait()
-                        assert all(r.applied for r in receipts), receipts[0]
+                self.apply_pipelined(chunk, group_blocks_max)
             self.ab_s[arm] += time.perf_counter() - t
             self.ab_blocks_done[arm] += len(chunk)
 

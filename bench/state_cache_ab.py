@@ -17,31 +17,14 @@ import argparse
 import gc
 import os
 import tempfile
-import time
 from pathlib import Path
 
 from ledger_bench import _Population
 
-from node.ledger import Block, LedgerLimits
-from node.ledger.pipeline import BlockPipeline
+from node.ledger import LedgerLimits
 
 BLOCKS = 20  # per run of nonces, as in ledger_bench
 BLOCK_TXS = 1000
-
-
-def _pipelined(pop: _Population, blocks: list) -> float:  # type: ignore[type-arg]
-    """Wall seconds to apply `blocks` (pre-decoded) through one pipeline until durable."""
-    t = time.perf_counter()
-    with BlockPipeline(pop.ledger) as pipe:
-        pending = []
-        for txs, decoded in blocks:
-            h = pipe.tip[0] + 1
-            block = Block(height=h, timestamp_ms=pop.genesis.genesis_time_ms + h, txs=txs)
-            pending.append(pipe.submit(block, decoded=decoded, signatures_ok=pop.ok))
-        for p in pending:
-            receipts = p.wait()
-            assert all(r.applied for r in receipts), receipts[0]
-    return time.perf_counter() - t
 
 
 def run(accounts: int, chunk_blocks: int, root: Path) -> None:
@@ -66,7 +49,7 @@ def run(accounts: int, chunk_blocks: int, root: Path) -> None:
         for name in order if number % 2 == 0 else order[::-1]:
             pop = pops[name]
             blocks = (pop.decoded_blocks + pop.ab_blocks)[start : start + chunk_blocks]
-            seconds[name] += _pipelined(pop, blocks)
+            seconds[name] += pop.apply_pipelined(blocks)
     digests = {pop.ledger.state_digest for pop in pops.values()}
     assert len(digests) == 1, "the two ledgers diverged"
     rates = {name: total * BLOCK_TXS / s for name, s in seconds.items()}

@@ -133,6 +133,7 @@ class BlockPipeline:
         with self._cond:
             self._wait_for_room()
             self._evaluating = True
+        pending: PendingBlock | None = None
         try:
             effects = self.ledger.evaluate(
                 block,
@@ -141,16 +142,13 @@ class BlockPipeline:
                 certificate=certificate,
                 after=after,
             )
-        except BaseException:
-            with self._cond:
+            pending = PendingBlock(effects)
+        finally:
+            with self._cond:  # in one step, so a writer waiting for its turn takes it too
                 self._evaluating = False
+                if pending is not None:
+                    self._queued.append(pending)
                 self._cond.notify_all()
-            raise
-        pending = PendingBlock(effects)
-        with self._cond:  # in one step, so a writer waiting for its turn takes this block too
-            self._evaluating = False
-            self._queued.append(pending)
-            self._cond.notify_all()
         self._unsettled.append(pending)
         self._last = pending
         return pending

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -53,7 +54,8 @@ def tmp_root(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
-def _world(path: Path) -> World:
+def _world(path: Path, **world_kw: Any) -> World:
+    """Funded holders of two assets; `world_kw` go to World (e.g. the state cache size)."""
     g = make_genesis(
         accounts=[
             AccountSpec(
@@ -68,7 +70,7 @@ def _world(path: Path) -> World:
             ),
         ],
     )
-    w = World(path, g)
+    w = World(path, g, **world_kw)
     for asset_id in ASSETS:
         r = w.one(
             ISSUER, Kind.CREATE_ASSET, asset_id=asset_id, name=asset_id, decimals=0, cap=5_000

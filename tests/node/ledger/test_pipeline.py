@@ -25,7 +25,7 @@ from tests.node.ledger.conftest import ISSUER, pk
 from tests.node.ledger.gov_world import GovWorld, address, governance_genesis, vpub
 from tests.node.ledger.test_fastpath import _dump, _sync_nonces
 from tests.node.ledger.test_invariants import HOLDERS, _tx, _world, ops
-from tests.node.ledger.world import SMALL_MAP_BYTES, World
+from tests.node.ledger.world import World
 
 
 class HeldPipeline(BlockPipeline):
@@ -204,10 +204,8 @@ def test_blocks_evaluated_several_ahead_equal_one_at_a_time(
     groups [[11], [12, 13, 14], [15, 16], [17], [18, 19, 20]] for depths [3, 2, 1, 3]),
     with the state cache at its default and evicting at every block."""
     with tempfile.TemporaryDirectory(dir=tmp_path) as d:
-        piped, plain = _world(Path(d) / "piped"), _world(Path(d) / "plain")
-        piped.ledger.close()
-        limits = LedgerLimits(map_size_bytes=SMALL_MAP_BYTES, state_cache_entries_max=cache_entries)
-        piped.ledger = Ledger.open(Path(d) / "piped", piped.genesis, limits=limits, sync=False)
+        piped = _world(Path(d) / "piped", state_cache_entries_max=cache_entries)
+        plain = _world(Path(d) / "plain")
         try:
             sent: list[Block] = []
             with DeepHeldPipeline(piped.ledger, depths) as pipe:

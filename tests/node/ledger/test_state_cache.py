@@ -15,25 +15,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.ledger import Block, Ledger, LedgerError, LedgerLimits, store
+from node.ledger import Block, LedgerError, LedgerLimits, store
 from node.ledger.state_cache import StateCache
 from node.tx import Kind
 from tests.node.ledger.conftest import pk
 from tests.node.ledger.test_fastpath import _dump, _sync_nonces
 from tests.node.ledger.test_invariants import HOLDERS, _tx, _world, ops
 from tests.node.ledger.test_pipeline import HeldPipeline
-from tests.node.ledger.world import SMALL_MAP_BYTES, World
+from tests.node.ledger.world import World
 
 OFF, TINY, DEFAULT = 0, 2, LedgerLimits().state_cache_entries_max
 
 
 def _world_with_cache(path: Path, entries_max: int) -> World:
-    """The invariants world (funded holders), reopened with this cache size."""
-    w = _world(path)
-    w.ledger.close()
-    limits = LedgerLimits(map_size_bytes=SMALL_MAP_BYTES, state_cache_entries_max=entries_max)
-    w.ledger = Ledger.open(path, w.genesis, limits=limits, sync=False)
-    return w
+    """The invariants world (funded holders) with this cache size."""
+    return _world(path, state_cache_entries_max=entries_max)
 
 
 def _block(w: World, txs: list[Any], height: int | None = None) -> Block:

@@ -53,11 +53,19 @@ def make_genesis(
 class World:
     """A ledger plus the keys that act on it. `run` signs with the right nonce and applies."""
 
-    def __init__(self, path: Path, genesis: Genesis, *, sync: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        genesis: Genesis,
+        *,
+        sync: bool = False,
+        state_cache_entries_max: int = LedgerLimits().state_cache_entries_max,
+    ) -> None:
         self.genesis = genesis
-        self.ledger = Ledger.open(
-            path, genesis, limits=LedgerLimits(map_size_bytes=SMALL_MAP_BYTES), sync=sync
+        limits = LedgerLimits(
+            map_size_bytes=SMALL_MAP_BYTES, state_cache_entries_max=state_cache_entries_max
         )
+        self.ledger = Ledger.open(path, genesis, limits=limits, sync=sync)
         self.nonces: dict[bytes, int] = {}
         self.time_ms = GENESIS_TIME_MS
 
