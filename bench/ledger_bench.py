@@ -296,8 +296,10 @@ def main() -> None:
                     wall, cpu = p.apply(txs, decoded)
                     p.pre_s.append(wall)
                     p.pre_cpu_s.append(cpu)
+            # Every arm gets at least one chunk, also with a small --blocks.
+            ab_chunk_blocks = max(1, min(AB_CHUNK_BLOCKS, 3 * args.blocks // len(AB_ARMS)))
             for p in pops:
-                p.run_ab(AB_CHUNK_BLOCKS)
+                p.run_ab(ab_chunk_blocks)
             sample_raw = [t.encode() for t in pops[0].txs[:10_000]]
             t = time.perf_counter()
             for x in sample_raw:
@@ -327,7 +329,7 @@ def main() -> None:
                 }
                 base = rates[AB_ARMS[0]]
                 print(
-                    f"{p.accounts:>9,} accounts, pre-decoded, chunks of {AB_CHUNK_BLOCKS} blocks"
+                    f"{p.accounts:>9,} accounts, pre-decoded, chunks of {ab_chunk_blocks} blocks"
                     " taking turns, wall clock: "
                     + ", ".join(
                         f"{arm} {rate:>7,.0f} tx/s ({rate / base:.2f}x)"
