@@ -12,12 +12,18 @@ until the evaluation has finished, so a failed evaluation, or a block evaluated 
 committed, can never leak its writes into another block: the next block's parent is then
 not the position.
 
+Blocks evaluated ahead of their commit (node/ledger/pipeline.py) rely on the cache for
+their writes: the next block reads them here, not from the store, which may not have them
+yet. So the keys those blocks wrote are never dropped (`keep`).
+
 Bounded: once it holds more than `entries_max` entries at the start of a block, the oldest
-half of each dict (insertion order) is dropped. A dropped key is simply read again.
+half of each dict (insertion order) is dropped, except the keys to keep. A dropped key is
+simply read again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container
 from itertools import islice
 from typing import Any
 
@@ -47,17 +53,24 @@ class StateCache:
         """The hash of the block the cached state follows, or None (invalid)."""
         return self._position
 
-    def begin(self, parent_hash: bytes) -> StateDicts | None:
+    def begin(
+        self, parent_hash: bytes, keep: Callable[[], Container[bytes]] = frozenset
+    ) -> StateDicts | None:
         """The dicts for evaluating a child of block `parent_hash` (cleared unless the cache
-        follows exactly that block), or None when the cache is off. Invalid until `end`."""
+        follows exactly that block), or None when the cache is off. Invalid until `end`.
+
+        `keep()` (called only to evict) gives the keys that must stay: those written by the
+        blocks not yet committed, which the store does not have yet."""
         if not self.entries_max:
             return None
         if self._position != parent_hash:
             self.clear()
         elif len(self) > self.entries_max:
+            kept = keep()
             for cache in (self.accounts, self.balances, self.nonces):
                 for key in list(islice(cache, len(cache) // 2)):
-                    del cache[key]
+                    if key not in kept:
+                        del cache[key]
         self._position = None
         return self.accounts, self.balances, self.nonces
 

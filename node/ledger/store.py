@@ -65,7 +65,7 @@ from node.ledger.records import (
 )
 from node.ledger.rules import TxContext
 from node.ledger.state_cache import StateCache
-from node.ledger.view import StateView, WriteSet, put_records
+from node.ledger.view import StateView, ViewOverlay, WriteSet, put_records
 from node.tx.codec import decode_signed_transaction
 from node.tx.errors import TxDecodeError
 from node.tx.limits import DEFAULT_TX_LIMITS, TxLimits
@@ -75,6 +75,14 @@ from node.tx.verify import regulator_approvals, regulator_quorum_ok, verify_tran
 T = TypeVar("T")
 _new_receipt = tuple.__new__
 _first = operator.itemgetter(0)
+_CACHED_DBS = (kl.ACCOUNTS, kl.BALANCES, kl.NONCES)  # what the StateCache holds
+
+
+def _written_state_keys(blocks: Sequence[BlockEffects]) -> set[bytes]:
+    """Every account, balance and nonce key `blocks` wrote."""
+    return {key for e in blocks for db in _CACHED_DBS for key, _ in e.write_set.get(db, ())}
+
+
 Decoded = SignedTransaction | TxDecodeError
 
 
@@ -399,7 +407,11 @@ class Ledger:
         h = block.height
         ts = block.timestamp_ms
         cache = self._state_cache
-        view = StateView(txn, self._dbs, [e.overlay for e in after], cache.begin(prev_hash))
+        # The cache follows `after`'s last block and keeps every key `after` wrote
+        # (state_cache.py), so it stands in for their overlays; otherwise they are decoded.
+        current = cache.position == prev_hash
+        shared = cache.begin(prev_hash, keep=lambda: _written_state_keys(after))
+        view = StateView(txn, self._dbs, [e.overlay for e in after], shared, shared_current=current)
         ctx = self._context(txn, view, h, ts, after[-1] if after else None)
         receipts: list[Receipt] = []
         claimed: list[tuple[Receipt, tuple[bytes, ...]]] = []
@@ -485,7 +497,7 @@ class Ledger:
             history_items=history_items,
             block_record=record.encode(),
             certificate=None if certificate is None else bytes(certificate),
-            overlay=view.overlay(),
+            overlay=ViewOverlay(write_set),
             governance_touched=gov.touched,
             governance_snapshot=snapshot,
         )

@@ -8,8 +8,7 @@ transaction, never flushed), so checking and applying share every line of rule c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lmdb
@@ -24,20 +23,62 @@ _NEVER_DELETED = frozenset({kl.BALANCES, kl.NONCES})  # values always ints, neve
 _MISSING: Any = object()  # cache sentinel: a dict lookup is much cheaper than catching KeyError
 
 
-@dataclass(frozen=True, slots=True)
 class ViewOverlay:
     """The value after a block of every state key it wrote (None = absent), per cache.
 
     What the next block must see on top of a snapshot that may not contain that block yet:
     the pipeline (node/ledger/pipeline.py) evaluates block N+1 while block N is committed.
     Keys the block did not write have the same value before and after it.
+
+    Decoded from the block's write set on first use, per database: a block evaluated on
+    the ledger's state cache reads balances, nonces and accounts from the cache instead
+    (node/ledger/state_cache.py), so in the common case only the rare asset and role writes
+    are ever decoded, and building the overlay costs nothing.
     """
 
-    accounts: dict[bytes, AccountRecord | None]
-    assets: dict[bytes, AssetRecord | None]
-    balances: dict[bytes, int]
-    nonces: dict[bytes, int]
-    roles: dict[bytes, bool]
+    __slots__ = ("_decoded", "_write_set")
+
+    def __init__(self, write_set: WriteSet) -> None:
+        self._write_set = write_set
+        self._decoded: dict[str, dict[bytes, Any]] = {}
+
+    def _written(self, db: str) -> dict[bytes, Any]:
+        values = self._decoded.get(db)
+        if values is None:
+            decode = _DECODERS[db]
+            values = self._decoded[db] = {
+                key: decode(raw) for key, raw in self._write_set.get(db, ())
+            }
+        return values
+
+    def accounts(self) -> dict[bytes, AccountRecord | None]:
+        return self._written(kl.ACCOUNTS)
+
+    def assets(self) -> dict[bytes, AssetRecord | None]:
+        return self._written(kl.ASSETS)
+
+    def balances(self) -> dict[bytes, int]:
+        return self._written(kl.BALANCES)
+
+    def nonces(self) -> dict[bytes, int]:
+        return self._written(kl.NONCES)
+
+    def roles(self) -> dict[bytes, bool]:
+        return self._written(kl.ROLES)
+
+
+def _record_or_none(decode: Callable[[bytes], Any]) -> Callable[[bytes | None], Any]:
+    return lambda raw: None if raw is None else decode(raw)
+
+
+# The inverse of each database's encoding in StateView.write_set (None = deleted).
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    kl.ACCOUNTS: _record_or_none(AccountRecord.decode),
+    kl.ASSETS: _record_or_none(AssetRecord.decode),
+    kl.BALANCES: decode_int,
+    kl.NONCES: decode_int,
+    kl.ROLES: lambda raw: raw is not None,
+}
 
 
 class StateView:
@@ -66,6 +107,8 @@ class StateView:
         dbs: dict[str, Any],
         overlays: Sequence[ViewOverlay] = (),
         shared: StateDicts | None = None,
+        *,
+        shared_current: bool = False,
     ) -> None:
         self._txn = txn
         self._dbs = dbs
@@ -75,22 +118,27 @@ class StateView:
         self._nonces_db = dbs[kl.NONCES]
         self._roles_db = dbs[kl.ROLES]
         # Caches of decoded values (None = absent), keyed by the LMDB key. `shared` are the
-        # ledger's StateCache dicts (node/ledger/state_cache.py), already holding the state
-        # after the parent block for the keys they have; the view reads and writes them in
-        # place. The overlays' values (oldest block first, so later writes win) are cached
-        # from the start, so they win over what `txn` holds (a StateCache may have dropped
-        # them).
+        # ledger's StateCache dicts (node/ledger/state_cache.py); the view reads and writes
+        # them in place. `overlays` are the writes of the blocks evaluated but maybe not
+        # committed below this one, oldest first (so later writes win): cached from the
+        # start, they win over what `txn` holds. `shared_current`: the shared dicts already
+        # hold the state after the last of them for every key those blocks wrote (the
+        # cache follows that block and keeps such keys), so only assets and roles, which
+        # the cache does not hold, come from the overlays.
         self._accounts: dict[bytes, AccountRecord | None] = shared[0] if shared else {}
         self._balances: dict[bytes, int] = shared[1] if shared else {}
         self._nonces: dict[bytes, int] = shared[2] if shared else {}
         self._assets: dict[bytes, AssetRecord | None] = {}
         self._roles: dict[bytes, bool] = {}
+        if shared_current and shared is None:
+            raise ValueError("shared_current needs the shared dicts")
         for o in overlays:
-            self._accounts.update(o.accounts)
-            self._assets.update(o.assets)
-            self._balances.update(o.balances)
-            self._nonces.update(o.nonces)
-            self._roles.update(o.roles)
+            if not shared_current:
+                self._accounts.update(o.accounts())
+                self._balances.update(o.balances())
+                self._nonces.update(o.nonces())
+            self._assets.update(o.assets())
+            self._roles.update(o.roles())
         # Dirty keys per database, in first-write order (flush sorts them anyway).
         self._dirty: dict[str, set[bytes]] = {db: set() for db in kl.STATE_DBS}
         self._dirty_balances = self._dirty[kl.BALANCES]  # the hot ones, one attribute away
@@ -205,21 +253,6 @@ class StateView:
         self._dirty[kl.ROLES].add(key)
 
     # ------------------------------------------------------------------ flush
-
-    def overlay(self) -> ViewOverlay:
-        """The value of every key written so far (see ViewOverlay)."""
-        dirty = self._dirty
-
-        def written(cache: dict[bytes, Any], db: str) -> dict[bytes, Any]:
-            return {key: cache[key] for key in dirty[db]}
-
-        return ViewOverlay(
-            accounts=written(self._accounts, kl.ACCOUNTS),
-            assets=written(self._assets, kl.ASSETS),
-            balances=written(self._balances, kl.BALANCES),
-            nonces=written(self._nonces, kl.NONCES),
-            roles=written(self._roles, kl.ROLES),
-        )
 
     def write_set(self) -> WriteSet:
         """Every dirty record, encoded once, as {db: [(key, value-or-None), ...] sorted by key}.

@@ -184,7 +184,9 @@ class DeepHeldPipeline(HeldPipeline):
         BlockPipeline._commit(self, txn, group)
 
 
-@pytest.mark.parametrize("cache_entries", [200_000, 1])
+# The cache at its default; evicting at every block (so only the keys the uncommitted blocks
+# wrote are left); and off (so every view decodes the overlays of the blocks below it).
+@pytest.mark.parametrize("cache_entries", [200_000, 1, 0])
 @settings(
     max_examples=25,
     deadline=None,
@@ -202,7 +204,7 @@ def test_blocks_evaluated_several_ahead_equal_one_at_a_time(
 ) -> None:
     """Groups of up to four blocks and evaluation up to four blocks ahead of the store (seen:
     groups [[11], [12, 13, 14], [15, 16], [17], [18, 19, 20]] for depths [3, 2, 1, 3]),
-    with the state cache at its default and evicting at every block."""
+    with the state cache at its default, evicting at every block, and off."""
     with tempfile.TemporaryDirectory(dir=tmp_path) as d:
         piped = _world(Path(d) / "piped", state_cache_entries_max=cache_entries)
         plain = _world(Path(d) / "plain")

@@ -134,8 +134,8 @@ def test_an_evaluation_that_fails_half_way_leaves_nothing_behind(
 def test_blocks_evaluated_ahead_read_the_uncommitted_ones_despite_eviction(
     tmp_path: Path,
 ) -> None:
-    """A tiny cache evicts at every block, but the blocks not yet committed are still read
-    through their overlays, never from the store's older snapshot."""
+    """A tiny cache evicts at every block, but never what the blocks not yet committed
+    wrote: the next block reads those values there, never from the store's older snapshot."""
     piped, plain = _world_with_cache(tmp_path / "p", 1), _world_with_cache(tmp_path / "q", OFF)
     try:
         with HeldPipeline(piped.ledger) as pipe:
@@ -153,6 +153,40 @@ def test_blocks_evaluated_ahead_read_the_uncommitted_ones_despite_eviction(
     finally:
         piped.close()
         plain.close()
+
+
+def test_a_block_below_an_abandoned_one_is_read_through_its_overlay(tmp_path: Path) -> None:
+    """Block N is evaluated but not committed; a child of N is evaluated and abandoned, so
+    the cache follows that child, not N. N's rival child must then see N's writes from
+    N's overlay (the cache is cleared), not the store's snapshot, which lacks N."""
+    w, ref = _world_with_cache(tmp_path / "w", DEFAULT), _world_with_cache(tmp_path / "r", OFF)
+    try:
+        warm = [_transfer(w, 0, 1, 1), _transfer(w, 1, 2, 1)]
+        assert w.apply(*warm) == ref.apply(*warm)
+        ledger = w.ledger
+        parent = _block(w, [_transfer(w, 0, 1, 900, nonce=1)])
+        n = ledger.evaluate(parent)
+        height = n.height + 1
+        abandoned = ledger.evaluate(
+            _block(w, [_transfer(w, 0, 2, 50, nonce=2)], height), after=[n]
+        )
+        assert abandoned.receipts[0].applied
+        assert ledger._state_cache.position == abandoned.block_hash
+        w.time_ms -= 1000
+        # Holder 1 can send 1,500 only with N's 900; holder 0's nonce 2 is next only after N.
+        txs = [_transfer(w, 1, 2, 1_500, nonce=1), _transfer(w, 0, 2, 5, nonce=2)]
+        child = _block(w, txs, height)
+        got = ledger.evaluate(child, after=[n])
+        ledger.write(n)
+        ledger.write(got)
+        ref.time_ms = w.time_ms
+        assert n.receipts == ref.ledger.apply_block(parent)
+        assert got.receipts == ref.ledger.apply_block(child)
+        assert all(r.applied for r in got.receipts)
+        _assert_same([w, ref])
+    finally:
+        w.close()
+        ref.close()
 
 
 def test_evaluations_cannot_overlap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
