@@ -167,9 +167,7 @@ def test_a_block_below_an_abandoned_one_is_read_through_its_overlay(tmp_path: Pa
         parent = _block(w, [_transfer(w, 0, 1, 900, nonce=1)])
         n = ledger.evaluate(parent)
         height = n.height + 1
-        abandoned = ledger.evaluate(
-            _block(w, [_transfer(w, 0, 2, 50, nonce=2)], height), after=[n]
-        )
+        abandoned = ledger.evaluate(_block(w, [_transfer(w, 0, 2, 50, nonce=2)], height), after=[n])
         assert abandoned.receipts[0].applied
         assert ledger._state_cache.position == abandoned.block_hash
         w.time_ms -= 1000
