@@ -127,12 +127,9 @@ def transfer_fast_path(
             raw = txn_get(dst_key, None, balances_db)
             dst = 0 if raw is None else unpackb(raw)
         # Every check passed: the writes of rules.transfer, then the nonce bump of _run.
-        balances[src_key] = held - amount
-        balances[dst_key] = dst + amount
-        dirty_balances.add(src_key)
-        dirty_balances.add(dst_key)
-        nonces[signer] = nonce + 1
-        dirty_nonces.add(signer)
+        balances[src_key] = dirty_balances[src_key] = held - amount
+        balances[dst_key] = dirty_balances[dst_key] = dst + amount
+        nonces[signer] = dirty_nonces[signer] = nonce + 1
         receipt = new_receipt(
             Receipt,
             (stx.tx_id, height, index, applied, None, body.kind, signer, None, None, ""),

@@ -414,7 +414,13 @@ class Ledger:
         view = StateView(txn, self._dbs, [e.overlay for e in after], shared, shared_current=current)
         ctx = self._context(txn, view, h, ts, after[-1] if after else None)
         receipts: list[Receipt] = []
-        claimed: list[tuple[Receipt, tuple[bytes, ...]]] = []
+        # What each transaction that claimed its id (authentic) adds besides state: its
+        # receipt, its tx index entry and its accounts' history entries.
+        receipt_items: list[tuple[bytes, bytes]] = []
+        index_items: list[tuple[bytes, bytes]] = []
+        history_items: list[tuple[bytes, bytes]] = []
+        pack = msgpack.Packer(use_bin_type=True).pack  # local: a Packer is not thread-safe
+        hkey = kl.height_key(h)
         run = self._run
         fast = transfer_fast_path(view, ctx, chain_id=self.chain_id)
         txs = block.txs
@@ -422,41 +428,32 @@ class Ledger:
         for i in range(len(txs)):
             item = decoded[i] if decoded is not None else prepare_tx(txs[i], tx_limits)
             sig_ok = None if signatures_ok is None else signatures_ok[i]
+            done = None
             if type(item) is SignedTransaction:
                 if sig_ok is None:  # checked here, not in _run, so the fast path can use it
                     sig_ok = verify_transaction(item)
                 # The transfer fast path (node/ledger/fastpath.py) takes what it can prove
                 # applies, with the very receipt and writes of _run; anything else falls
                 # through to _run, which finds the precise outcome.
-                done = fast(item, i) if sig_ok else None
-                if done is not None:
-                    receipts.append(done[0])
-                    claimed.append(done)
-                    continue
-            receipt, touched = run(view, ctx, item, txs[i], sig_ok, h, i)
+                if sig_ok:
+                    done = fast(item, i)
+            receipt, touched = done or run(view, ctx, item, txs[i], sig_ok, h, i)
             receipts.append(receipt)
             if touched is not None:
-                claimed.append((receipt, touched))
+                tx_id = receipt.tx_id
+                position = hkey + i.to_bytes(kl.INDEX_BYTES, "big")  # == kl.position_key
+                # Receipts are keyed by position, so a block's receipts are appended to the
+                # end of the tree (a few dirty pages) instead of scattered by random tx ids.
+                receipt_items.append((position, receipt.encode(pack)))
+                index_items.append((tx_id, pack((h, i))))
+                for account in touched:
+                    history_items.append((account + position, tx_id))
 
         gov = ctx.gov
         gov.end_block(h)  # closes the epoch if h is its scheduled last block
         write_set = view.write_set()
         if gov.touched:  # only blocks with governance changes (or an epoch end) pay for this
             gov.add_writes(write_set)
-        receipt_items: list[tuple[bytes, bytes]] = []
-        index_items: list[tuple[bytes, bytes]] = []
-        history_items: list[tuple[bytes, bytes]] = []
-        pack = msgpack.Packer(use_bin_type=True).pack  # local: a Packer is not thread-safe
-        hkey = kl.height_key(h)
-        for receipt, touched in claimed:
-            tx_id, index = receipt.tx_id, receipt.index
-            position = hkey + index.to_bytes(kl.INDEX_BYTES, "big")  # == kl.position_key
-            # Receipts are keyed by position, so a block's receipts are appended to the end of
-            # the tree (a few dirty pages) instead of scattered by random tx ids.
-            receipt_items.append((position, receipt.encode(pack)))
-            index_items.append((tx_id, pack((h, index))))
-            for account in touched:
-                history_items.append((account + position, tx_id))
         if receipt_items:  # already in key order
             write_set[kl.RECEIPTS] = receipt_items  # type: ignore[assignment]
         # Key-sorted for bulk inserts; keys are unique, so comparing keys alone is enough.

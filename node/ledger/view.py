@@ -140,7 +140,10 @@ class StateView:
             self._assets.update(o.assets())
             self._roles.update(o.roles())
         # Dirty keys per database, in first-write order (flush sorts them anyway).
-        self._dirty: dict[str, set[bytes]] = {db: set() for db in kl.STATE_DBS}
+        # The value of every key written, per database (flush sorts the keys). Kept apart
+        # from the caches, which may be the StateCache's large dicts: encoding reads these
+        # few entries, hot in CPU caches, instead of looking each key up there again.
+        self._dirty: dict[str, dict[bytes, Any]] = {db: {} for db in kl.STATE_DBS}
         self._dirty_balances = self._dirty[kl.BALANCES]  # the hot ones, one attribute away
         self._dirty_nonces = self._dirty[kl.NONCES]
         self._prefixes: dict[str, bytes] = {}  # asset id -> its balance key prefix
@@ -198,16 +201,13 @@ class StateView:
         if dst is _MISSING:
             raw = self._txn.get(dst_key, None, self._balances_db)
             dst = 0 if raw is None else decode_int(raw)
-        balances[src_key] = src_held - amount
-        balances[dst_key] = dst + amount
         dirty = self._dirty_balances
-        dirty.add(src_key)
-        dirty.add(dst_key)
+        balances[src_key] = dirty[src_key] = src_held - amount
+        balances[dst_key] = dirty[dst_key] = dst + amount
 
     def set_balance_at(self, key: bytes, value: int) -> None:
         assert value >= 0, "negative balance"
-        self._balances[key] = value
-        self._dirty_balances.add(key)
+        self._balances[key] = self._dirty_balances[key] = value
 
     def nonce(self, account: bytes) -> int:
         value = self._nonces.get(account, _MISSING)
@@ -228,29 +228,24 @@ class StateView:
     # ------------------------------------------------------------------ writes
 
     def put_account(self, public_key: bytes, record: AccountRecord) -> None:
-        self._accounts[public_key] = record
-        self._dirty[kl.ACCOUNTS].add(public_key)
+        self._accounts[public_key] = self._dirty[kl.ACCOUNTS][public_key] = record
 
     def put_asset(self, record: AssetRecord) -> None:
         key = record.asset_id.encode()
-        self._assets[key] = record
-        self._dirty[kl.ASSETS].add(key)
+        self._assets[key] = self._dirty[kl.ASSETS][key] = record
 
     def set_balance(self, asset_id: str, account: bytes, value: int) -> None:
         # Rules check before they write; a negative balance here is our bug.
         assert value >= 0, "negative balance"
         key = kl.balance_key(asset_id, account)
-        self._balances[key] = value
-        self._dirty_balances.add(key)
+        self._balances[key] = self._dirty_balances[key] = value
 
     def set_nonce(self, account: bytes, value: int) -> None:
-        self._nonces[account] = value
-        self._dirty_nonces.add(account)
+        self._nonces[account] = self._dirty_nonces[account] = value
 
     def set_role(self, account: bytes, role: str, granted: bool) -> None:
         key = kl.role_key(account, role)
-        self._roles[key] = granted
-        self._dirty[kl.ROLES].add(key)
+        self._roles[key] = self._dirty[kl.ROLES][key] = granted
 
     # ------------------------------------------------------------------ flush
 
@@ -261,32 +256,28 @@ class StateView:
         """
         packb = msgpack.Packer(use_bin_type=True).pack  # local: a Packer is not thread-safe
         out: WriteSet = {}
-        dirty = self._dirty
-        if dirty[kl.ACCOUNTS]:
-            accounts = self._accounts
-            out[kl.ACCOUNTS] = [
-                (key, None if accounts[key] is None else accounts[key].encode())  # type: ignore[union-attr]
-                for key in sorted(dirty[kl.ACCOUNTS])
-            ]
-        if dirty[kl.ASSETS]:
-            assets = self._assets
-            out[kl.ASSETS] = [
-                (key, None if assets[key] is None else assets[key].encode())  # type: ignore[union-attr]
-                for key in sorted(dirty[kl.ASSETS])
-            ]
-        # Sorting the keys alone, not (key, value) pairs: bytes compare faster than tuples.
-        if dirty[kl.BALANCES]:
-            balances = self._balances
-            out[kl.BALANCES] = [(key, packb(balances[key])) for key in sorted(dirty[kl.BALANCES])]
-        if dirty[kl.NONCES]:
-            nonces = self._nonces
-            out[kl.NONCES] = [(key, packb(nonces[key])) for key in sorted(dirty[kl.NONCES])]
-        if dirty[kl.ROLES]:
-            roles = self._roles
-            out[kl.ROLES] = [
-                (key, encode_int(1) if roles[key] else None) for key in sorted(dirty[kl.ROLES])
-            ]
+        for db, encode in (
+            (kl.ACCOUNTS, _encode_record),
+            (kl.ASSETS, _encode_record),
+            (kl.BALANCES, packb),
+            (kl.NONCES, packb),
+            (kl.ROLES, _encode_role),
+        ):
+            written = self._dirty[db]
+            if written:
+                # Sorting the keys alone, not (key, value) pairs: bytes compare faster than
+                # tuples. The loops run in C (map, zip): this is per written key.
+                keys = sorted(written)
+                out[db] = list(zip(keys, map(encode, map(written.__getitem__, keys)), strict=True))
         return out
+
+
+def _encode_record(record: AccountRecord | AssetRecord | None) -> bytes | None:
+    return None if record is None else record.encode()
+
+
+def _encode_role(granted: bool) -> bytes | None:
+    return encode_int(1) if granted else None
 
 
 def put_records(
