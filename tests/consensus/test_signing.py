@@ -5,6 +5,7 @@ from __future__ import annotations
 import nacl.signing
 import pytest
 
+from consensus.encoding import pack
 from consensus.signing import Purpose, sign, signing_bytes, verify
 
 KEY = nacl.signing.SigningKey(b"\x01" * 32)
@@ -46,6 +47,16 @@ def test_signed_bytes_are_prefix_free() -> None:
     assert signing_bytes(Purpose.TRANSACTION, "ab", b"c") != signing_bytes(
         Purpose.TRANSACTION, "a", b"bc"
     )
+
+
+@pytest.mark.parametrize("size", [0, 1, 31, 32, 255, 256, 65_535, 65_536])
+@pytest.mark.parametrize("chain", ["c", "chain-a", "ü" * 40])
+def test_signed_bytes_are_the_canonical_encoding(size: int, chain: str) -> None:
+    # Built from a cached prefix for speed; must equal pack() byte for byte at every
+    # header-size boundary of the payload, for every purpose.
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    for purpose in Purpose:
+        assert signing_bytes(purpose, chain, payload) == pack([str(purpose), chain, payload])
 
 
 def test_purpose_tags_are_distinct() -> None:
