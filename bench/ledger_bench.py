@@ -53,6 +53,7 @@ CHAIN_ID = "bench-chain"
 ASSET = "BOND-2036"
 FUNDING = 1_000_000
 LOAD_TXN_ACCOUNTS = 100_000
+SIG_ROUNDS = 5  # alternating rounds of the signature-check A/B
 AB_CHUNK_BLOCKS = 10  # long enough that starting and draining a pipeline weigh little
 # The pipeline A/B's arms and each one's group_blocks_max (None: apply_block, one at a time).
 AB_ARM_GROUPS: dict[str, int | None] = {
@@ -241,6 +242,25 @@ class _Population:
             self.ab_blocks_done[arm] += len(chunk)
 
 
+def _signature_rates(txs: list, threads: int) -> tuple[float, float, float]:  # type: ignore[type-arg]
+    """(checks/s on 1 thread, on `threads`, their ratio): medians over SIG_ROUNDS rounds,
+    each timing one thread then the pool on half of `txs` in turn. This machine's per-core
+    speed moves by tens of percent within seconds, so a single pair of runs minutes long
+    would measure that drift rather than the pool's scaling."""
+    half = len(txs) // 2
+    one, pool, ratios = [], [], []
+    for r in range(SIG_ROUNDS):
+        a, b = (txs[:half], txs[half:]) if r % 2 == 0 else (txs[half:], txs[:half])
+        t = time.perf_counter()
+        assert all(verify_batch(a))
+        one.append(len(a) / (time.perf_counter() - t))
+        t = time.perf_counter()
+        assert all(verify_parallel(b, threads))
+        pool.append(len(b) / (time.perf_counter() - t))
+        ratios.append(pool[-1] / one[-1])
+    return statistics.median(one), statistics.median(pool), statistics.median(ratios)
+
+
 def _rate(block_txs: int, seconds: list[float]) -> tuple[float, float]:
     """(median per-block rate, aggregate rate) in tx/s."""
     return block_txs / statistics.median(seconds), block_txs * len(seconds) / sum(seconds)
@@ -305,13 +325,7 @@ def main() -> None:
             for x in sample_raw:
                 prepare_tx(x)
             decode_rate = len(sample_raw) / (time.perf_counter() - t)
-            sample = pops[0].txs[:10_000]
-            t = time.perf_counter()
-            assert all(verify_batch(sample))
-            sig1 = len(sample) / (time.perf_counter() - t)
-            t = time.perf_counter()
-            assert all(verify_parallel(sample, args.threads))
-            sig_n = len(sample) / (time.perf_counter() - t)
+            sig1, sig_n, sig_ratio = _signature_rates(pops[0].txs[:10_000], args.threads)
             for p in pops:
                 raw_med, raw_agg = _rate(args.block_txs, p.raw_s)
                 pre_med, pre_agg = _rate(args.block_txs, p.pre_s)
@@ -340,9 +354,10 @@ def main() -> None:
                 f"decode (canonical check + typed validation): {decode_rate:>7,.0f} tx/s, 1 thread"
             )
             print(
-                f"signature checks: {sig1:>7,.0f}/s on 1 thread, {sig_n:>7,.0f}/s on"
-                f" {args.threads} threads ({sig_n / sig1:.2f}x); one check takes {1e6 / sig1:.0f} µs,"
-                f" a gauge of this machine's speed right now"
+                f"signature checks (median of {SIG_ROUNDS} alternating rounds): {sig1:>7,.0f}/s on"
+                f" 1 thread, {sig_n:>7,.0f}/s on {args.threads} threads ({sig_ratio:.2f}x, median"
+                f" of the rounds' ratios); one check takes {1e6 / sig1:.0f} µs, a gauge of this"
+                " machine's speed right now"
             )
             if len(pops) >= 2:
                 small, large = pops[0], pops[-1]
