@@ -92,6 +92,6 @@ class ClientBackend(Protocol):
         """Applied governance transactions below `before_height`, newest first."""
         ...
 
-    async def evidence(self, limit: int) -> EvidenceList:
-        """Recorded equivocation evidence, newest first, at most `limit`."""
+    async def evidence(self, limit: int, before_height: int | None) -> EvidenceList:
+        """Recorded equivocation evidence below `before_height`, newest first."""
         ...

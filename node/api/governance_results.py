@@ -315,12 +315,17 @@ class EvidenceEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvidenceList:
-    """Result of `evidence`: the newest records first."""
+    """Result of `evidence`: records newest first, paged like GovernancePage (pass
+    `next_before_height` back as `before_height`; nil: no more). Never splits a block."""
 
     records: tuple[EvidenceEntry, ...]
+    next_before_height: int | None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"records": [r.to_wire() for r in self.records]}
+        return {
+            "records": [r.to_wire() for r in self.records],
+            "next_before_height": self.next_before_height,
+        }
 
     @classmethod
     def from_wire(cls, obj: Any) -> EvidenceList:
@@ -330,7 +335,8 @@ class EvidenceList:
             records=tuple(
                 EvidenceEntry.from_wire(item, f"{f.sub('records')}[{i}]")
                 for i, item in enumerate(items)
-            )
+            ),
+            next_before_height=f.opt_integer("next_before_height", 1),
         )
         f.done()
         return out

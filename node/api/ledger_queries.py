@@ -19,7 +19,7 @@ What this layer decides (and docs/protocol.md states):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from node.api.errors import InvalidArgumentError, NotFoundError
@@ -153,7 +153,7 @@ class _Dated(Protocol):
 R = TypeVar("R", bound=_Dated)
 
 
-def governance_page(
+def page_by_height(
     records: Sequence[R], limit: int, block_records: Sequence[R] | None
 ) -> tuple[list[R], int | None] | int:
     """Cut a page from `records` (newest first, up to limit + 1 of them) without splitting a
@@ -283,26 +283,37 @@ class LedgerQueries:
         )
 
     async def governance(self, limit: int, before_height: int | None) -> GovernancePage:
-        page_max = self.ledger.limits.history_page_max
-        # One extra record tells whether an older page exists and where the block boundary is.
-        limit = max(1, min(limit, page_max - 1))
-        records = self.ledger.governance_history(
-            limit=min(limit + 1, page_max), before_height=before_height
+        page, next_before = self._page_by_height(
+            lambda n, below: self.ledger.governance_history(limit=n, before_height=below),
+            limit,
+            before_height,
         )
-        cut = governance_page(records, limit, None)
-        if isinstance(cut, int):
-            # One block holds more than `limit` governance records: a height cursor cannot
-            # resume inside it, so this page is that whole block (up to the ledger's page max).
-            block = self.ledger.governance_history(limit=page_max, before_height=cut + 1)
-            cut = governance_page(records, limit, block)
-            assert not isinstance(cut, int)
-        page, next_before = cut
         return GovernancePage(
             records=tuple(governance_entry(r) for r in page), next_before_height=next_before
         )
 
-    async def evidence(self, limit: int) -> EvidenceList:
-        limit = min(limit, self.ledger.limits.history_page_max)
-        return EvidenceList(
-            records=tuple(evidence_entry(r) for r in self.ledger.evidence(limit=limit))
+    async def evidence(self, limit: int, before_height: int | None) -> EvidenceList:
+        page, next_before = self._page_by_height(
+            lambda n, below: self.ledger.evidence(limit=n, before_height=below),
+            limit,
+            before_height,
         )
+        return EvidenceList(
+            records=tuple(evidence_entry(r) for r in page), next_before_height=next_before
+        )
+
+    def _page_by_height(
+        self, read: Callable[[int, int | None], list[R]], limit: int, before_height: int | None
+    ) -> tuple[list[R], int | None]:
+        """A page of `read(n, below)`'s records (newest first), cut by `page_by_height`."""
+        page_max = self.ledger.limits.history_page_max
+        # One extra record tells whether an older page exists and where the block boundary is.
+        limit = max(1, min(limit, page_max - 1))
+        records = read(min(limit + 1, page_max), before_height)
+        cut = page_by_height(records, limit, None)
+        if isinstance(cut, int):
+            # One block holds more than `limit` records: a height cursor cannot resume inside
+            # it, so this page is that whole block (up to the ledger's page max).
+            cut = page_by_height(records, limit, read(page_max, cut + 1))
+            assert not isinstance(cut, int)
+        return cut

@@ -171,7 +171,10 @@ class GovernanceArgs:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvidenceArgs:
+    """Records with height < `before_height` (all when None), newest first, at most `limit`."""
+
     limit: int
+    before_height: int | None
 
 
 OpArgs = (
@@ -241,7 +244,10 @@ def parse_args(op: Op, args: dict[str, Any], *, tx_bytes_max: int, wait_ms_max: 
                 before_height=f.opt_integer("before_height", 1),
             )
         case Op.EVIDENCE:
-            out = EvidenceArgs(limit=f.integer("limit", 1, EVIDENCE_LIMIT_MAX))
+            out = EvidenceArgs(
+                limit=f.integer("limit", 1, EVIDENCE_LIMIT_MAX),
+                before_height=f.opt_integer("before_height", 1),
+            )
     f.done()
     return out
 

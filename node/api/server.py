@@ -404,8 +404,8 @@ class _Connection:
                 return (await backend.validators(height)).to_wire()
             case GovernanceArgs(limit=limit, before_height=before_height):
                 return (await backend.governance(limit, before_height)).to_wire()
-            case EvidenceArgs(limit=limit):
-                return (await backend.evidence(limit)).to_wire()
+            case EvidenceArgs(limit=limit, before_height=before_height):
+                return (await backend.evidence(limit, before_height)).to_wire()
         raise AssertionError(f"op {op} with {type(args).__name__} has no handler")
 
     async def _submit_wait(self, args: SubmitWaitArgs) -> Any:

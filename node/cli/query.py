@@ -655,16 +655,29 @@ def evidence_record_json(record: EvidenceEntry) -> dict[str, Any]:
     default=HISTORY_LIMIT_DEFAULT,
     show_default=True,
 )
+@click.option(
+    "--before-height",
+    type=click.IntRange(1),
+    default=None,
+    help="Only records below this height (next_before_height of the previous page).",
+)
 @node_option
 @json_option
-def evidence(limit: int, node: str, as_json: bool) -> None:
+def evidence(limit: int, before_height: int | None, node: str, as_json: bool) -> None:
     """Recorded misbehaviour (equivocation) evidence, newest first."""
-    found: EvidenceList = run_with_client(node, lambda c: c.evidence(limit=limit))
+    found: EvidenceList = run_with_client(
+        node, lambda c: c.evidence(limit=limit, before_height=before_height)
+    )
     if as_json:
-        emit_json({"records": [evidence_record_json(r) for r in found.records]})
+        emit_json(
+            {
+                "records": [evidence_record_json(r) for r in found.records],
+                "next_before_height": found.next_before_height,
+            }
+        )
         return
     if not found.records:
-        click.echo("no evidence recorded")
+        click.echo("no evidence recorded" + ("" if before_height is None else " below that height"))
         return
     for r in found.records:
         where = f"seq {r.seq}" if r.message_kind == "checkpoint" else f"view {r.view} seq {r.seq}"
@@ -678,3 +691,5 @@ def evidence(limit: int, node: str, as_json: bool) -> None:
                 ("tx id", r.tx_id.hex()),
             ],
         )
+    if found.next_before_height is not None:
+        click.echo(f"more: --before-height {found.next_before_height}")

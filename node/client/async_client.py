@@ -176,9 +176,14 @@ class AsyncClient:
             args["before_height"] = before_height
         return _parse(GovernancePage, await self._call(Op.GOVERNANCE, args))
 
-    async def evidence(self, *, limit: int = EVIDENCE_LIMIT_MAX) -> EvidenceList:
-        """Recorded equivocation evidence, newest first."""
-        return _parse(EvidenceList, await self._call(Op.EVIDENCE, {"limit": limit}))
+    async def evidence(
+        self, *, limit: int = EVIDENCE_LIMIT_MAX, before_height: int | None = None
+    ) -> EvidenceList:
+        """Recorded equivocation evidence, newest first; page with `next_before_height`."""
+        args: dict[str, Any] = {"limit": limit}
+        if before_height is not None:
+            args["before_height"] = before_height
+        return _parse(EvidenceList, await self._call(Op.EVIDENCE, args))
 
     # --- transactions ---------------------------------------------------------------
 

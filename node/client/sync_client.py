@@ -111,8 +111,10 @@ class Client:
     ) -> GovernancePage:
         return self.run(lambda c: c.governance(limit=limit, before_height=before_height))
 
-    def evidence(self, *, limit: int = EVIDENCE_LIMIT_MAX) -> EvidenceList:
-        return self.run(lambda c: c.evidence(limit=limit))
+    def evidence(
+        self, *, limit: int = EVIDENCE_LIMIT_MAX, before_height: int | None = None
+    ) -> EvidenceList:
+        return self.run(lambda c: c.evidence(limit=limit, before_height=before_height))
 
     def submit(self, tx: SignedTransaction | bytes) -> bytes:
         return self.run(lambda c: c.submit(tx))

@@ -90,5 +90,8 @@ def governance_history(
     return [decode_governance(raw) for raw in raws]
 
 
-def evidence(txn: lmdb.Transaction, dbs: dict[str, Any], limit: int) -> list[EvidenceRecord]:
-    return [decode_evidence(raw) for raw in _newest_first(txn, dbs[kl.EVIDENCE], limit, None)]
+def evidence(
+    txn: lmdb.Transaction, dbs: dict[str, Any], limit: int, before_height: int | None
+) -> list[EvidenceRecord]:
+    raws = _newest_first(txn, dbs[kl.EVIDENCE], limit, before_height)
+    return [decode_evidence(raw) for raw in raws]

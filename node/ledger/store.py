@@ -849,17 +849,15 @@ class Ledger:
         self, *, limit: int = 100, before_height: int | None = None
     ) -> list[GovernanceRecord]:
         """Applied governance transactions, newest first (below `before_height` if given)."""
-        self._check_limit(limit)
-        if before_height is not None and (
-            type(before_height) is not int or not 0 <= before_height < 2**63
-        ):
-            raise LedgerError(f"before_height must be an integer >= 0, got {before_height!r}")
+        self._check_page(limit, before_height)
         return self._read(lambda txn: gq.governance_history(txn, self._dbs, limit, before_height))
 
-    def evidence(self, *, limit: int = 100) -> list[EvidenceRecord]:
-        """Recorded equivocation evidence, newest first."""
-        self._check_limit(limit)
-        return self._read(lambda txn: gq.evidence(txn, self._dbs, limit))
+    def evidence(
+        self, *, limit: int = 100, before_height: int | None = None
+    ) -> list[EvidenceRecord]:
+        """Recorded equivocation evidence, newest first (below `before_height` if given)."""
+        self._check_page(limit, before_height)
+        return self._read(lambda txn: gq.evidence(txn, self._dbs, limit, before_height))
 
     def consensus_epoch(self, seq: int) -> Epoch:
         """`epoch_for(seq)` as consensus sees it: names and keys in primary-rotation order."""
@@ -868,6 +866,13 @@ class Ledger:
     def _check_limit(self, limit: int) -> None:
         if type(limit) is not int or not 1 <= limit <= self.limits.history_page_max:
             raise LedgerError(f"limit must be 1..{self.limits.history_page_max}, got {limit!r}")
+
+    def _check_page(self, limit: int, before_height: int | None) -> None:
+        self._check_limit(limit)
+        if before_height is not None and (
+            type(before_height) is not int or not 0 <= before_height < 2**63
+        ):
+            raise LedgerError(f"before_height must be an integer >= 0, got {before_height!r}")
 
 
 __all__ = ["Ledger", "LedgerLimits", "WriteSet", "prepare_tx"]

@@ -139,7 +139,6 @@ class StateView:
                 self._nonces.update(o.nonces())
             self._assets.update(o.assets())
             self._roles.update(o.roles())
-        # Dirty keys per database, in first-write order (flush sorts them anyway).
         # The value of every key written, per database (flush sorts the keys). Kept apart
         # from the caches, which may be the StateCache's large dicts: encoding reads these
         # few entries, hot in CPU caches, instead of looking each key up there again.

@@ -28,7 +28,7 @@ from node.api.governance_results import (
     ValidatorEntry,
     ValidatorSetInfo,
 )
-from node.api.ledger_queries import governance_page
+from node.api.ledger_queries import R, page_by_height
 from node.api.results import (
     AccountInfo,
     AssetInfo,
@@ -458,18 +458,24 @@ class FakeBackend:
 
     async def governance(self, limit: int, before_height: int | None) -> GovernancePage:
         await self._enter("governance")
-        newest = [
-            r
-            for r in reversed(self.governance_records)
-            if before_height is None or r.height < before_height
-        ]
-        cut = governance_page(newest[: limit + 1], limit, None)
-        if isinstance(cut, int):
-            cut = governance_page(newest[: limit + 1], limit, newest)
-            assert not isinstance(cut, int)
-        page, next_before = cut
+        page, next_before = _page(self.governance_records, limit, before_height)
         return GovernancePage(records=tuple(page), next_before_height=next_before)
 
-    async def evidence(self, limit: int) -> EvidenceList:
+    async def evidence(self, limit: int, before_height: int | None) -> EvidenceList:
         await self._enter("evidence")
-        return EvidenceList(records=tuple(reversed(self.evidence_records))[:limit])
+        page, next_before = _page(self.evidence_records, limit, before_height)
+        return EvidenceList(records=tuple(page), next_before_height=next_before)
+
+
+def _page(
+    oldest_first: list[R], limit: int, before_height: int | None
+) -> tuple[list[R], int | None]:
+    """A page of records below `before_height`, newest first, as the real backend cuts it."""
+    newest = [
+        r for r in reversed(oldest_first) if before_height is None or r.height < before_height
+    ]
+    cut = page_by_height(newest[: limit + 1], limit, None)
+    if isinstance(cut, int):
+        cut = page_by_height(newest[: limit + 1], limit, newest)
+        assert not isinstance(cut, int)
+    return cut

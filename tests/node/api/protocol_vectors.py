@@ -207,7 +207,8 @@ def governance_examples() -> tuple[ValidatorSetInfo, GovernancePage, EvidenceLis
                 second=second,
                 reporter=_validator(2).public_key,
             ),
-        )
+        ),
+        next_before_height=None,
     )
     return validator_set, page, evidence
 

@@ -15,7 +15,7 @@ from node.api.governance_results import (
     GovernancePage,
     ValidatorSetInfo,
 )
-from node.api.ledger_queries import governance_page
+from node.api.ledger_queries import page_by_height
 from node.api.schema import SchemaError
 from node.api.server import ClientApiServer
 from tests.node.api import protocol_vectors as pv
@@ -34,6 +34,7 @@ from tests.node.api.helpers import connect_raw
         ("governance", {"limit": 5, "before_height": 0}, "governance.before_height"),
         ("evidence", {"limit": 0}, "evidence.limit"),
         ("evidence", {"limit": 101}, "evidence.limit"),
+        ("evidence", {"limit": 5, "before_height": 0}, "evidence.before_height"),
     ],
 )
 async def test_bad_arguments_are_bad_requests(
@@ -98,6 +99,7 @@ def test_a_client_refuses_results_of_the_wrong_shape() -> None:
         (GovernancePage, _with(gp, ["next_before_height"], 0), "next_before_height"),
         (EvidenceList, _with(ev, ["records", 0, "message_kind"], "view_change"), "message_kind"),
         (EvidenceList, _with(ev, ["records", 0, "extra"], 1), "unknown field"),
+        (EvidenceList, _with(ev, ["next_before_height"], 0), "next_before_height"),
     ]
     for cls, obj, fragment in bad:
         with pytest.raises(SchemaError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
@@ -112,17 +114,17 @@ def _records(*heights: int) -> list[GovernanceEntry]:
 def test_a_governance_page_never_splits_a_block() -> None:
     heights = lambda page: [r.height for r in page]  # noqa: E731
     # Everything fits: no next page.
-    page, after = governance_page(_records(9, 7), 2, None)  # type: ignore[misc]
+    page, after = page_by_height(_records(9, 7), 2, None)  # type: ignore[misc]
     assert (heights(page), after) == ([9, 7], None)
     # The boundary falls between blocks: the page is full.
-    page, after = governance_page(_records(9, 7, 5), 2, None)  # type: ignore[misc]
+    page, after = page_by_height(_records(9, 7, 5), 2, None)  # type: ignore[misc]
     assert (heights(page), after) == ([9, 7], 7)
     # The boundary falls inside block 7: its records move to the next page.
-    page, after = governance_page(_records(9, 7, 7), 2, None)  # type: ignore[misc]
+    page, after = page_by_height(_records(9, 7, 7), 2, None)  # type: ignore[misc]
     assert (heights(page), after) == ([9], 9)
     # One block holds more than `limit`: the caller must fetch it whole, then gets it all.
-    assert governance_page(_records(7, 7, 7), 2, None) == 7
-    page, after = governance_page(_records(7, 7, 7), 2, _records(7, 7, 7, 7))  # type: ignore[misc]
+    assert page_by_height(_records(7, 7, 7), 2, None) == 7
+    page, after = page_by_height(_records(7, 7, 7), 2, _records(7, 7, 7, 7))  # type: ignore[misc]
     assert (heights(page), after) == ([7, 7, 7, 7], 7)
 
 

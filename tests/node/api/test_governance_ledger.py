@@ -124,7 +124,10 @@ async def test_epochs_history_and_evidence_from_a_real_ledger(world: World) -> N
         everything = await client.governance()
         assert len(everything.records) == 3 and everything.next_before_height is None
 
-        (evidence,) = (await client.evidence()).records
+        listed = await client.evidence()
+        (evidence,) = listed.records
+        assert listed.next_before_height is None
+        assert (await client.evidence(before_height=evidence.height)).records == ()
         assert (evidence.validator, evidence.public_key) == ("v1", public_key(VALIDATOR_KEYS[1]))
         assert (evidence.epoch, evidence.message_kind, evidence.view, evidence.seq) == (
             0,

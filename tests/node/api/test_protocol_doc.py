@@ -115,7 +115,7 @@ def test_governance_request_vectors_are_valid_requests() -> None:
         'request frame [5, "governance", {"limit": 10}]': GovernanceArgs(
             limit=10, before_height=None
         ),
-        'request frame [6, "evidence", {"limit": 10}]': EvidenceArgs(limit=10),
+        'request frame [6, "evidence", {"limit": 10}]': EvidenceArgs(limit=10, before_height=None),
     }
     for name, args in expected.items():
         (body,) = FrameDecoder().feed(bytes.fromhex(pv.governance_vectors()[name]))

@@ -4,6 +4,7 @@ against a real server on a loopback port (fake backend with the ledger's epoch r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -291,10 +292,20 @@ def test_query_evidence(node: str, backend: FakeBackend) -> None:
                 "second": b"\x02second".hex(),
                 "reporter": VALIDATORS[2][1].hex(),
             }
-        ]
+        ],
+        "next_before_height": None,
     }
     human = run(query, ["evidence", "--node", node]).output
     assert "two commit messages at view 3 seq 5" in human and VALIDATORS[1][1].hex() in human
+    backend.add_evidence(dataclasses.replace(record, height=9, seq=6))
+    newest = run(query, ["evidence", "--limit", "1", "--node", node])
+    assert "seq 6" in newest.output and "more: --before-height 9" in newest.output
+    older = json.loads(
+        run(query, ["evidence", "--before-height", "9", "--node", node, "--json"]).output
+    )
+    assert [r["seq"] for r in older["records"]] == [5] and older["next_before_height"] is None
+    empty = run(query, ["evidence", "--before-height", "7", "--node", node])
+    assert "no evidence recorded below that height" in empty.output
 
 
 def test_changes_that_cancel_out_still_end_the_epoch(node: str, keys: dict[str, Path]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import nacl.signing
 import pytest
 
@@ -65,6 +67,17 @@ async def test_governance_calls_follow_the_ledger() -> None:
         assert (await client.evidence(limit=1)).records == (entry,)
         with pytest.raises(ApiError, match="bad_request"):
             await client.evidence(limit=0)
+        # Pages by height, newest first, never splitting a block (two records at height 2).
+        for height, seq in ((2, 17), (2, 18), (3, 19)):
+            backend.add_evidence(dataclasses.replace(entry, height=height, seq=seq))
+        pages, before = [], None
+        while True:
+            page = await client.evidence(limit=1, before_height=before)
+            pages.append([r.seq for r in page.records])
+            before = page.next_before_height
+            if before is None:
+                break
+        assert pages == [[19], [18, 17], [16]]
 
 
 async def test_a_malformed_governance_result_is_a_protocol_error() -> None:
@@ -98,5 +111,6 @@ def test_sync_client_governance_calls() -> None:
         assert info.regulator_keys == (REGULATOR.verify_key.encode(),)
         assert client.governance(limit=5).next_before_height is None
         assert client.evidence().records == ()
+        assert client.evidence(limit=3, before_height=5).next_before_height is None
         with pytest.raises(ApiError, match="not_found"):
             client.validators(height=2)

@@ -566,6 +566,10 @@ def test_equivocation_is_recorded_once(gw: GovWorld, kind: str) -> None:
     assert gw.report(vkey("v0"), 0, a, b).applied
     assert [e.seq for e in gw.ledger.evidence()] == [10, 9]
     assert gw.ledger.evidence(limit=1)[0].seq == 10
+    # Paged by height, newest first: below the newest record's height is the older one.
+    newest_height = gw.ledger.evidence(limit=1)[0].height
+    assert [e.seq for e in gw.ledger.evidence(before_height=newest_height)] == [9]
+    assert gw.ledger.evidence(before_height=1) == []
 
 
 def test_evidence_from_a_non_validator_is_not_authorized(gw: GovWorld) -> None:
@@ -697,6 +701,8 @@ def test_governance_history_pages_newest_first(gw: GovWorld) -> None:
             led.evidence(limit=bad)
     with pytest.raises(LedgerError, match="before_height"):
         led.governance_history(before_height=-1)
+    with pytest.raises(LedgerError, match="before_height"):
+        led.evidence(before_height="7")  # type: ignore[arg-type]
 
 
 def test_is_validator_key(gw: GovWorld) -> None:
