@@ -78,9 +78,9 @@ class NodeBackend(LedgerQueries):
         self._serving()
         return await super().governance(limit, before_height)
 
-    async def evidence(self, limit: int) -> EvidenceList:
+    async def evidence(self, limit: int, before_height: int | None) -> EvidenceList:
         self._serving()
-        return await super().evidence(limit)
+        return await super().evidence(limit, before_height)
 
     async def block(self, height: int) -> BlockInfo:
         """Committed blocks never change: keep the last few encoded for subscription streams
