@@ -47,7 +47,8 @@ from node.ledger import Block, Ledger, LedgerLimits, prepare_tx, store
 from node.ledger import keys as kl
 from node.ledger.pipeline import GROUP_BLOCKS_MAX, BlockPipeline
 from node.ledger.records import AccountRecord, AccountStatus, encode_int
-from node.tx import build_transfer, public_key, verify_batch, verify_parallel
+from node.ledger.store import Decoded
+from node.tx import SignedTransaction, build_transfer, public_key, verify_batch, verify_parallel
 
 CHAIN_ID = "bench-chain"
 ASSET = "BOND-2036"
@@ -194,7 +195,7 @@ class _Population:
         self.raw_cpu_s: list[float] = []
         self.pre_cpu_s: list[float] = []
 
-    def apply(self, txs: tuple[bytes, ...], decoded: list | None) -> tuple[float, float]:  # type: ignore[type-arg]
+    def apply(self, txs: tuple[bytes, ...], decoded: list[Decoded] | None) -> tuple[float, float]:
         """(wall seconds, CPU seconds of this process) to apply one block."""
         h = self.ledger.height + 1
         block = Block(height=h, timestamp_ms=self.genesis.genesis_time_ms + h, txs=txs)
@@ -206,7 +207,7 @@ class _Population:
 
     def apply_pipelined(
         self,
-        blocks: list,  # type: ignore[type-arg]
+        blocks: list[tuple[tuple[bytes, ...], list[Decoded]]],
         group_blocks_max: int = GROUP_BLOCKS_MAX,
     ) -> float:
         """Wall seconds to apply pre-decoded `blocks` through one BlockPipeline, from the
@@ -242,7 +243,7 @@ class _Population:
             self.ab_blocks_done[arm] += len(chunk)
 
 
-def _signature_rates(txs: list, threads: int) -> tuple[float, float, float]:  # type: ignore[type-arg]
+def _signature_rates(txs: list[SignedTransaction], threads: int) -> tuple[float, float, float]:
     """(checks/s on 1 thread, on `threads`, their ratio): medians over SIG_ROUNDS rounds,
     each timing one thread then the pool on half of `txs` in turn. This machine's per-core
     speed moves by tens of percent within seconds, so a single pair of runs minutes long

@@ -88,18 +88,6 @@ class StateDigestMismatch:
     stable: bytes
 
 
-Action = (
-    Send
-    | Broadcast
-    | Persist
-    | ValidateProposal
-    | Execute
-    | FetchBlocks
-    | ViewChanged
-    | StateDigestMismatch
-)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EquivocationDetected:
     """Two validly signed, conflicting messages from one validator (same view and sequence
@@ -120,3 +108,17 @@ class EpochStarted:
 
     epoch: Epoch
     member: bool
+
+
+Action = (
+    Send
+    | Broadcast
+    | Persist
+    | ValidateProposal
+    | Execute
+    | FetchBlocks
+    | ViewChanged
+    | StateDigestMismatch
+    | EquivocationDetected
+    | EpochStarted
+)

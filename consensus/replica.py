@@ -204,7 +204,7 @@ class Replica:
         self._vc_latest: dict[str, msg.ViewChange] = {}
         self._last_new_view: msg.NewView | None = None
         self._nv_replied: dict[str, int] = {}
-        self._future: dict[str, deque[msg.Message]] = {}
+        self._future: dict[str, deque[msg.PrePrepare | msg.Prepare | msg.Commit]] = {}
         self._future_views: dict[str, int] = {}
         self._now = 0
         self._deadline: int | None = None  # view-change timer (R8)

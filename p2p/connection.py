@@ -95,7 +95,7 @@ class Connection:
         name = self.peer_name
         send_nowait = self._incoming.send_nowait
         read_bytes_max = self._limits.read_bytes_max
-        data = self.session.leftover
+        data: bytes | bytearray = self.session.leftover
         while True:
             if data:
                 stats.bytes_in += len(data)

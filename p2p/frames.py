@@ -122,7 +122,7 @@ class FrameDecoder:
     def buffered_bytes(self) -> int:
         return len(self._buffer) - self._offset
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         if self.broken:
             raise FrameError("closed", "decoder already failed")
         if self._offset:

@@ -399,9 +399,6 @@ class PeerNetwork:
                 if dialed is None:
                     continue
                 stream, session = dialed
-                connection = await self._serve_connection(stream, session)
-                if (
-                    connection is not None
-                    and trio.current_time() - connection.opened_at >= stable_s
-                ):
+                served = await self._serve_connection(stream, session)
+                if served is not None and trio.current_time() - served.opened_at >= stable_s:
                     backoff.reset()

@@ -20,10 +20,11 @@ What this layer decides (and docs/protocol.md states):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from node.api.errors import InvalidArgumentError, NotFoundError
 from node.api.governance_results import (
+    ArgValue,
     EvidenceEntry,
     EvidenceList,
     GovernanceEntry,
@@ -116,9 +117,9 @@ def governance_entry(record: GovernanceRecord) -> GovernanceEntry:
     )
 
 
-def _plain_args(args: dict[str, object]) -> dict[str, object]:
+def _plain_args(args: dict[str, Any]) -> dict[str, ArgValue]:
     # Tuples (key lists) travel as arrays; str enum values as plain strings.
-    out: dict[str, object] = {}
+    out: dict[str, ArgValue] = {}
     for name, value in args.items():
         if isinstance(value, tuple):
             out[name] = list(value)

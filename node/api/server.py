@@ -231,7 +231,7 @@ class _Connection:
                 frame_deadline = math.inf
             elif frame_deadline == math.inf:
                 frame_deadline = trio.current_time() + frame_timeout_s
-            data = b""
+            data: bytes | bytearray = b""
             with trio.CancelScope(deadline=frame_deadline):
                 try:
                     data = await self.stream.receive_some(RECEIVE_BYTES_MAX)

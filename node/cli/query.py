@@ -6,6 +6,7 @@ it, rich tables with amounts in the asset's decimals.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -223,7 +224,7 @@ def history(account: str, limit: int, cursor: str | None, node: str, as_json: bo
             f"--cursor: {cursor!r} is not hex; pass next_cursor from the previous page"
         ) from None
     page = run_with_client(node, lambda c: c.history(key, limit=limit, cursor=start))
-    data = {
+    data: dict[str, Any] = {
         "account": key.hex(),
         "tx_ids": [t.hex() for t in page.tx_ids],
         "next_cursor": _hex(page.next_cursor),
@@ -457,7 +458,9 @@ def validators_json(info: ValidatorSetInfo) -> dict[str, Any]:
     }
 
 
-def _validator_table(title: str, rows: list[tuple[str, ...]], columns: tuple[str, ...]) -> Table:
+def _validator_table(
+    title: str, rows: Sequence[tuple[str, ...]], columns: tuple[str, ...]
+) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column, overflow="fold")
@@ -468,7 +471,7 @@ def _validator_table(title: str, rows: list[tuple[str, ...]], columns: tuple[str
 
 def _pending_changes(
     current: tuple[ValidatorEntry, ...], pending: tuple[ValidatorEntry, ...]
-) -> list[tuple[str, ...]]:
+) -> list[tuple[str, str, str, str]]:
     """The next set, each row marked against the current epoch's set."""
     keys = {v.name: v.public_key for v in current}
     rows = []

@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import nacl.signing
 from rich.console import Console
@@ -73,7 +74,7 @@ class _Demo:
             memo=memo,
         )
 
-    def regulator_tx(self, kind: Kind, **args: object) -> SignedTransaction:
+    def regulator_tx(self, kind: Kind, **args: Any) -> SignedTransaction:
         # 2-of-3: regulator 0 signs and submits, regulator 2 co-signs.
         return self.queue(self.tx(self.regulators[0], kind, (self.regulators[2],), **args))
 

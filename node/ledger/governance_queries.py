@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import lmdb
-
 from consensus.epochs import Epoch
 from node.ledger import keys as kl
 from node.ledger.errors import LedgerCorruptError
@@ -20,38 +18,39 @@ from node.ledger.governance_state import (
     read_snapshot,
     read_validators,
 )
+from node.ledger.txn import Txn
 
 
-def _pending(txn: lmdb.Transaction, dbs: dict[str, Any]) -> int | None:
+def _pending(txn: Txn, dbs: dict[str, Any]) -> int | None:
     return read_snapshot(txn, dbs, -1).pending_last_seq
 
 
-def _epoch(txn: lmdb.Transaction, dbs: dict[str, Any], number: int) -> EpochInfo:
+def _epoch(txn: Txn, dbs: dict[str, Any], number: int) -> EpochInfo:
     epoch = read_epoch(txn, dbs, number, _pending(txn, dbs))
     if epoch is None:
         raise LedgerCorruptError(f"epoch {number} missing: the data directory is damaged")
     return epoch
 
 
-def epoch_for(txn: lmdb.Transaction, dbs: dict[str, Any], seq: int) -> EpochInfo:
+def epoch_for(txn: Txn, dbs: dict[str, Any], seq: int) -> EpochInfo:
     return _epoch(txn, dbs, epoch_number_for(txn, dbs, seq))
 
 
-def current_epoch(txn: lmdb.Transaction, dbs: dict[str, Any]) -> EpochInfo:
+def current_epoch(txn: Txn, dbs: dict[str, Any]) -> EpochInfo:
     return _epoch(txn, dbs, latest_epoch_number(txn, dbs))
 
 
-def epochs(txn: lmdb.Transaction, dbs: dict[str, Any]) -> list[EpochInfo]:
+def epochs(txn: Txn, dbs: dict[str, Any]) -> list[EpochInfo]:
     latest = latest_epoch_number(txn, dbs)
     return [_epoch(txn, dbs, number) for number in range(latest + 1)]
 
 
-def pending_validators(txn: lmdb.Transaction, dbs: dict[str, Any]) -> ValidatorSet | None:
+def pending_validators(txn: Txn, dbs: dict[str, Any]) -> ValidatorSet | None:
     ledger_set = read_validators(txn, dbs)
     return None if ledger_set == current_epoch(txn, dbs).validators else ledger_set
 
 
-def is_validator_key(txn: lmdb.Transaction, dbs: dict[str, Any], public_key: bytes) -> bool:
+def is_validator_key(txn: Txn, dbs: dict[str, Any], public_key: bytes) -> bool:
     if any(v.public_key == public_key for v in read_validators(txn, dbs)):
         return True
     return any(v.public_key == public_key for v in current_epoch(txn, dbs).validators)
@@ -65,9 +64,7 @@ def consensus_epoch(epoch: EpochInfo) -> Epoch:
     )
 
 
-def _newest_first(
-    txn: lmdb.Transaction, db: Any, limit: int, before_height: int | None
-) -> list[bytes]:
+def _newest_first(txn: Txn, db: Any, limit: int, before_height: int | None) -> list[bytes]:
     """Up to `limit` values, newest position first, all below height `before_height`."""
     cursor = txn.cursor(db=db)
     if before_height is None:
@@ -84,14 +81,14 @@ def _newest_first(
 
 
 def governance_history(
-    txn: lmdb.Transaction, dbs: dict[str, Any], limit: int, before_height: int | None
+    txn: Txn, dbs: dict[str, Any], limit: int, before_height: int | None
 ) -> list[GovernanceRecord]:
     raws = _newest_first(txn, dbs[kl.GOVERNANCE_HISTORY], limit, before_height)
     return [decode_governance(raw) for raw in raws]
 
 
 def evidence(
-    txn: lmdb.Transaction, dbs: dict[str, Any], limit: int, before_height: int | None
+    txn: Txn, dbs: dict[str, Any], limit: int, before_height: int | None
 ) -> list[EvidenceRecord]:
     raws = _newest_first(txn, dbs[kl.EVIDENCE], limit, before_height)
     return [decode_evidence(raw) for raw in raws]

@@ -28,7 +28,6 @@ import bisect
 from dataclasses import dataclass
 from typing import Any
 
-import lmdb
 import msgpack
 
 from config.genesis import Genesis
@@ -42,6 +41,7 @@ from node.ledger.governance_records import (
     GovernanceRecord,
     ValidatorInfo,
 )
+from node.ledger.txn import Txn
 
 ValidatorSet = tuple[ValidatorInfo, ...]
 GovWrites = dict[str, dict[bytes, bytes | None]]
@@ -155,7 +155,7 @@ class GovernanceSnapshot:
     pending_last_seq: int | None
 
 
-def read_snapshot(txn: lmdb.Transaction, dbs: dict[str, Any], height: int) -> GovernanceSnapshot:
+def read_snapshot(txn: Txn, dbs: dict[str, Any], height: int) -> GovernanceSnapshot:
     db = dbs[kl.GOVERNANCE]
     raw = txn.get(kl.GOV_REGULATORS, db=db)
     if raw is None:
@@ -174,14 +174,14 @@ def read_snapshot(txn: lmdb.Transaction, dbs: dict[str, Any], height: int) -> Go
 # ------------------------------------------------------------------ reads shared with queries
 
 
-def read_validators(txn: lmdb.Transaction, dbs: dict[str, Any]) -> ValidatorSet:
+def read_validators(txn: Txn, dbs: dict[str, Any]) -> ValidatorSet:
     raw = txn.get(kl.GOV_VALIDATORS, db=dbs[kl.GOVERNANCE])
     if raw is None:
         raise LedgerCorruptError("validator set missing: the data directory is damaged")
     return decode_validators(_unpack(raw))
 
 
-def latest_epoch_number(txn: lmdb.Transaction, dbs: dict[str, Any]) -> int:
+def latest_epoch_number(txn: Txn, dbs: dict[str, Any]) -> int:
     cursor = txn.cursor(db=dbs[kl.EPOCHS])
     if not cursor.last():
         raise LedgerCorruptError("epoch records missing: the data directory is damaged")
@@ -189,7 +189,7 @@ def latest_epoch_number(txn: lmdb.Transaction, dbs: dict[str, Any]) -> int:
 
 
 def read_epoch(
-    txn: lmdb.Transaction, dbs: dict[str, Any], number: int, pending_last_seq: int | None
+    txn: Txn, dbs: dict[str, Any], number: int, pending_last_seq: int | None
 ) -> EpochInfo | None:
     """Epoch `number` with its last_seq (the next epoch's first_seq - 1; for the latest
     epoch the pending end, or None)."""
@@ -202,7 +202,7 @@ def read_epoch(
     return decode_epoch(raw, last_seq)
 
 
-def epoch_number_for(txn: lmdb.Transaction, dbs: dict[str, Any], seq: int) -> int:
+def epoch_number_for(txn: Txn, dbs: dict[str, Any], seq: int) -> int:
     """The epoch governing block `seq` (>= 1): the last one with first_seq <= seq. Epochs are
     numbered 0..latest without gaps and their first_seq grow with the number: binary search."""
     db = dbs[kl.EPOCHS]
@@ -235,7 +235,7 @@ def initial_writes(genesis: Genesis) -> GovWrites:
     }
 
 
-def ensure_initialised(txn: lmdb.Transaction, dbs: dict[str, Any], genesis: Genesis) -> bool:
+def ensure_initialised(txn: Txn, dbs: dict[str, Any], genesis: Genesis) -> bool:
     """Write the genesis governance records if absent (new ledger, or one created before
     governance existed). Not part of any write set: see the module docstring."""
     if txn.get(kl.GOV_REGULATORS, db=dbs[kl.GOVERNANCE]) is not None:
@@ -269,7 +269,7 @@ class GovernanceState:
 
     def __init__(
         self,
-        txn: lmdb.Transaction,
+        txn: Txn,
         dbs: dict[str, Any],
         snapshot: GovernanceSnapshot,
         *,

@@ -39,6 +39,7 @@ from node.ledger.effects import BlockEffects
 from node.ledger.errors import LedgerError
 from node.ledger.records import Receipt
 from node.ledger.store import Decoded, Ledger
+from node.ledger.txn import Txn
 
 GROUP_BLOCKS_MAX = 8  # evaluated blocks waiting for the writer, and so per commit
 
@@ -194,7 +195,7 @@ class BlockPipeline:
                 " before the group that failed"
             ) from self._failure
 
-    def _commit(self, txn: lmdb.Transaction, group: list[PendingBlock]) -> None:
+    def _commit(self, txn: Txn, group: list[PendingBlock]) -> None:
         """Commit `group`'s transaction (a seam: tests hold a commit back to make blocks
         evaluate ahead of it)."""
         txn.commit()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import lmdb
 import msgpack
 
 from node.ledger import keys as kl
 from node.ledger.errors import LedgerCorruptError
 from node.ledger.records import AccountRecord, AssetRecord, BlockRecord, Freeze, Receipt, decode_int
+from node.ledger.txn import Txn
 from node.tx.kinds import ROLES
 
 
@@ -35,7 +35,7 @@ class HistoryEntry:
     tx_id: bytes
 
 
-def account(txn: lmdb.Transaction, dbs: dict[str, Any], public_key: bytes) -> AccountInfo | None:
+def account(txn: Txn, dbs: dict[str, Any], public_key: bytes) -> AccountInfo | None:
     raw = txn.get(public_key, db=dbs[kl.ACCOUNTS])
     if raw is None:
         return None
@@ -57,22 +57,22 @@ def account(txn: lmdb.Transaction, dbs: dict[str, Any], public_key: bytes) -> Ac
     )
 
 
-def asset(txn: lmdb.Transaction, dbs: dict[str, Any], asset_id: str) -> AssetRecord | None:
+def asset(txn: Txn, dbs: dict[str, Any], asset_id: str) -> AssetRecord | None:
     raw = txn.get(asset_id.encode(), db=dbs[kl.ASSETS])
     return None if raw is None else AssetRecord.decode(raw)
 
 
-def balance(txn: lmdb.Transaction, dbs: dict[str, Any], asset_id: str, public_key: bytes) -> int:
+def balance(txn: Txn, dbs: dict[str, Any], asset_id: str, public_key: bytes) -> int:
     raw = txn.get(kl.balance_key(asset_id, public_key), db=dbs[kl.BALANCES])
     return 0 if raw is None else decode_int(raw)
 
 
-def nonce(txn: lmdb.Transaction, dbs: dict[str, Any], public_key: bytes) -> int:
+def nonce(txn: Txn, dbs: dict[str, Any], public_key: bytes) -> int:
     raw = txn.get(public_key, db=dbs[kl.NONCES])
     return 0 if raw is None else decode_int(raw)
 
 
-def receipt(txn: lmdb.Transaction, dbs: dict[str, Any], tx_id: bytes) -> Receipt | None:
+def receipt(txn: Txn, dbs: dict[str, Any], tx_id: bytes) -> Receipt | None:
     where = tx_location(txn, dbs, tx_id)
     if where is None:
         return None
@@ -82,7 +82,7 @@ def receipt(txn: lmdb.Transaction, dbs: dict[str, Any], tx_id: bytes) -> Receipt
     return Receipt.decode(raw)
 
 
-def tx_location(txn: lmdb.Transaction, dbs: dict[str, Any], tx_id: bytes) -> tuple[int, int] | None:
+def tx_location(txn: Txn, dbs: dict[str, Any], tx_id: bytes) -> tuple[int, int] | None:
     raw = txn.get(tx_id, db=dbs[kl.TX_INDEX])
     if raw is None:
         return None
@@ -90,7 +90,7 @@ def tx_location(txn: lmdb.Transaction, dbs: dict[str, Any], tx_id: bytes) -> tup
     return (height, index)
 
 
-def block(txn: lmdb.Transaction, dbs: dict[str, Any], height: int) -> BlockRecord | None:
+def block(txn: Txn, dbs: dict[str, Any], height: int) -> BlockRecord | None:
     if height < 0:
         return None
     key = kl.height_key(height)
@@ -101,7 +101,7 @@ def block(txn: lmdb.Transaction, dbs: dict[str, Any], height: int) -> BlockRecor
 
 
 def history(
-    txn: lmdb.Transaction,
+    txn: Txn,
     dbs: dict[str, Any],
     public_key: bytes,
     limit: int,
@@ -129,7 +129,7 @@ def history(
     return out
 
 
-def holders(txn: lmdb.Transaction, dbs: dict[str, Any], asset_id: str) -> list[tuple[bytes, int]]:
+def holders(txn: Txn, dbs: dict[str, Any], asset_id: str) -> list[tuple[bytes, int]]:
     """Every (account, balance) of one asset: a range over that asset's keys only.
 
     Unbounded by design for audits and tests; the node's client API must page it.

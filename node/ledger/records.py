@@ -137,7 +137,7 @@ class Receipt(NamedTuple):
 
     tx_id: bytes
     height: int
-    index: int
+    index: int  # type: ignore[assignment]  # a field named like tuple.index (shadowing it)
     status: ReceiptStatus
     reason: ReasonCode | None = None
     kind: str | None = None

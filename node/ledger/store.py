@@ -65,6 +65,7 @@ from node.ledger.records import (
 )
 from node.ledger.rules import TxContext
 from node.ledger.state_cache import StateCache
+from node.ledger.txn import Txn
 from node.ledger.view import StateView, ViewOverlay, WriteSet, put_records
 from node.tx.codec import decode_signed_transaction
 from node.tx.errors import TxDecodeError
@@ -280,7 +281,7 @@ class Ledger:
             txn.put(kl.META_SCHEMA, encode_int(kl.SCHEMA_VERSION), db=meta)
 
     def _put_meta(
-        self, txn: lmdb.Transaction, height: int, timestamp_ms: int, bhash: bytes, state: bytes
+        self, txn: Txn, height: int, timestamp_ms: int, bhash: bytes, state: bytes
     ) -> None:
         meta = self._dbs[kl.META]
         txn.put(kl.META_HEIGHT, encode_int(height), db=meta)
@@ -288,7 +289,7 @@ class Ledger:
         txn.put(kl.META_BLOCK_HASH, bhash, db=meta)
         txn.put(kl.META_STATE_DIGEST, state, db=meta)
 
-    def _tip(self, txn: lmdb.Transaction) -> tuple[int, int, bytes, bytes]:
+    def _tip(self, txn: Txn) -> tuple[int, int, bytes, bytes]:
         meta = self._dbs[kl.META]
         values = [
             txn.get(key, db=meta)
@@ -299,9 +300,10 @@ class Ledger:
                 kl.META_STATE_DIGEST,
             )
         ]
-        if any(v is None for v in values):
+        height, timestamp_ms, bhash, state = values
+        if height is None or timestamp_ms is None or bhash is None or state is None:
             raise LedgerCorruptError("meta record incomplete: the data directory is damaged")
-        return (decode_int(values[0]), decode_int(values[1]), values[2], values[3])  # type: ignore[arg-type]
+        return decode_int(height), decode_int(timestamp_ms), bhash, state
 
     def close(self) -> None:
         self._env.close()
@@ -385,7 +387,7 @@ class Ledger:
 
     def _evaluate_in(  # noqa: PLR0917 -- private, one caller
         self,
-        txn: lmdb.Transaction,
+        txn: Txn,
         block: Block,
         decoded: Sequence[Decoded] | None,
         signatures_ok: Sequence[bool] | None,
@@ -508,7 +510,7 @@ class Ledger:
         except lmdb.MapFullError:
             raise self._full(effects.height) from None
 
-    def write_in(self, txn: lmdb.Transaction, effects: BlockEffects) -> None:
+    def write_in(self, txn: Txn, effects: BlockEffects) -> None:
         """The puts of `write`, into `txn` (the caller commits)."""
         h = effects.height
         tip = self._tip(txn)
@@ -524,12 +526,12 @@ class Ledger:
             _, added = txn.cursor(db=db).putmulti(items, append=True)  # type: ignore[arg-type]
             if added != len(items):  # an append that was not after the last key
                 raise LedgerCorruptError(f"receipts of block {h} are not after the stored ones")
-        for db_name, items in (
+        for db_name, pairs in (
             (kl.TX_INDEX, effects.index_items),
             (kl.HISTORY, effects.history_items),
         ):
-            if items:
-                txn.cursor(db=dbs[db_name]).putmulti(items)
+            if pairs:
+                txn.cursor(db=dbs[db_name]).putmulti(pairs)
         hkey = kl.height_key(h)
         txn.put(hkey, effects.block_record, db=dbs[kl.BLOCKS])
         if effects.certificate is not None:
@@ -591,6 +593,7 @@ class Ledger:
             )
         args = body.args
         ctx.bind(stx, index)
+        reason: ReasonCode | None
         try:
             touched = RULES_BY_ARGS[type(args)](ctx, args)
         except TxRejectedError as rej:
@@ -620,7 +623,7 @@ class Ledger:
         # Duplicates in `touched` are harmless: the same history key is written twice.
         return receipt, touched
 
-    def _governance(self, txn: lmdb.Transaction, tip: int) -> gs.GovernanceSnapshot:
+    def _governance(self, txn: Txn, tip: int) -> gs.GovernanceSnapshot:
         """Regulator keys and pending epoch end at `tip`: the cached snapshot when it is for
         that height (immutable, so safe across threads), else read from the store."""
         snapshot = self._gov_snapshot
@@ -631,7 +634,7 @@ class Ledger:
 
     def _context(
         self,
-        txn: lmdb.Transaction,
+        txn: Txn,
         view: StateView,
         height: int,
         timestamp_ms: int,
@@ -722,7 +725,7 @@ class Ledger:
 
     # ------------------------------------------------------------------ queries
 
-    def _read(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+    def _read(self, fn: Callable[[Txn], T]) -> T:
         with self._env.begin() as txn:
             return fn(txn)
 
@@ -816,7 +819,7 @@ class Ledger:
         if height is not None and (type(height) is not int or height < 1):
             raise LedgerError(f"height must be an integer >= 1, got {height!r}")
 
-        def read(txn: lmdb.Transaction) -> GovernanceView:
+        def read(txn: Txn) -> GovernanceView:
             tip = self._tip(txn)[0]
             snapshot = self._governance(txn, tip)
             if height is None:
@@ -839,7 +842,7 @@ class Ledger:
     def regulator_keys(self) -> tuple[tuple[bytes, ...], int]:
         """(the regulator's public keys, the threshold of them a regulator action needs)."""
 
-        def read(txn: lmdb.Transaction) -> tuple[tuple[bytes, ...], int]:
+        def read(txn: Txn) -> tuple[tuple[bytes, ...], int]:
             snapshot = self._governance(txn, self._tip(txn)[0])
             return (snapshot.regulator_keys, snapshot.regulator_threshold)
 

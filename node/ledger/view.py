@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import lmdb
 import msgpack
 
 from node.ledger import keys as kl
 from node.ledger.records import AccountRecord, AssetRecord, decode_int, encode_int
 from node.ledger.state_cache import StateDicts
+from node.ledger.txn import Txn
 
 WriteSet = dict[str, list[tuple[bytes, bytes | None]]]
 _NEVER_DELETED = frozenset({kl.BALANCES, kl.NONCES})  # values always ints, never None
@@ -103,7 +103,7 @@ class StateView:
 
     def __init__(
         self,
-        txn: lmdb.Transaction,
+        txn: Txn,
         dbs: dict[str, Any],
         overlays: Sequence[ViewOverlay] = (),
         shared: StateDicts | None = None,
@@ -279,9 +279,7 @@ def _encode_role(granted: bool) -> bytes | None:
     return encode_int(1) if granted else None
 
 
-def put_records(
-    txn: lmdb.Transaction, db: Any, db_name: str, items: list[tuple[bytes, bytes | None]]
-) -> None:
+def put_records(txn: Txn, db: Any, db_name: str, items: list[tuple[bytes, bytes | None]]) -> None:
     """Write one database's part of a WriteSet (key-ordered; None deletes) into `txn`:
     one bulk put, a C loop instead of a Python call per key."""
     if db_name in _NEVER_DELETED:

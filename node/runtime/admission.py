@@ -93,6 +93,7 @@ class Admission:
                 )
                 continue
             cached = self._cache.get(raw)
+            stx: SignedTransaction | None
             if cached is not None:
                 stx, ok = cached
                 decoded[i] = stx

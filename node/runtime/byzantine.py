@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 from enum import StrEnum
-from typing import Protocol
 
 import trio
 
 from consensus.encoding import DecodeError, DecodeLimits, unpack
 from consensus.epoch_replica import EPOCH_PREFIX_BYTES
 from consensus.messages import Kind
+from node.runtime.driver import PeerTransport
 from node.runtime.peer_wire import PeerKind
 
 # Our own outgoing envelopes (trusted): only the first bytes need a look, but the whole
@@ -33,13 +33,6 @@ LOG_EVERY_WITHHELD = 100
 
 class ByzantineMode(StrEnum):
     WITHHOLD_VOTES = "withhold-votes"
-
-
-class _Transport(Protocol):
-    incoming: trio.MemoryReceiveChannel[tuple[str, bytes]]
-
-    def send(self, peer_name: str, message: bytes) -> bool: ...
-    def broadcast(self, message: bytes) -> None: ...
 
 
 def consensus_kind(envelope: bytes) -> int | None:
@@ -59,7 +52,7 @@ def consensus_kind(envelope: bytes) -> int | None:
 class WithholdVotes:
     """A PeerTransport that drops this node's outgoing PREPARE and COMMIT messages."""
 
-    def __init__(self, inner: _Transport, log: logging.Logger) -> None:
+    def __init__(self, inner: PeerTransport, log: logging.Logger) -> None:
         self._inner = inner
         self._log = log
         self.withheld = 0
@@ -90,8 +83,8 @@ class WithholdVotes:
 
 
 def misbehaving_transport(
-    mode: ByzantineMode, inner: _Transport, log: logging.Logger
-) -> _Transport:
+    mode: ByzantineMode, inner: PeerTransport, log: logging.Logger
+) -> PeerTransport:
     if mode is ByzantineMode.WITHHOLD_VOTES:
         return WithholdVotes(inner, log)
     raise ValueError(f"unknown byzantine mode {mode!r}")

@@ -83,7 +83,8 @@ EVIDENCE_QUEUE_MAX = 64  # equivocation reports waiting to be signed and submitt
 
 
 class PeerTransport(Protocol):
-    incoming: trio.MemoryReceiveChannel[tuple[str, bytes]]
+    @property
+    def incoming(self) -> trio.MemoryReceiveChannel[tuple[str, bytes]]: ...
 
     def send(self, peer_name: str, message: bytes) -> bool: ...
     def broadcast(self, message: bytes) -> None: ...
@@ -473,7 +474,7 @@ class ConsensusDriver:
                         self._drop("fetch_queue_full")
                 case PeerKind.BLOCKS:
                     blocks = []
-                    for seq, record in body:  # type: ignore[union-attr]
+                    for seq, record in body:  # type: ignore[attr-defined]
                         try:
                             finality = FinalityRecord.decode(record, bytes_max=frame_max)
                         except FinalityRecordError:
