@@ -10,6 +10,8 @@ Prints, per population size:
   (every block still durable before its receipts are handed out): pre-decoded blocks in
   chunks, taking turns one at a time, pipelined with one block per commit, and pipelined
   with group commit;
+- a stream: one pipeline (group commit) over fresh pre-decoded blocks, timed from the first
+  submit until the last block is durable, which is how a node applies a run of blocks;
 - signature checks/s, single-threaded and with a thread pool.
 
 Per block, both wall-clock time (includes the fsync of the commit and any time the machine
@@ -54,6 +56,7 @@ CHAIN_ID = "bench-chain"
 ASSET = "BOND-2036"
 FUNDING = 1_000_000
 LOAD_TXN_ACCOUNTS = 100_000
+RUNS = 6  # nonces per signer: one per run of blocks (see _Population)
 SIG_ROUNDS = 5  # alternating rounds of the signature-check A/B
 AB_CHUNK_BLOCKS = 10  # long enough that starting and draining a pipeline weigh little
 # The pipeline A/B's arms and each one's group_blocks_max (None: apply_block, one at a time).
@@ -173,20 +176,23 @@ class _Population:
         signers = _signers(self.ledger, blocks * block_txs)
         self.setup_s = time.perf_counter() - t0
         rng = random.Random(11)
-        # Five runs over the same signers, one nonce each, in the order they are applied:
+        # RUNS runs over the same signers, one nonce each, in the order they are applied:
         # one at a time from raw bytes (0) and pre-decoded (1), block by block alternately;
-        # then (2-4) pre-decoded, in chunks taking turns in the pipeline A/B.
+        # then (2-4) pre-decoded, in chunks taking turns in the pipeline A/B; then (5) the
+        # stream, pre-decoded, through one pipeline.
         self.txs = [
             build_transfer(k, CHAIN_ID, nonce, ASSET, rng.choice(population), rng.randint(1, 100))
-            for nonce in range(5)
+            for nonce in range(RUNS)
             for k in signers
         ]
         raw = [t.encode() for t in self.txs]
         chunks = [tuple(raw[i : i + block_txs]) for i in range(0, len(raw), block_txs)]
-        runs = [chunks[r * blocks : (r + 1) * blocks] for r in range(5)]
+        runs = [chunks[r * blocks : (r + 1) * blocks] for r in range(RUNS)]
         self.raw_blocks = runs[0]
         self.decoded_blocks = [(b, [prepare_tx(x) for x in b]) for b in runs[1]]
         self.ab_blocks = [(b, [prepare_tx(x) for x in b]) for b in runs[2] + runs[3] + runs[4]]
+        self.stream_blocks = [(b, [prepare_tx(x) for x in b]) for b in runs[5]]
+        self.stream_s = 0.0
         self.ab_s = dict.fromkeys(AB_ARMS, 0.0)  # wall seconds, total per arm
         self.ab_blocks_done = dict.fromkeys(AB_ARMS, 0)
         self.ok = [True] * block_txs
@@ -321,6 +327,8 @@ def main() -> None:
             ab_chunk_blocks = max(1, min(AB_CHUNK_BLOCKS, 3 * args.blocks // len(AB_ARMS)))
             for p in pops:
                 p.run_ab(ab_chunk_blocks)
+            for p in pops:
+                p.stream_s = p.apply_pipelined(p.stream_blocks)
             sample_raw = [t.encode() for t in pops[0].txs[:10_000]]
             t = time.perf_counter()
             for x in sample_raw:
@@ -350,6 +358,13 @@ def main() -> None:
                         f"{arm} {rate:>7,.0f} tx/s ({rate / base:.2f}x)"
                         for arm, rate in rates.items()
                     )
+                )
+            for p in pops:
+                rate = len(p.stream_blocks) * args.block_txs / p.stream_s
+                print(
+                    f"{p.accounts:>9,} accounts, pre-decoded, one pipeline (group commit) over"
+                    f" {len(p.stream_blocks)} blocks, first submit to last block durable:"
+                    f" {rate:>7,.0f} tx/s"
                 )
             print(
                 f"decode (canonical check + typed validation): {decode_rate:>7,.0f} tx/s, 1 thread"
@@ -382,6 +397,10 @@ def main() -> None:
                 print(
                     f"{arm}, pre-decoded, wall: {large.accounts:,} accounts run at"
                     f" {ratio:.0%} of the {small.accounts:,}-account rate"
+                )
+                print(
+                    f"stream, pre-decoded, wall: {large.accounts:,} accounts run at"
+                    f" {small.stream_s / large.stream_s:.0%} of the {small.accounts:,}-account rate"
                 )
         finally:
             for p in pops:
