@@ -6,7 +6,7 @@ it, rich tables with amounts in the asset's decimals.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -584,6 +584,16 @@ def _arg_text(value: Any) -> str:
     return str(_arg_json(value))
 
 
+def before_height_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--before-height`: the height cursor of the governance and evidence pages."""
+    return click.option(
+        "--before-height",
+        type=click.IntRange(1),
+        default=None,
+        help="Only records below this height (next_before_height of the previous page).",
+    )(func)
+
+
 @query.command("governance")
 @click.option(
     "--limit",
@@ -591,12 +601,7 @@ def _arg_text(value: Any) -> str:
     default=HISTORY_LIMIT_DEFAULT,
     show_default=True,
 )
-@click.option(
-    "--before-height",
-    type=click.IntRange(1),
-    default=None,
-    help="Only records below this height (next_before_height of the previous page).",
-)
+@before_height_option
 @node_option
 @json_option
 def governance(limit: int, before_height: int | None, node: str, as_json: bool) -> None:
@@ -658,12 +663,7 @@ def evidence_record_json(record: EvidenceEntry) -> dict[str, Any]:
     default=HISTORY_LIMIT_DEFAULT,
     show_default=True,
 )
-@click.option(
-    "--before-height",
-    type=click.IntRange(1),
-    default=None,
-    help="Only records below this height (next_before_height of the previous page).",
-)
+@before_height_option
 @node_option
 @json_option
 def evidence(limit: int, before_height: int | None, node: str, as_json: bool) -> None:

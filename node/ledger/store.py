@@ -76,15 +76,13 @@ from node.tx.verify import regulator_approvals, regulator_quorum_ok, verify_tran
 T = TypeVar("T")
 _new_receipt = tuple.__new__
 _first = operator.itemgetter(0)
+Decoded = SignedTransaction | TxDecodeError
 _CACHED_DBS = (kl.ACCOUNTS, kl.BALANCES, kl.NONCES)  # what the StateCache holds
 
 
 def _written_state_keys(blocks: Sequence[BlockEffects]) -> set[bytes]:
     """Every account, balance and nonce key `blocks` wrote."""
     return {key for e in blocks for db in _CACHED_DBS for key, _ in e.write_set.get(db, ())}
-
-
-Decoded = SignedTransaction | TxDecodeError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -67,11 +67,22 @@ class ViewOverlay:
         return self._written(kl.ROLES)
 
 
+# How StateView.write_set encodes each database's values (None = deleted; balances and
+# nonces are msgpack ints, packed there with a local Packer), and the inverse, for overlays.
+
+
+def _encode_record(record: AccountRecord | AssetRecord | None) -> bytes | None:
+    return None if record is None else record.encode()
+
+
+def _encode_role(granted: bool) -> bytes | None:
+    return encode_int(1) if granted else None
+
+
 def _record_or_none(decode: Callable[[bytes], Any]) -> Callable[[bytes | None], Any]:
     return lambda raw: None if raw is None else decode(raw)
 
 
-# The inverse of each database's encoding in StateView.write_set (None = deleted).
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     kl.ACCOUNTS: _record_or_none(AccountRecord.decode),
     kl.ASSETS: _record_or_none(AssetRecord.decode),
@@ -269,14 +280,6 @@ class StateView:
                 keys = sorted(written)
                 out[db] = list(zip(keys, map(encode, map(written.__getitem__, keys)), strict=True))
         return out
-
-
-def _encode_record(record: AccountRecord | AssetRecord | None) -> bytes | None:
-    return None if record is None else record.encode()
-
-
-def _encode_role(granted: bool) -> bytes | None:
-    return encode_int(1) if granted else None
 
 
 def put_records(txn: Txn, db: Any, db_name: str, items: list[tuple[bytes, bytes | None]]) -> None:
