@@ -728,13 +728,20 @@ class Replica:
             self._handed_seq = seq
             progressed = True
         if progressed:
-            self._vc_attempts = 0
-            self._work_offered = False
-            pending = any(
-                s.pre_prepare is not None and not s.committed and seq > self._handed_seq
-                for seq, s in self._slots.items()
-            ) or (self.last_seq is not None and self._handed_seq < self.last_seq)
-            self._deadline = self._now + self._timeout() if pending and self.member else None
+            self._handed_over()
+
+    def _handed_over(self) -> None:
+        """Blocks went to the host, whether committed here or fetched with a certificate: the
+        system is making progress, so the timer restarts only for work still pending (R8).
+        A replica that caught up by state transfer past the slots it was waiting on must not
+        time out alone into a view change the others never join."""
+        self._vc_attempts = 0
+        self._work_offered = False
+        pending = any(
+            s.pre_prepare is not None and not s.committed and seq > self._handed_seq
+            for seq, s in self._slots.items()
+        ) or (self.last_seq is not None and self._handed_seq < self.last_seq)
+        self._deadline = self._now + self._timeout() if pending and self.member else None
 
     def _resume_deferred(self) -> None:
         limit = self._vote_limit()
@@ -961,6 +968,7 @@ class Replica:
             progressed = True
         if progressed:
             self._execute_ready()
+            self._handed_over()
             self._fetch_asked_at = None
             self._maybe_fetch()
 

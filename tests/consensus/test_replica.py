@@ -282,3 +282,25 @@ def test_a_restarted_replica_with_nothing_pending_keeps_its_view() -> None:
     c.tick(200)
     c.deliver()
     assert all(c.replica(n).view == 0 for n in c.names), c.dump()
+
+
+def test_state_transfer_past_the_pending_slots_stops_the_view_change_timer() -> None:
+    """A replica waiting on a slot that the others committed without it is done waiting once
+    it fetched the certified block: its timer must not fire and send it alone into a view
+    change while the others stay in the current view (seen in an end-to-end heal test)."""
+    c = Cluster()
+    c.propose(batch("t0"))
+    c.deliver(lambda x: x.dst != "r3" or x.text.startswith("PRE-PREPARE"))
+    c.drop(lambda x: x.dst == "r3")
+    r3 = c.replica("r3")
+    assert r3._deadline is not None and c.height("r3") == 0, c.dump()
+    for i in range(1, 4):
+        c.propose(batch(f"t{i}"))
+        c.deliver(lambda x: x.dst != "r3" or x.text.startswith("CHECKPOINT"))
+        c.drop(lambda x: x.dst == "r3")
+    assert r3.checkpoint_seq == 4, c.dump()
+    c.serve_fetch("r3", "r0")
+    assert c.height("r3") == 4, c.dump()
+    c.tick(100, names=["r3"])
+    assert r3.view == 0 and r3.view_active, c.dump()
+    assert "view_change_timeout" not in r3.counters, c.dump()
