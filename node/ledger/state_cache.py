@@ -16,16 +16,26 @@ Blocks evaluated ahead of their commit (node/ledger/pipeline.py) rely on the cac
 their writes: the next block reads them here, not from the store, which may not have them
 yet. So the keys those blocks wrote are never dropped (`keep`).
 
-Bounded: once it holds more than `entries_max` entries at the start of a block, the oldest
-half of each dict (insertion order) is dropped, except the keys to keep. A dropped key is
-simply read again.
+Bounded: once it holds more than `entries_max` entries at the start of a block, it is cut
+down to half of that (a dropped key is simply read again), keeping, in this order:
+1. the keys to keep (always, even past the target: correctness);
+2. the senders' entries: the account, nonce and balances of every signer whose nonce a block
+   wrote since the last eviction. A sender comes back (it read and wrote these three), while
+   most recipients of a large population are touched once. Dropping by insertion order alone
+   dropped the signers first (they were read first), and at 1,000,000 accounts that cost
+   ~20% once the cache had filled (docs/benchmarks.md, round 7). If the senders alone fill
+   more than the target, their oldest entries go too, so the cut always frees space;
+3. everything else, newest first.
+Each dict gives up a share of the excess in proportion to its size, oldest entries first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from itertools import islice
 from typing import Any
+
+from node.ledger.keys import KEY_BYTES
 
 StateDicts = tuple[dict[bytes, Any], dict[bytes, int], dict[bytes, int]]
 
@@ -34,7 +44,7 @@ class StateCache:
     """Decoded accounts, balances and nonces after the block `position` (see the module
     docstring). `entries_max=0` turns it off. Not thread-safe: one evaluation at a time."""
 
-    __slots__ = ("_position", "accounts", "balances", "entries_max", "nonces")
+    __slots__ = ("_position", "_senders", "accounts", "balances", "entries_max", "nonces")
 
     def __init__(self, entries_max: int) -> None:
         if entries_max < 0:
@@ -44,6 +54,7 @@ class StateCache:
         self.balances: dict[bytes, int] = {}  # balance key -> amount
         self.nonces: dict[bytes, int] = {}  # public key -> next nonce
         self._position: bytes | None = None
+        self._senders: set[bytes] = set()  # signers whose nonce changed since the last cut
 
     def __len__(self) -> int:
         return len(self.accounts) + len(self.balances) + len(self.nonces)
@@ -66,21 +77,61 @@ class StateCache:
         if self._position != parent_hash:
             self.clear()
         elif len(self) > self.entries_max:
-            kept = keep()
-            for cache in (self.accounts, self.balances, self.nonces):
-                for key in list(islice(cache, len(cache) // 2)):
-                    if key not in kept:
-                        del cache[key]
+            self._cut(keep())
         self._position = None
         return self.accounts, self.balances, self.nonces
 
-    def end(self, block_hash: bytes) -> None:
-        """The evaluation begun last finished: the dicts hold the state after `block_hash`."""
+    def end(self, block_hash: bytes, senders: Iterable[bytes] = ()) -> None:
+        """The evaluation begun last finished: the dicts hold the state after `block_hash`.
+        `senders`: the signers whose nonce it wrote (only a hint for eviction)."""
         if self.entries_max:
             self._position = block_hash
+            self._senders.update(senders)
 
     def clear(self) -> None:
         self.accounts.clear()
         self.balances.clear()
         self.nonces.clear()
+        self._senders.clear()
         self._position = None
+
+    def _cut(self, kept: Container[bytes]) -> None:
+        """Down to half of `entries_max` (see the module docstring for what stays)."""
+        target = self.entries_max // 2
+        senders = self._senders
+        tail = -KEY_BYTES  # a balance key ends with its holder's public key (keys.py)
+        dicts: tuple[tuple[dict[bytes, Any], Callable[[bytes], bool]], ...] = (
+            (self.accounts, senders.__contains__),
+            (self.balances, lambda key: key[tail:] in senders),
+            (self.nonces, senders.__contains__),
+        )
+        for take_senders in (False, True):
+            excess, total = len(self) - target, len(self)
+            if excess <= 0:
+                break
+            # Each dict its share, then whatever is still over, dict by dict.
+            for cache, is_sender in dicts:
+                spared = None if take_senders else is_sender
+                _drop_oldest(cache, excess * len(cache) // total, kept, spared)
+            for cache, is_sender in dicts:
+                spared = None if take_senders else is_sender
+                _drop_oldest(cache, len(self) - target, kept, spared)
+        senders.clear()
+
+
+def _drop_oldest(
+    cache: dict[bytes, Any],
+    count: int,
+    kept: Container[bytes],
+    spared: Callable[[bytes], bool] | None,
+) -> None:
+    """Drop up to `count` of `cache`'s oldest keys, never one in `kept`, nor one `spared`
+    says to spare."""
+    if count <= 0:
+        return
+    if spared is None:
+        candidates = (key for key in cache if key not in kept)
+    else:
+        candidates = (key for key in cache if key not in kept and not spared(key))
+    for key in list(islice(candidates, count)):
+        del cache[key]

@@ -227,3 +227,67 @@ def test_the_cache_stays_within_its_bound_between_blocks(tmp_path: Path) -> None
             assert cache.position == w.ledger.last_block_hash
     finally:
         w.close()
+
+
+def _account(i: int) -> bytes:
+    return i.to_bytes(32, "big")
+
+
+def _fill(cache: StateCache, parent: bytes, accounts: range, *, send: bool) -> None:
+    """One block on `cache`: every account of `accounts` gets a record and an AAA balance;
+    with `send`, also a nonce, and it is reported as a signer."""
+    dicts = cache.begin(parent)
+    assert dicts is not None
+    records, balances, nonces = dicts
+    for i in accounts:
+        records[_account(i)] = None
+        balances[b"AAA\x00" + _account(i)] = i
+        if send:
+            nonces[_account(i)] = 1
+    cache.end(parent + b"+", senders=[_account(i) for i in accounts] if send else [])
+
+
+def test_a_cut_keeps_the_senders_and_drops_the_oldest_recipients() -> None:
+    """Insertion order alone dropped the signers first (they are read first, and stay put):
+    at 1M accounts that cost ~20% once the cache was full. Senders now outlive recipients."""
+    cache = StateCache(60)
+    _fill(cache, b"a", range(10), send=True)  # 30 entries, oldest
+    _fill(cache, b"a+", range(100, 120), send=False)  # 40 recipient entries
+    assert len(cache) == 70
+    _fill(cache, b"a++", range(0), send=False)  # the cut happens at the start of a block
+    assert len(cache) == 30
+    assert all(_account(i) in cache.accounts and _account(i) in cache.nonces for i in range(10))
+    assert all(b"AAA\x00" + _account(i) in cache.balances for i in range(10))
+    assert not any(_account(i) in cache.accounts for i in range(100, 120))
+
+
+def test_a_cut_takes_old_senders_too_when_they_alone_pass_the_target() -> None:
+    cache = StateCache(40)
+    _fill(cache, b"a", range(15), send=True)  # 45 sender entries: more than the target 20
+    _fill(cache, b"a+", range(0), send=False)
+    assert len(cache) <= 20
+    assert _account(14) in cache.accounts and _account(0) not in cache.accounts  # oldest go
+
+
+def test_a_cut_never_drops_a_key_to_keep_even_past_its_target() -> None:
+    cache = StateCache(10)
+    _fill(cache, b"a", range(20, 30), send=False)  # 20 entries, none a sender's
+    kept = {_account(i) for i in range(20, 30)}
+    dicts = cache.begin(b"a+", keep=lambda: kept)
+    assert dicts is not None
+    assert set(cache.accounts) == kept  # every kept key stays; the balances made room
+    assert len(cache.balances) == 0
+
+
+def test_senders_are_forgotten_at_each_cut_and_when_cleared() -> None:
+    cache = StateCache(40)
+    _fill(cache, b"a", range(5), send=True)  # 15 sender entries, oldest
+    _fill(cache, b"a+", range(50, 80), send=False)  # 75 entries
+    _fill(cache, b"a++", range(0), send=False)  # cut to 20: senders kept, and forgotten
+    assert len(cache) == 20 and _account(0) in cache.nonces and not cache._senders
+    _fill(cache, b"a+++", range(80, 110), send=False)  # nobody sent since the cut
+    _fill(cache, b"a++++", range(0), send=False)
+    assert len(cache) == 20 and _account(0) not in cache.nonces  # now just the oldest: gone
+    _fill(cache, b"a+++++", range(7, 9), send=True)
+    _fill(cache, b"other", range(3), send=True)  # a fork: cleared, senders too
+    assert cache._senders == {_account(i) for i in range(3)}
