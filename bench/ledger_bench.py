@@ -32,7 +32,6 @@ off (default: LedgerLimits' default).
 from __future__ import annotations
 
 import argparse
-import gc
 import hashlib
 import os
 import platform
@@ -50,6 +49,7 @@ from node.ledger import keys as kl
 from node.ledger.pipeline import GROUP_BLOCKS_MAX, BlockPipeline
 from node.ledger.records import AccountRecord, AccountStatus, encode_int
 from node.ledger.store import Decoded
+from node.runtime.gc_policy import tune_gc
 from node.tx import SignedTransaction, build_transfer, public_key, verify_batch, verify_parallel
 
 CHAIN_ID = "bench-chain"
@@ -305,11 +305,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         limits = LedgerLimits(state_cache_entries_max=args.state_cache_entries)
         pops = [_Population(Path(tmp), n, args.blocks, args.block_txs, limits) for n in sizes]
-        # The harness holds every pre-signed and pre-decoded transaction (hundreds of thousands
-        # of objects a node never holds at once); move them out of the cyclic GC's sight so
-        # collections triggered during apply do not walk the harness's data.
-        gc.collect()
-        gc.freeze()
+        # The node's GC settings (node/runtime/gc_policy.py). Its freeze also moves the
+        # harness's pre-signed and pre-decoded transactions (hundreds of thousands of objects
+        # a node never holds at once) out of the collector's walks.
+        tune_gc()
         try:
             # Raw and pre-decoded blocks alternate too: the history, tx-index and nonce trees
             # grow with every block, so running all raw blocks first would hand the

@@ -14,7 +14,6 @@ state digest.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from ledger_bench import _Population
 
 from node.ledger import LedgerLimits
+from node.runtime.gc_policy import tune_gc
 
 BLOCKS = 20  # per run of nonces, as in ledger_bench
 BLOCK_TXS = 1000
@@ -36,8 +36,7 @@ def run(accounts: int, chunk_blocks: int, root: Path) -> None:
         name: _Population(root / name.replace(" ", "-"), accounts, BLOCKS, BLOCK_TXS, limits)
         for name, limits in arms.items()
     }
-    gc.collect()
-    gc.freeze()  # see ledger_bench: keep the harness's objects out of the GC's walks
+    tune_gc()  # the node's GC settings; see ledger_bench
     for b in range(BLOCKS):
         for pop in pops.values():
             pop.apply(pop.raw_blocks[b], None)

@@ -14,6 +14,7 @@ from config.keyfile import KeyFileError
 from node.cli.errors import UserError
 from node.ledger import LedgerError
 from node.runtime.byzantine import ByzantineMode
+from node.runtime.gc_policy import tune_gc
 from node.runtime.node import Node, NodeStartupError
 
 
@@ -59,6 +60,7 @@ def node_command(config_path: Path, byzantine: str | None) -> None:
         raise UserError(str(exc)) from exc
     except OSError as exc:
         raise UserError(f"cannot start: {exc}") from exc
+    tune_gc()
     try:
         trio.run(_serve, node)
     except (OSError, BaseExceptionGroup) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from node.cli.main import cli
@@ -12,7 +13,9 @@ from node.cluster.init import PORTS_PER_NODE, init_cluster
 from tests.node.runtime.harness import free_port_block
 
 
-def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+def test_busy_port_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tuned: list[bool] = []  # the node's GC settings, recorded instead of applied to pytest
+    monkeypatch.setattr("node.cli.node_cmd.tune_gc", lambda: tuned.append(True))
     layout = init_cluster(tmp_path / "c", nodes=1, base_port=free_port_block(PORTS_PER_NODE))
     entry = layout.nodes[0]
     with socket.socket() as busy:
@@ -22,6 +25,7 @@ def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "already in use" in result.output
     assert "Traceback" not in result.output
+    assert tuned == [True]  # applied once startup was done, before serving
 
 
 def test_missing_or_wrong_config_is_a_clear_error(tmp_path: Path) -> None:
