@@ -968,7 +968,8 @@ class Replica:
             progressed = True
         if progressed:
             self._execute_ready()
-            self._handed_over()
+            if self.view_active:  # a view change keeps its own timer (_arm_view_change_timer)
+                self._handed_over()
             self._fetch_asked_at = None
             self._maybe_fetch()
 
