@@ -31,6 +31,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Sequence
+from typing import Self
 
 import lmdb
 
@@ -104,7 +105,7 @@ class BlockPipeline:
         self._writer = threading.Thread(target=self._write_loop, name="ledger-writer", daemon=True)
         self._writer.start()
 
-    def __enter__(self) -> BlockPipeline:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -476,7 +476,10 @@ def _validator(**changes: Any) -> ValidatorSpec:
         (lambda: _validator(name=None), "name: expected a string, got NoneType"),
         (
             lambda: AccountSpec(
-                public_key=K[1], category="entity", kyc_hash=K[2], roles={"issuer"}
+                public_key=K[1],
+                category="entity",
+                kyc_hash=K[2],
+                roles={"issuer"},  # type: ignore[arg-type]  # wrong type on purpose: it must be refused
             ),
             "roles: expected a frozenset, got set",
         ),
@@ -492,13 +495,19 @@ def _validator(**changes: Any) -> ValidatorSpec:
         ),
         (
             lambda: Genesis(
-                chain_id="c", genesis_time_ms=0, regulator_keys=[K[1]], validators=(_validator(),)
+                chain_id="c",
+                genesis_time_ms=0,
+                regulator_keys=[K[1]],  # type: ignore[arg-type]  # wrong type on purpose: it must be refused
+                validators=(_validator(),),
             ),
             "regulator.public_keys: expected a tuple, got list",
         ),
         (
             lambda: Genesis(
-                chain_id="c", genesis_time_ms=0, regulator_keys=(K[1],), validators=("v",)
+                chain_id="c",
+                genesis_time_ms=0,
+                regulator_keys=(K[1],),
+                validators=("v",),  # type: ignore[arg-type]  # wrong type on purpose: it must be refused
             ),
             "validators[0]: expected ValidatorSpec, got str",
         ),
@@ -526,7 +535,7 @@ def _validator(**changes: Any) -> ValidatorSpec:
                 genesis_time_ms=0,
                 regulator_keys=(K[1],),
                 validators=(_validator(),),
-                consensus={"log_window_seqs": 32},
+                consensus={"log_window_seqs": 32},  # type: ignore[arg-type]  # wrong type on purpose: it must be refused
             ),
             "consensus: expected ConsensusParams, got dict",
         ),

@@ -436,11 +436,11 @@ def test_invalid_input_names_the_field(
             "node.data_dir: 'rel' is not absolute",
         ),
         (
-            lambda: dataclasses.replace(_full_config(), key_file="/k"),
+            lambda: dataclasses.replace(_full_config(), key_file="/k"),  # type: ignore[arg-type]  # wrong type on purpose: it must be refused
             "node.key_file: expected a Path, got str",
         ),
         (
-            lambda: dataclasses.replace(_full_config(), peer_listen=["h", 1]),
+            lambda: dataclasses.replace(_full_config(), peer_listen=["h", 1]),  # type: ignore[arg-type]  # wrong type on purpose: it must be refused
             "listen.peer: expected a (host, port) tuple",
         ),
         (
@@ -448,11 +448,11 @@ def test_invalid_input_names_the_field(
             "listen.client: port 65536 is out of range",
         ),
         (
-            lambda: dataclasses.replace(_full_config(), peers=[]),
+            lambda: dataclasses.replace(_full_config(), peers=[]),  # type: ignore[arg-type]  # wrong type on purpose: it must be refused
             "peers: expected a tuple, got list",
         ),
         (
-            lambda: dataclasses.replace(_full_config(), limits={}),
+            lambda: dataclasses.replace(_full_config(), limits={}),  # type: ignore[arg-type]  # wrong type on purpose: it must be refused
             "limits: expected Limits, got dict",
         ),
         (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import nacl.signing
@@ -21,7 +22,7 @@ KYC = hashlib.sha256(b"e2e kyc").digest()
 CONVERGE_TIMEOUT_S = 30.0
 
 
-def connect(procs: ClusterProcesses, name: str) -> AsyncClient:
+def connect(procs: ClusterProcesses, name: str) -> AbstractAsyncContextManager[AsyncClient]:
     entry = procs.layout.node(name)
     return AsyncClient.connect(entry.host, entry.client_port, request_timeout_s=20)
 

@@ -14,6 +14,7 @@ from node.cluster.status import wait_heights, wait_ready
 from node.tx import Kind
 from tests.e2e.helpers import (
     ASSET,
+    Acked,
     assert_everything_everywhere,
     connect,
     converged,
@@ -25,7 +26,13 @@ from tests.e2e.helpers import (
 pytestmark = pytest.mark.e2e
 
 
-async def _transfers(procs: ClusterProcesses, holders, acked, via: str, count: int) -> None:  # type: ignore[no-untyped-def]
+async def _transfers(
+    procs: ClusterProcesses,
+    holders: list[nacl.signing.SigningKey],
+    acked: Acked,
+    via: str,
+    count: int,
+) -> None:
     pubs = [bytes(h.verify_key) for h in holders]
     async with connect(procs, via) as c:
         for i in range(count):

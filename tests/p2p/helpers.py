@@ -47,7 +47,7 @@ class OneByteStream(trio.abc.Stream):
     async def wait_send_all_might_not_block(self) -> None:
         await self.inner.wait_send_all_might_not_block()
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         return await self.inner.receive_some(1)
 
     async def aclose(self) -> None:
@@ -135,7 +135,7 @@ class LinkStream(trio.abc.Stream):
     async def wait_send_all_might_not_block(self) -> None:
         await self.inner.wait_send_all_might_not_block()
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         data = await self.inner.receive_some(max_bytes)
         while self.link.cut and data:
             data = await self.inner.receive_some(max_bytes)

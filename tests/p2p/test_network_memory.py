@@ -115,7 +115,9 @@ async def test_tampered_frame_closes_and_the_link_recovers(autojump_clock: objec
         assert len(net.links) == 1
         net.links[0].corrupt_next_send = True
         a.send("b", b"tampered in transit")
-        await wait_until(lambda: a.stats()["b"].protocol_errors + b.stats()["a"].protocol_errors)
+        await wait_until(
+            lambda: a.stats()["b"].protocol_errors + b.stats()["a"].protocol_errors > 0
+        )
         assert any("auth-failed" in line for line in logs)
         await wait_until(lambda: connected(a, b) and len(net.links) == 2)
         a.send("b", b"fresh")
@@ -311,7 +313,7 @@ async def test_slow_consumer_pushes_back_without_unbounded_buffering(
         assert b.incoming.statistics().current_buffer_used == 10
         await trio.sleep(30)  # b's reader is waiting on us, not dead: no keepalive timeout
         assert connected(a, b) and b.stats()["a"].keepalive_timeouts == 0
-        received = []
+        received: list[bytes] = []
         while len(received) < accepted:
             received.append((await b.incoming.receive())[1])
         numbers = [int.from_bytes(m[:4], "big") for m in received]

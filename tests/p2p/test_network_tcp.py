@@ -5,6 +5,7 @@ condition, bounded by fail_after so a bug fails instead of hanging."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 import trio
@@ -24,8 +25,8 @@ TIMEOUTS = TransportTimeouts(
 )
 
 
-async def wait_until(predicate: object) -> None:
-    await _wait_until(predicate, timeout_s=10.0)  # type: ignore[arg-type]
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    await _wait_until(predicate, timeout_s=10.0)
 
 
 def make(n: int, name: str, port: int = 0) -> PeerNetwork:

@@ -125,10 +125,10 @@ class Byzantine:
         if mode == "unknown_digests":
             self.injected += 1
             seq = self.rng.randrange(1, 40)
-            vote = m.make_commit(
+            commit = m.make_commit(
                 self.key, self.chain_id, self.name, view=0, seq=seq, d=self.rng.randbytes(32)
             )
-            return [(None, m.encode_message(vote))]
+            return [(None, m.encode_message(commit))]
         return []
 
     # -- behaviours ----------------------------------------------------------------------

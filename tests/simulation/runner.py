@@ -92,10 +92,17 @@ SCENARIOS: dict[str, Callable[[random.Random], Params]] = {
     ),
     "bug_twins": lambda rng: Params(twins=("v0", "v1"), twin_partition=True, fault_ticks=120),
 }
-for _mode in MODES:
-    SCENARIOS[f"byz_{_mode}"] = lambda rng, mode=_mode: Params(
+
+
+def _byzantine_mode(mode: str) -> Callable[[random.Random], Params]:
+    # A factory rather than a lambda in the loop, so each scenario keeps its own `mode`.
+    return lambda rng: Params(
         byzantine={"v0" if mode == "equivocate" else rng.choice(["v0", "v1", "v2", "v3"]): mode}
     )
+
+
+for _mode in MODES:
+    SCENARIOS[f"byz_{_mode}"] = _byzantine_mode(_mode)
 MIXED = ("benign", "byzantine", "byzantine", "twins", "n7", "governance")
 NEGATIVE_CONTROLS = ("bug_quorum", "bug_new_view", "bug_persist", "bug_twins")
 

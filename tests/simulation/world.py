@@ -434,12 +434,12 @@ class World:
             byz = self.byzantine.get(host.instance)
             if byz is not None:
                 byz.chain_id = signing_domain(CHAIN_ID, host.epochs[-1].number)
-                for dst, bare in byz.on_tick(self.now):
+                for to, bare in byz.on_tick(self.now):
                     data = frame(host.epochs[-1].number, bare)
-                    if dst is None:
+                    if to is None:
                         self.network.broadcast(self.now, host.instance, data)
                     else:
-                        self.network.send(self.now, host.instance, dst, data)
+                        self.network.send(self.now, host.instance, to, data)
 
     def calm(self) -> None:
         """Faults stop: heal the network, restart everyone, deliver reliably."""

@@ -134,8 +134,8 @@ async def test_one_block_with_more_records_than_the_limit_is_one_page(
     backend = FakeBackend()
     backend.governance_records = _records(1, 3, 3, 3, 4)  # oldest first
     peer = connect_raw(nursery, ClientApiServer(backend))
-    pages = []
-    before = None
+    pages: list[list[int]] = []
+    before: int | None = None
     while True:
         args: dict[str, Any] = {"limit": 2}
         if before is not None:

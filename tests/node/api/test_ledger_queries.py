@@ -17,7 +17,7 @@ from consensus.messages import vote_body
 from consensus.signing import Purpose, sign
 from node.api.errors import UnavailableError
 from node.api.ledger_queries import LedgerQueries, decode_cursor, encode_cursor
-from node.api.results import ReceiptInfo, StatusInfo
+from node.api.results import BlockInfo, ReceiptInfo, StatusInfo
 from node.api.server import ClientApiServer
 from node.client import (
     ApiError,
@@ -47,7 +47,7 @@ class ReadOnlyBackend(LedgerQueries):
     async def wait_receipt(self, tx_id: bytes) -> ReceiptInfo:
         raise UnavailableError("read-only")
 
-    async def wait_block(self, height: int) -> object:
+    async def wait_block(self, height: int) -> BlockInfo:
         return await self.block(height)
 
     async def status(self) -> StatusInfo:
@@ -131,7 +131,9 @@ async def test_balances_accounts_assets(world: World) -> None:
 
 
 async def test_receipts_and_blocks(world: World) -> None:
-    tx_id = world.ledger.block(4).txs[0]
+    record = world.ledger.block(4)
+    assert record is not None
+    tx_id = record.txs[0]
     async with client_for(world) as client:
         block = await client.block(4)
         assert block.height == 4 and len(block.tx_ids) == 1
@@ -142,7 +144,7 @@ async def test_receipts_and_blocks(world: World) -> None:
             4,
         )
         assert receipt.proof is None  # World applies blocks without certificates
-        assert block.block_hash == world.ledger.block(4).block_hash
+        assert block.block_hash == record.block_hash
         assert tx_id  # raw bytes present
         with pytest.raises(ApiError, match="not_found"):
             await client.block(99)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import click
 import nacl.signing
 from click.testing import CliRunner, Result
 
@@ -9,8 +10,8 @@ REGULATOR = nacl.signing.SigningKey(b"\x44" * 32)  # the fake backend's regulato
 REGULATOR_2 = nacl.signing.SigningKey(b"\x55" * 32)
 
 
-def run(group: object, args: list[str]) -> Result:
-    return CliRunner().invoke(group, args, catch_exceptions=False)  # type: ignore[arg-type]
+def run(group: click.Command, args: list[str]) -> Result:
+    return CliRunner().invoke(group, args, catch_exceptions=False)
 
 
 def one_line_error(result: Result, *fragments: str) -> None:

@@ -22,6 +22,7 @@ from node.client import (
     RequestTimeoutError,
     verify_finality,
 )
+from node.client.async_client import REQUEST_TIMEOUT_S_DEFAULT
 from node.client.connection import connection_over
 from node.finality import FinalityRecord
 from node.tx import TxBuildError, decode_signed_transaction
@@ -38,12 +39,15 @@ def make_backend() -> FakeBackend:
 
 @asynccontextmanager
 async def client_for(
-    server: ClientApiServer, address: str = "10.0.0.1", **kwargs: float
+    server: ClientApiServer,
+    address: str = "10.0.0.1",
+    *,
+    request_timeout_s: float = REQUEST_TIMEOUT_S_DEFAULT,
 ) -> AsyncIterator[AsyncClient]:
     async with trio.open_nursery() as nursery:
         stream = connect_stream(nursery, server, address)
         async with connection_over(stream) as connection:
-            yield AsyncClient(connection, **kwargs)
+            yield AsyncClient(connection, request_timeout_s=request_timeout_s)
         await stream.aclose()
 
 
@@ -112,7 +116,7 @@ async def test_every_kind_can_be_built_and_decodes_back() -> None:
     server = ClientApiServer(backend)
     account = pub(BOB)
     audit = {"reason_code": "COURT", "order_ref": "ORD-1"}
-    cases = {
+    cases: dict[str, dict[str, object]] = {
         "register_account": {"account": account, "category": "individual", "kyc_hash": bytes(32)},
         "revoke_account": {"account": account},
         "grant_role": {"account": account, "role": "issuer"},
@@ -333,7 +337,7 @@ class _SlowReader(trio.abc.Stream):
     def __init__(self, inner: trio.abc.Stream) -> None:
         self.inner = inner
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         await trio.sleep(0.1)
         return await self.inner.receive_some(3)
 

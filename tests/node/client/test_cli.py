@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypeVar
 
 import nacl.signing
 import pytest
@@ -15,13 +16,26 @@ from config.keyfile import write_key_file
 from node.api.server import ClientApiServer
 from node.cli.query import query
 from node.cli.tx import tx
-from node.tx import Kind
+from node.tx import Args, Kind
+from node.tx.kinds import (
+    AddValidatorArgs,
+    CreateAssetArgs,
+    FreezeArgs,
+    MintArgs,
+    RemoveValidatorArgs,
+    SetRegulatorKeysArgs,
+    SetSupplyCapArgs,
+    TransferArgs,
+    UnfreezeArgs,
+)
 from tests.node.api.fake_backend import CHAIN_ID, VALIDATORS, FakeBackend
 from tests.node.api.helpers import ALICE, BOB, ISSUER, pub
 from tests.node.client.cli_helpers import REGULATOR, REGULATOR_2, one_line_error, run
 from tests.node.client.server_thread import serving
 
 BOB_HEX = pub(BOB).hex()
+
+A = TypeVar("A", bound=Args)
 
 
 def alice_pays_bob(node: str, keys: dict[str, Path], amount: str, *flags: str) -> Result:
@@ -62,7 +76,8 @@ def test_transfer_without_wait_is_pending_and_human_output(
     result = alice_pays_bob(node, keys, "1")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("pending    tx ")
-    assert backend.mempool[0].body.args.amount == 100
+    args = backend.mempool[0].body.args
+    assert isinstance(args, TransferArgs) and args.amount == 100
 
 
 def test_rejected_transfer_exits_1(node: str, keys: dict[str, Path]) -> None:
@@ -222,15 +237,22 @@ def test_every_kind_has_a_command(node: str, keys: dict[str, Path], backend: Fak
         if "--key" in argv and argv.count("--key") == 2:
             assert len(stx.signatures) == 2
     by_kind = {stx.body.kind: stx.body.args for stx in backend.mempool}
-    assert by_kind[Kind.SET_SUPPLY_CAP].cap == 500_000
-    assert by_kind[Kind.CREATE_ASSET].cap == 1_000_500
-    assert by_kind[Kind.MINT].amount == 250
-    assert by_kind[Kind.FREEZE].asset_id is None
-    assert by_kind[Kind.UNFREEZE].asset_id == "BOND"
-    assert by_kind[Kind.ADD_VALIDATOR].public_key.hex() == new_validator
-    assert by_kind[Kind.REMOVE_VALIDATOR].allow_below_minimum is True
-    assert by_kind[Kind.SET_REGULATOR_KEYS].public_keys == (pub(REGULATOR), pub(REGULATOR_2))
-    assert by_kind[Kind.SET_REGULATOR_KEYS].threshold == 2
+
+    def args_of(kind: Kind, cls: type[A]) -> A:
+        args = by_kind[kind]
+        assert isinstance(args, cls), (kind, args)
+        return args
+
+    assert args_of(Kind.SET_SUPPLY_CAP, SetSupplyCapArgs).cap == 500_000
+    assert args_of(Kind.CREATE_ASSET, CreateAssetArgs).cap == 1_000_500
+    assert args_of(Kind.MINT, MintArgs).amount == 250
+    assert args_of(Kind.FREEZE, FreezeArgs).asset_id is None
+    assert args_of(Kind.UNFREEZE, UnfreezeArgs).asset_id == "BOND"
+    assert args_of(Kind.ADD_VALIDATOR, AddValidatorArgs).public_key.hex() == new_validator
+    assert args_of(Kind.REMOVE_VALIDATOR, RemoveValidatorArgs).allow_below_minimum is True
+    regulator_keys = args_of(Kind.SET_REGULATOR_KEYS, SetRegulatorKeysArgs)
+    assert regulator_keys.public_keys == (pub(REGULATOR), pub(REGULATOR_2))
+    assert regulator_keys.threshold == 2
     # Nonces came from the node, one after another per signer.
     regulator_nonces = [s.body.nonce for s in backend.mempool if s.body.signer == pub(REGULATOR)]
     assert regulator_nonces == list(range(13))

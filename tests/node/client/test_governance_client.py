@@ -70,12 +70,13 @@ async def test_governance_calls_follow_the_ledger() -> None:
         # Pages by height, newest first, never splitting a block (two records at height 2).
         for height, seq in ((2, 17), (2, 18), (3, 19)):
             backend.add_evidence(dataclasses.replace(entry, height=height, seq=seq))
-        pages, before = [], None
+        pages: list[list[int]] = []
+        before_height: int | None = None
         while True:
-            page = await client.evidence(limit=1, before_height=before)
-            pages.append([r.seq for r in page.records])
-            before = page.next_before_height
-            if before is None:
+            evidence = await client.evidence(limit=1, before_height=before_height)
+            pages.append([r.seq for r in evidence.records])
+            before_height = evidence.next_before_height
+            if before_height is None:
                 break
         assert pages == [[19], [18, 17], [16]]
 

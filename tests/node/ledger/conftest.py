@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from config.genesis import AccountSpec, AssetSpec
+from config.genesis import AccountSpec, AssetSpec, Genesis
 from node.tx import Kind, public_key
 from tests.node.ledger.world import World, key, kyc, make_genesis
 
@@ -24,7 +24,7 @@ def pk(k: object) -> bytes:
     return public_key(k)  # type: ignore[arg-type]
 
 
-def standard_genesis(**kw: object):  # type: ignore[no-untyped-def]
+def standard_genesis(**kw: object) -> Genesis:
     return make_genesis(
         accounts=[
             AccountSpec(

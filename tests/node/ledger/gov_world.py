@@ -12,6 +12,7 @@ from config.genesis import AccountSpec, Genesis, ValidatorSpec
 from consensus.epochs import signing_domain
 from consensus.evidence import evidence_form
 from consensus.messages import (
+    Message,
     encode_message,
     make_checkpoint,
     make_commit,
@@ -88,7 +89,9 @@ class GovWorld(World):
         while self.ledger.height < height:
             self.apply()
 
-    def report(self, reporter: nacl.signing.SigningKey, epoch: int, first: bytes, second: bytes):  # type: ignore[no-untyped-def]
+    def report(
+        self, reporter: nacl.signing.SigningKey, epoch: int, first: bytes, second: bytes
+    ) -> Receipt:
         return self.apply(
             self.tx(
                 reporter,
@@ -115,6 +118,7 @@ def conflicting_votes(
     domain = signing_domain(CHAIN_ID, epoch)
     out = []
     for label in ("a", "b"):
+        m: Message
         if kind == "prepare":
             m = make_prepare(signer, domain, name, view=view, seq=seq, d=digest_of(label))
         elif kind == "commit":

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from config.genesis import AccountSpec
 from node.ledger import Receipt
-from node.tx import Kind
+from node.tx import Kind, SignedTransaction
 from tests.node.ledger.conftest import ISSUER, pk
 from tests.node.ledger.world import World, key, kyc, make_genesis
 
@@ -26,6 +26,9 @@ ASSETS = ("AAA", "BBB")
 HOLDERS = [key(f"holder-{i}") for i in range(3)]
 STRANGER = key("stranger")
 PEOPLE = [ISSUER, *HOLDERS, STRANGER]
+
+# (operation, index of the source in PEOPLE, index of the target, asset or None, amount)
+Op = tuple[str, int, int, str | None, int]
 
 people = st.sampled_from(range(len(PEOPLE)))
 assets = st.sampled_from(ASSETS)
@@ -83,7 +86,7 @@ def _world(path: Path, **world_kw: Any) -> World:
     return w
 
 
-def _tx(w: World, op: tuple):  # type: ignore[no-untyped-def,type-arg]
+def _tx(w: World, op: Op) -> SignedTransaction:
     name, a, b, asset, n = op
     src, dst = PEOPLE[a], PEOPLE[b]
     regs = w.regulators
@@ -148,7 +151,7 @@ def _check_invariants(w: World) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(st.lists(ops, min_size=1, max_size=30))
-def test_invariants_hold_for_random_operation_sequences(tmp_root: Path, sequence: list) -> None:  # type: ignore[type-arg]
+def test_invariants_hold_for_random_operation_sequences(tmp_root: Path, sequence: list[Op]) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory(dir=tmp_root) as d:

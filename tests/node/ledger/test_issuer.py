@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from node.ledger import ReasonCode
+import nacl.signing
+
+from node.ledger import ReasonCode, Receipt
 from node.tx import Kind
 from tests.node.ledger.conftest import ALICE, BOB, BOND, CAP, ISSUER, MALLORY, REGISTRAR, pk
 from tests.node.ledger.world import World
@@ -10,9 +12,14 @@ from tests.node.ledger.world import World
 DOC = b"\x07" * 32
 
 
-def _create(w: World, signer: object = ISSUER, asset_id: str = "GILT-2030", cap: int = 500):  # type: ignore[no-untyped-def]
+def _create(
+    w: World,
+    signer: nacl.signing.SigningKey = ISSUER,
+    asset_id: str = "GILT-2030",
+    cap: int = 500,
+) -> Receipt:
     return w.one(
-        signer,  # type: ignore[arg-type]
+        signer,
         Kind.CREATE_ASSET,
         asset_id=asset_id,
         name="Gilt 2030",
@@ -54,8 +61,8 @@ def test_mint_up_to_the_cap_and_never_beyond(world: World) -> None:
 
 
 def test_mint_rejections(world: World) -> None:
-    def mint(signer: object, to: bytes, asset: str = BOND):  # type: ignore[no-untyped-def]
-        return world.one(signer, Kind.MINT, asset_id=asset, to_account=to, amount=1)  # type: ignore[arg-type]
+    def mint(signer: nacl.signing.SigningKey, to: bytes, asset: str = BOND) -> Receipt:
+        return world.one(signer, Kind.MINT, asset_id=asset, to_account=to, amount=1)
 
     assert mint(ISSUER, pk(MALLORY)).reason is ReasonCode.ACCOUNT_NOT_REGISTERED
     assert mint(ISSUER, pk(BOB), "NOPE").reason is ReasonCode.UNKNOWN_ASSET
@@ -90,9 +97,9 @@ def test_pause_unpause(world: World) -> None:
 
 
 def test_issuer_freezes_holders_of_its_own_asset(world: World) -> None:
-    def fr(kind: Kind, asset: str | None, signer: object = ISSUER):  # type: ignore[no-untyped-def]
+    def fr(kind: Kind, asset: str | None, signer: nacl.signing.SigningKey = ISSUER) -> Receipt:
         return world.one(
-            signer,  # type: ignore[arg-type]
+            signer,
             kind,
             account=pk(ALICE),
             asset_id=asset,

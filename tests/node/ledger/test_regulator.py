@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import nacl.signing
 import pytest
 
-from node.ledger import ReasonCode
+from node.ledger import ReasonCode, Receipt
 from node.tx import Kind
 from tests.node.ledger.conftest import (
     ALICE,
@@ -23,9 +24,11 @@ DAVE = key("dave")
 ERIN = key("erin")
 
 
-def _register(w: World, signer: object, account: bytes, **extra: object):  # type: ignore[no-untyped-def]
+def _register(
+    w: World, signer: nacl.signing.SigningKey, account: bytes, **extra: object
+) -> Receipt:
     return w.one(
-        signer,  # type: ignore[arg-type]
+        signer,
         Kind.REGISTER_ACCOUNT,
         account=account,
         category="individual",
@@ -121,7 +124,7 @@ def test_force_transfer_seizes_from_a_frozen_account_of_a_paused_asset(world: Wo
 
 
 def test_force_transfer_rejections(world: World) -> None:
-    def force(src: bytes, dst: bytes, amount: int = 1, asset: str = BOND):  # type: ignore[no-untyped-def]
+    def force(src: bytes, dst: bytes, amount: int = 1, asset: str = BOND) -> Receipt:
         return world.reg(
             Kind.FORCE_TRANSFER,
             asset_id=asset,
@@ -188,7 +191,7 @@ def test_recover_account_moves_every_balance(world: World) -> None:
 
 
 def test_recover_account_rejections(world: World) -> None:
-    def recover(lost: bytes, new: bytes):  # type: ignore[no-untyped-def]
+    def recover(lost: bytes, new: bytes) -> Receipt:
         return world.reg(
             Kind.RECOVER_ACCOUNT, lost_account=lost, new_account=new, reason_code="r", order_ref="o"
         )
@@ -201,7 +204,7 @@ def test_recover_account_rejections(world: World) -> None:
 
 
 def test_regulator_freeze_whole_account(world: World) -> None:
-    def fr(kind: Kind, asset: str | None = None):  # type: ignore[no-untyped-def]
+    def fr(kind: Kind, asset: str | None = None) -> Receipt:
         return world.reg(kind, account=pk(BOB), asset_id=asset, reason_code="aml", order_ref="R-1")
 
     assert fr(Kind.FREEZE).applied
@@ -224,7 +227,9 @@ def test_threshold_counts_distinct_regulator_signatures(world3: World) -> None:
     regs = world3.regulators
     args = {"account": pk(DAVE), "category": "individual", "kyc_hash": kyc("dave")}
 
-    def submit(signer, cosigners):  # type: ignore[no-untyped-def]
+    def submit(
+        signer: nacl.signing.SigningKey, cosigners: list[nacl.signing.SigningKey]
+    ) -> Receipt:
         return world3.apply(world3.tx(signer, Kind.REGISTER_ACCOUNT, args, cosigners=cosigners))[0]
 
     # One regulator alone: below the threshold, so not the regulator's act at all: the

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from node.ledger import ReasonCode
+import nacl.signing
+
+from node.ledger import ReasonCode, Receipt
 from node.tx import Kind
 from tests.node.ledger.conftest import ALICE, BOB, BOND, CAROL, MALLORY, pk
 from tests.node.ledger.world import World, kyc
 
 
-def _send(w: World, src: object, dst: bytes, amount: int, asset: str = BOND):  # type: ignore[no-untyped-def]
-    return w.one(src, Kind.TRANSFER, asset_id=asset, to_account=dst, amount=amount)  # type: ignore[arg-type]
+def _send(
+    w: World, src: nacl.signing.SigningKey, dst: bytes, amount: int, asset: str = BOND
+) -> Receipt:
+    return w.one(src, Kind.TRANSFER, asset_id=asset, to_account=dst, amount=amount)
 
 
 def test_transfer_moves_balance_and_records_history(world: World) -> None:

@@ -20,7 +20,7 @@ from config.node_config import Timeouts
 from node.cluster.init import FAST_TIMEOUTS, PORTS_PER_NODE, init_cluster
 from node.cluster.layout import ClusterLayout
 from node.cluster.ports import free_port_block
-from node.runtime.node import Node
+from node.runtime.node import BoundPorts, Node
 
 
 @dataclass
@@ -57,7 +57,9 @@ async def wait_until(
 
 
 async def _run_node(
-    node: Node, scope_out: dict[str, trio.CancelScope], task_status: trio.TaskStatus[None]
+    node: Node,
+    scope_out: dict[str, trio.CancelScope],
+    task_status: trio.TaskStatus[BoundPorts],
 ) -> None:
     with trio.CancelScope() as scope:
         scope_out[node.name] = scope

@@ -72,11 +72,16 @@ async def test_transactions_commit_on_every_node(tmp_path: Path) -> None:
             )
             assert (rejected.status, rejected.reason) == ("rejected", "insufficient_balance")
             top = out.height if rejected.height is None else rejected.height
+            assert top is not None
 
         await wait_until(
             lambda: min(cluster.heights().values()) >= top, what="all nodes at the same height"
         )
-        digests = {n.ledger.block(top).state_digest for n in cluster.nodes.values()}
+        digests = set()
+        for node in cluster.nodes.values():
+            block = node.ledger.block(top)
+            assert block is not None, node.name
+            digests.add(block.state_digest)
         assert len(digests) == 1, "state digests diverged"
         for node in cluster.nodes.values():
             assert node.ledger.balance("BOND-2036", alice_pub) == 3_750

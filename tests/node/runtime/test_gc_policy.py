@@ -43,6 +43,7 @@ def test_cyclic_garbage_is_still_collected() -> None:
 
     Node()
     assert not collected  # a cycle: reference counting alone cannot free it
-    young = [[] for _ in range(YOUNG_OBJECTS_MAX + 1)]  # net allocations past the threshold
+    # Net allocations past the threshold.
+    young: list[list[object]] = [[] for _ in range(YOUNG_OBJECTS_MAX + 1)]
     assert collected == [True] and gc.isenabled()
     del young
