@@ -20,11 +20,12 @@ Bounded: once it holds more than `entries_max` entries at the start of a block, 
 down to half of that (a dropped key is simply read again), keeping, in this order:
 1. the keys to keep (always, even past the target: correctness);
 2. the senders' entries: the account, nonce and balances of every signer whose nonce a block
-   wrote since the last eviction. A sender comes back (it read and wrote these three), while
-   most recipients of a large population are touched once. Dropping by insertion order alone
-   dropped the signers first (they were read first), and at 1,000,000 accounts that cost
-   ~20% once the cache had filled (docs/benchmarks.md, round 7). If the senders alone fill
-   more than the target, their oldest entries go too, so the cut always frees space;
+   wrote since the last cut. A sender comes back (it read and wrote these three), while most
+   recipients of a large population are touched once. Dropping by insertion order alone
+   dropped the signers first (they were read first): at 1,000,000 accounts, once the cache
+   had filled, blocks missed ~4,400 keys instead of ~1,900 (docs/benchmarks.md, round 7). If
+   the senders alone are more than the target, their oldest entries go too, so a cut always
+   frees space;
 3. everything else, newest first.
 Each dict gives up a share of the excess in proportion to its size, oldest entries first.
 """
