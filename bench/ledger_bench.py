@@ -171,6 +171,7 @@ class _Population:
         self.genesis = genesis
         self.accounts = accounts
         self.ledger = Ledger.open(root / f"ledger-{accounts}", genesis, limits=limits)
+        self.genesis_height = self.ledger.height
         t0 = time.perf_counter()
         population = _fund(self.ledger, accounts)
         signers = _signers(self.ledger, blocks * block_txs)
@@ -364,6 +365,15 @@ def main() -> None:
                     f"{p.accounts:>9,} accounts, pre-decoded, one pipeline (group commit) over"
                     f" {len(p.stream_blocks)} blocks, first submit to last block durable:"
                     f" {rate:>7,.0f} tx/s"
+                )
+            for p in pops:
+                # Counts, not times: they do not move with the machine's speed.
+                cache = p.ledger.state_cache_stats()
+                applied = p.ledger.height - p.genesis_height
+                print(
+                    f"{p.accounts:>9,} accounts, state cache: {cache.loads / applied:>6,.0f} keys"
+                    f" read into it per block (its misses), {cache.cuts} cuts in {applied}"
+                    f" blocks, {cache.entries:,} of {cache.entries_max:,} entries at the end"
                 )
             print(
                 f"decode (canonical check + typed validation): {decode_rate:>7,.0f} tx/s, 1 thread"

@@ -34,18 +34,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from node.ledger.keys import KEY_BYTES
 
 StateDicts = tuple[dict[bytes, Any], dict[bytes, int], dict[bytes, int]]
 
 
+class StateCacheStats(NamedTuple):
+    entries: int
+    entries_max: int
+    loads: int  # keys evaluations added (misses), since the ledger was opened
+    cuts: int
+
+
 class StateCache:
     """Decoded accounts, balances and nonces after the block `position` (see the module
     docstring). `entries_max=0` turns it off. Not thread-safe: one evaluation at a time."""
 
-    __slots__ = ("_position", "_senders", "accounts", "balances", "entries_max", "nonces")
+    __slots__ = (
+        "_position",
+        "_senders",
+        "_size_at_begin",
+        "accounts",
+        "balances",
+        "cuts",
+        "entries_max",
+        "loads",
+        "nonces",
+    )
 
     def __init__(self, entries_max: int) -> None:
         if entries_max < 0:
@@ -56,9 +73,18 @@ class StateCache:
         self.nonces: dict[bytes, int] = {}  # public key -> next nonce
         self._position: bytes | None = None
         self._senders: set[bytes] = set()  # signers whose nonce changed since the last cut
+        # For operators (node metrics) and the bench, since the ledger was opened: keys that
+        # evaluations added to the cache (its misses: read from the store, or re-seeded from
+        # uncommitted blocks after a clear), and cuts.
+        self.loads = 0
+        self.cuts = 0
+        self._size_at_begin = 0
 
     def __len__(self) -> int:
         return len(self.accounts) + len(self.balances) + len(self.nonces)
+
+    def stats(self) -> StateCacheStats:
+        return StateCacheStats(len(self), self.entries_max, self.loads, self.cuts)
 
     @property
     def position(self) -> bytes | None:
@@ -80,6 +106,7 @@ class StateCache:
         elif len(self) > self.entries_max:
             self._cut(keep())
         self._position = None
+        self._size_at_begin = len(self)
         return self.accounts, self.balances, self.nonces
 
     def end(self, block_hash: bytes, senders: Iterable[bytes] = ()) -> None:
@@ -88,6 +115,8 @@ class StateCache:
         if self.entries_max:
             self._position = block_hash
             self._senders.update(senders)
+            # Nothing leaves the dicts during an evaluation, so its growth is what it loaded.
+            self.loads += len(self) - self._size_at_begin
 
     def clear(self) -> None:
         self.accounts.clear()
@@ -98,6 +127,7 @@ class StateCache:
 
     def _cut(self, kept: Container[bytes]) -> None:
         """Down to half of `entries_max` (see the module docstring for what stays)."""
+        self.cuts += 1
         target = self.entries_max // 2
         senders = self._senders
         tail = -KEY_BYTES  # a balance key ends with its holder's public key (keys.py)

@@ -64,7 +64,7 @@ from node.ledger.records import (
     encode_int,
 )
 from node.ledger.rules import TxContext
-from node.ledger.state_cache import StateCache
+from node.ledger.state_cache import StateCache, StateCacheStats
 from node.ledger.txn import Txn
 from node.ledger.view import StateView, ViewOverlay, WriteSet, put_records
 from node.tx.codec import decode_signed_transaction
@@ -745,6 +745,10 @@ class Ledger:
     @property
     def last_block_hash(self) -> bytes:
         return self._read(lambda txn: self._tip(txn)[2])
+
+    def state_cache_stats(self) -> StateCacheStats:
+        """Size and counters of the state cache between blocks (node metrics, benches)."""
+        return self._state_cache.stats()
 
     def balance(self, asset_id: str, account: bytes) -> int:
         return self._read(lambda txn: q.balance(txn, self._dbs, asset_id, account))

@@ -10,7 +10,15 @@ import contextlib
 from functools import partial
 
 import trio
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 REQUEST_BYTES_MAX = 8 << 10
@@ -76,6 +84,26 @@ class NodeMetrics:
             ["reason"],
             registry=r,
         )
+
+        self.state_cache_entries = Gauge(
+            "assetledger_state_cache_entries",
+            "Decoded accounts, balances and nonces kept between blocks",
+            registry=r,
+        )
+        self.state_cache_loads = Gauge(
+            "assetledger_state_cache_loads",
+            "Keys blocks had to read into the state cache (its misses), since the node started",
+            registry=r,
+        )
+        self.state_cache_cuts = Gauge(
+            "assetledger_state_cache_cuts",
+            "Times the state cache was cut to half its bound, since the node started",
+            registry=r,
+        )
+        # The process: CPU seconds, resident memory, open files (from /proc), and the
+        # collector's work per generation (node/runtime/gc_policy.py explains its settings).
+        ProcessCollector(registry=r)
+        GCCollector(registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

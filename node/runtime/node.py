@@ -379,7 +379,8 @@ class Node:
             self.log.info("node stopped")
 
     async def _refresh_metrics(self, server: ClientApiServer) -> None:
-        """Copy counters kept by p2p and the client API into the registry, once a second."""
+        """Copy counters kept by p2p, the client API and the ledger's state cache into the
+        registry, once a second."""
         while True:
             for code, count in server.errors_sent.items():
                 self.metrics.client_errors.labels(code=code).set(count)
@@ -388,6 +389,10 @@ class Node:
             for name, stats in self.network.stats().items():
                 self.metrics.peer_bytes_in.labels(peer=name).set(stats.bytes_in)
                 self.metrics.peer_bytes_out.labels(peer=name).set(stats.bytes_out)
+            cache = self.ledger.state_cache_stats()
+            self.metrics.state_cache_entries.set(cache.entries)
+            self.metrics.state_cache_loads.set(cache.loads)
+            self.metrics.state_cache_cuts.set(cache.cuts)
             await trio.sleep(1)
 
     def close(self) -> None:

@@ -291,3 +291,30 @@ def test_senders_are_forgotten_at_each_cut_and_when_cleared() -> None:
     _fill(cache, b"a+++++", range(7, 9), send=True)
     _fill(cache, b"other", range(3), send=True)  # a fork: cleared, senders too
     assert cache._senders == {_account(i) for i in range(3)}
+
+
+def test_loads_and_cuts_are_counted_for_operators() -> None:
+    cache = StateCache(60)
+    _fill(cache, b"a", range(10), send=True)  # 30 keys loaded
+    _fill(cache, b"a+", range(100, 120), send=False)  # 40 more
+    assert cache.stats() == (70, 60, 70, 0)
+    _fill(cache, b"a++", range(0), send=False)  # a cut to 30; nothing loaded
+    assert cache.stats() == (30, 60, 70, 1)
+    _fill(cache, b"a+++", range(100, 102), send=False)  # 2 recipients read again: 4 keys
+    assert cache.stats().loads == 74
+
+
+def test_the_ledger_reports_its_cache(tmp_path: Path) -> None:
+    w = _world_with_cache(tmp_path / "w", DEFAULT)
+    try:
+        w.apply(_transfer(w, 0, 1, 1))
+        warm = w.ledger.state_cache_stats()
+        assert warm.entries == warm.loads > 0 and warm.cuts == 0  # nothing was ever dropped
+        assert warm.entries_max == DEFAULT
+        w.ledger._state_cache.clear()  # as after a fork: everything is read again
+        w.apply(_transfer(w, 0, 1, 1), _transfer(w, 1, 2, 1))
+        cold = w.ledger.state_cache_stats()
+        # At least both signers' nonce, account and balance, and the last recipient's balance.
+        assert cold.loads - warm.loads == cold.entries >= 7
+    finally:
+        w.close()

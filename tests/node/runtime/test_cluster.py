@@ -86,3 +86,22 @@ async def test_transactions_commit_on_every_node(tmp_path: Path) -> None:
         for node in cluster.nodes.values():
             assert node.ledger.balance("BOND-2036", alice_pub) == 3_750
             assert node.ledger.balance("BOND-2036", bob_pub) == 1_250
+
+        # Operators see the state cache and the process in the metrics (refreshed each second).
+        metrics = cluster.nodes["node-1"].metrics
+        await wait_until(
+            lambda: _metric(metrics.render(), "assetledger_state_cache_loads") > 0,
+            what="the state cache's metrics",
+        )
+        text = metrics.render()
+        assert _metric(text, "assetledger_state_cache_entries") > 0
+        assert _metric(text, "assetledger_state_cache_cuts") == 0
+        assert b"python_gc_collections_total" in text
+        assert b"process_resident_memory_bytes" in text
+
+
+def _metric(text: bytes, name: str) -> float:
+    prefix = name.encode() + b" "
+    line = next((x for x in text.splitlines() if x.startswith(prefix)), None)
+    assert line is not None, f"{name} missing from the metrics"
+    return float(line[len(prefix) :])
