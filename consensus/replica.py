@@ -719,7 +719,8 @@ class Replica:
         self._committed[seq] = (pp.payload, cert)
         self._execute_ready()
 
-    def _execute_ready(self) -> None:
+    def _execute_ready(self) -> bool:
+        """Hand every committed block that is next in line to the host; True if any."""
         progressed = False
         while self._handed_seq + 1 in self._committed:
             seq = self._handed_seq + 1
@@ -729,12 +730,18 @@ class Replica:
             progressed = True
         if progressed:
             self._handed_over()
+        return progressed
 
     def _handed_over(self) -> None:
         """Blocks went to the host, whether committed here or fetched with a certificate: the
         system is making progress, so the timer restarts only for work still pending (R8).
         A replica that caught up by state transfer past the slots it was waiting on must not
-        time out alone into a view change the others never join."""
+        time out alone into a view change the others never join.
+
+        Not in a view change: its timer (for the next view, armed once a quorum is in it)
+        and its backoff are about the new primary, whatever old blocks execute meanwhile."""
+        if not self.view_active:
+            return
         self._vc_attempts = 0
         self._work_offered = False
         pending = any(
@@ -967,8 +974,7 @@ class Replica:
             self._handed_seq = block.seq
             progressed = True
         if progressed:
-            self._execute_ready()
-            if self.view_active:  # a view change keeps its own timer (_arm_view_change_timer)
+            if not self._execute_ready():
                 self._handed_over()
             self._fetch_asked_at = None
             self._maybe_fetch()

@@ -304,3 +304,29 @@ def test_state_transfer_past_the_pending_slots_stops_the_view_change_timer() -> 
     c.tick(100, names=["r3"])
     assert r3.view == 0 and r3.view_active, c.dump()
     assert "view_change_timeout" not in r3.counters, c.dump()
+
+
+def test_blocks_handed_over_during_a_view_change_leave_its_timer_alone() -> None:
+    """In a view change, the timer for the next view runs once a quorum is in it (R8) and
+    its backoff grows per failed view. Executing old blocks meanwhile (here: a fetched gap
+    that releases a block committed earlier) is no reason to stop it: a replica without it
+    never gives up on a faulty new primary by itself."""
+    c = Cluster()
+    c.propose(batch("t0"))
+    c.propose(batch("t1"))
+    c.drop(lambda x: x.dst == "r3" and x.text.startswith("PRE-PREPARE(v=0, n=1"))
+    c.deliver()
+    r3 = c.replica("r3")
+    assert c.height("r3") == 0 and 2 in r3._committed, c.dump()  # n=2 waits for n=1
+    for name in ("r1", "r2"):
+        c.step(name, ev.ProposeBatch(payload=b""))
+    c.tick(40, names=["r1", "r2", "r3"])
+    c.deliver(lambda x: x.dst == "r3" and x.text.startswith("VIEW-CHANGE"))
+    c.drop(lambda x: True)
+    assert r3.view == 1 and not r3.view_active, c.dump()
+    deadline, attempts = r3._deadline, r3._vc_attempts
+    assert deadline is not None, c.dump()  # a quorum is in the view change
+    c.tick(6, names=["r3"])  # asks for the missing block
+    c.serve_fetch("r3", "r0")
+    assert c.height("r3") == 2, c.dump()
+    assert (r3._deadline, r3._vc_attempts) == (deadline, attempts), c.dump()
