@@ -370,6 +370,9 @@ def main() -> None:
                 # Counts, not times: they do not move with the machine's speed.
                 cache = p.ledger.state_cache_stats()
                 applied = p.ledger.height - p.genesis_height
+                if not cache.entries_max:
+                    print(f"{p.accounts:>9,} accounts, state cache off")
+                    continue
                 print(
                     f"{p.accounts:>9,} accounts, state cache: {cache.loads / applied:>6,.0f} keys"
                     f" read into it per block (its misses), {cache.cuts} cuts in {applied}"

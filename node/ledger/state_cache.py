@@ -24,8 +24,8 @@ down to half of that (a dropped key is simply read again), keeping, in this orde
    recipients of a large population are touched once. Dropping by insertion order alone
    dropped the signers first (they were read first): at 1,000,000 accounts, once the cache
    had filled, blocks missed ~4,400 keys instead of ~1,900 (docs/benchmarks.md, round 7). If
-   the senders alone are more than the target, their oldest entries go too, so a cut always
-   frees space;
+   the senders alone are more than the target, their oldest entries go too, so a cut frees
+   space unless everything left must be kept;
 3. everything else, newest first.
 Each dict gives up a share of the excess in proportion to its size, oldest entries first.
 """
@@ -74,8 +74,8 @@ class StateCache:
         self._position: bytes | None = None
         self._senders: set[bytes] = set()  # signers whose nonce changed since the last cut
         # For operators (node metrics) and the bench, since the ledger was opened: keys that
-        # evaluations added to the cache (its misses: read from the store, or re-seeded from
-        # uncommitted blocks after a clear), and cuts.
+        # finished evaluations added to the cache (its misses: read from the store, or
+        # re-seeded from uncommitted blocks after a clear), and cuts.
         self.loads = 0
         self.cuts = 0
         self._size_at_begin = 0

@@ -7,9 +7,11 @@ of 1,000 transfers, and at 1M accounts, where the state cache keeps taking in ne
 it promoted enough of them to trigger full collections that walk the whole heap: 0.7 ms of
 GC per block at 10k accounts and ~2 ms at 1M, against 0.0 and 0.14 ms with this setting
 (docs/benchmarks.md, round 7). And they found nothing: the 1,046 collections during the
-bench's 120 blocks at 10k freed 0 objects; reference counting frees the ledger's garbage. So
-a rarer young collection only delays freeing rare cyclic garbage (at most 100,000 young
-objects, a few MB).
+bench's 120 blocks at 10k freed 0 objects; reference counting frees the ledger's garbage.
+Cycles do occur elsewhere, rarely (a failed dial's exception holds its traceback, whose
+frames hold the exception), so a rarer young collection delays freeing them until 100,000
+tracked objects were allocated; `python_gc_objects_collected_total` in the node's metrics
+shows how much they ever hold.
 
 The objects alive at startup (modules, config, genesis) are frozen: they live as long as
 the process, and full collections need not walk them.

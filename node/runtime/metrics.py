@@ -102,6 +102,7 @@ class NodeMetrics:
         )
         # The process: CPU seconds, resident memory, open files (from /proc), and the
         # collector's work per generation (node/runtime/gc_policy.py explains its settings).
+        # Process-wide: nodes sharing a process (tests) all report the same figures.
         ProcessCollector(registry=r)
         GCCollector(registry=r)
 
