@@ -12,6 +12,8 @@ Prints, per population size:
   with group commit;
 - a stream: one pipeline (group commit) over fresh pre-decoded blocks, timed from the first
   submit until the last block is durable, which is how a node applies a run of blocks;
+- the state cache's misses per block and its cuts: counts, which do not move with the
+  machine's speed as the times do;
 - signature checks/s, single-threaded and with a thread pool.
 
 Per block, both wall-clock time (includes the fsync of the commit and any time the machine
