@@ -377,7 +377,8 @@ def main() -> None:
                     continue
                 print(
                     f"{p.accounts:>9,} accounts, state cache: {cache.loads / applied:>6,.0f} keys"
-                    f" read into it per block (its misses), {cache.cuts} cuts in {applied}"
+                    f" read into it per block (its misses), {cache.cuts}"
+                    f" cut{'' if cache.cuts == 1 else 's'} in {applied}"
                     f" blocks, {cache.entries:,} of {cache.entries_max:,} entries at the end"
                 )
             print(
