@@ -82,6 +82,14 @@ def _tx_bytes(tx: SignedTransaction | bytes) -> bytes:
     return tx if isinstance(tx, bytes) else tx.encode()
 
 
+def _page_args(limit: int, before_height: int | None) -> dict[str, Any]:
+    """Arguments of a query paged by height (governance, evidence)."""
+    args: dict[str, Any] = {"limit": limit}
+    if before_height is not None:
+        args["before_height"] = before_height
+    return args
+
+
 class AsyncClient:
     def __init__(
         self,
@@ -171,18 +179,14 @@ class AsyncClient:
         self, *, limit: int = GOVERNANCE_LIMIT_MAX, before_height: int | None = None
     ) -> GovernancePage:
         """Applied governance transactions, newest first; page with `next_before_height`."""
-        args: dict[str, Any] = {"limit": limit}
-        if before_height is not None:
-            args["before_height"] = before_height
+        args = _page_args(limit, before_height)
         return _parse(GovernancePage, await self._call(Op.GOVERNANCE, args))
 
     async def evidence(
         self, *, limit: int = EVIDENCE_LIMIT_MAX, before_height: int | None = None
     ) -> EvidenceList:
         """Recorded equivocation evidence, newest first; page with `next_before_height`."""
-        args: dict[str, Any] = {"limit": limit}
-        if before_height is not None:
-            args["before_height"] = before_height
+        args = _page_args(limit, before_height)
         return _parse(EvidenceList, await self._call(Op.EVIDENCE, args))
 
     # --- transactions ---------------------------------------------------------------

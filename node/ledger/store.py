@@ -480,7 +480,7 @@ class Ledger:
         snapshot = gov.next_snapshot()
         # The view's dicts now hold the state after this block; its signers are the hint
         # for what to keep when the cache is cut (state_cache.py).
-        cache.end(bhash, senders=[key for key, _ in write_set.get(kl.NONCES, ())])
+        cache.end(bhash, senders=(key for key, _ in write_set.get(kl.NONCES, ())))
         # Cached now: a snapshot is keyed by its height, and if this block is never
         # committed the tip stays below h, so nothing reads it until height h is evaluated
         # again (which replaces it).
