@@ -62,6 +62,8 @@ class ReplicaTimeouts:
     """Timers, in ticks."""
 
     view_change_timeout_ticks: int = 40  # no progress on pending work -> VIEW-CHANGE
+    # A transaction ready at this node waited this long while others were ordered -> VIEW-CHANGE
+    request_timeout_ticks: int = 200
     view_change_backoff_max: int = 6  # timeout doubles per failed view, at most 2**this
     retransmit_interval_ticks: int = 10  # resend own votes for the open window
     fetch_retry_ticks: int = 20  # wait before asking peers for missing blocks again
@@ -70,6 +72,7 @@ class ReplicaTimeouts:
     def __post_init__(self) -> None:
         for name in (
             "view_change_timeout_ticks",
+            "request_timeout_ticks",
             "retransmit_interval_ticks",
             "fetch_retry_ticks",
             "new_view_resend_ticks",
@@ -77,6 +80,12 @@ class ReplicaTimeouts:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.request_timeout_ticks < self.view_change_timeout_ticks:
+            # Shorter, it would blame a primary for a wait the R8 timer is still timing.
+            raise ConfigError(
+                f"request_timeout_ticks ({self.request_timeout_ticks}) must not be below"
+                f" view_change_timeout_ticks ({self.view_change_timeout_ticks})"
+            )
         if not 0 <= self.view_change_backoff_max <= 20:
             raise ConfigError("view_change_backoff_max must be within 0..20")
 

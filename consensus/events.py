@@ -23,9 +23,14 @@ class Tick:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProposeBatch:
-    """The host offers an encoded block proposal. Only the primary of an active view uses it."""
+    """The host offers an encoded block proposal. Only the primary of an active view uses it.
+
+    A backup's host offers (the payload may be empty) to say it holds transactions the primary
+    should order: `oldest_wait_ticks` is how long the oldest of them has been ready here (R8,
+    R8a in consensus.replica)."""
 
     payload: bytes
+    oldest_wait_ticks: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

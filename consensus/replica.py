@@ -32,6 +32,11 @@ Rules (numbered so that tests, docs and comments can point at them):
      for v + 2 starts only once a quorum has left v (their VIEW-CHANGEs are for v + 1 or
      later); it doubles for every consecutive failed view (capped). An invalid proposal or an
      equivocating primary also starts a view change.
+ R8a Censorship. Progress restarts the R8 timer, so a primary that orders everything but one
+     request is caught by the host's offers instead: a backup whose host reports that its
+     oldest ready transaction has waited the request timeout (counted from no earlier than
+     the start of the view; doubled for each view given up on for the same wait) moves to
+     v + 1, unless it is behind the others (state transfer pending).
  R9  A replica that has valid VIEW-CHANGEs for views above its own from f + 1 others joins
      the smallest view among them (one slow replica cannot hold the others back, and f
      faulty ones cannot push anyone forward).
@@ -209,6 +214,8 @@ class Replica:
         self._now = 0
         self._deadline: int | None = None  # view-change timer (R8)
         self._work_offered = False  # host offered a batch while we are a backup
+        self._view_since = 0  # tick the current view became active here (R8a)
+        self._request_strikes = 0  # consecutive views given up on one request's wait (R8a)
         self._last_retransmit = 0
         self._fetch_asked_at: int | None = None
         self._commit_evidence: dict[int, tuple[int, set[str]]] = {}
@@ -489,6 +496,9 @@ class Replica:
     # ---------------------------------------------------------------- normal case (R4)
 
     def _on_propose(self, event: ProposeBatch) -> None:
+        waited = event.oldest_wait_ticks
+        if not isinstance(waited, int) or isinstance(waited, bool) or waited < 0:
+            raise HostProtocolError(f"oldest_wait_ticks must be a non-negative int, not {waited!r}")
         if not self.member:
             self._count("propose_observer")
             return
@@ -499,6 +509,7 @@ class Replica:
                 # the timer fires and we change view (R8).
                 self._work_offered = True
                 self._arm_timer()
+                self._check_request_wait(waited)
             return
         if not event.payload:
             self._count("propose_empty")  # the empty payload is reserved for null requests
@@ -510,6 +521,30 @@ class Replica:
             self._count("propose_window_full")
             return
         self._pre_prepare(event.payload)
+
+    def _check_request_wait(self, waited: int) -> None:
+        """R8a: the oldest transaction ready at our host has waited `waited` ticks. Progress
+        restarts the R8 timer, so only this catches a primary that orders everything else.
+
+        The wait counts from no earlier than the start of this view (a new primary gets a
+        full timeout), and not while we are behind (our oldest transactions may be in blocks
+        we have not fetched). Each view given up on for one long wait doubles the timeout for
+        the next (capped like R8's backoff): an overloaded honest primary is not replaced
+        over and over. A young oldest transaction resets that."""
+        timeouts = self.config.timeouts
+        base = timeouts.request_timeout_ticks
+        if waited < base:
+            self._request_strikes = 0
+            return
+        limit = base << min(self._request_strikes, timeouts.view_change_backoff_max)
+        if min(waited, self._now - self._view_since) < limit:
+            return
+        if self._handed_seq < self._fetch_target():
+            self._count("request_wait_while_behind")
+            return
+        self._request_strikes += 1
+        self._count("request_timeout")
+        self._start_view_change(self.view + 1)
 
     def _pre_prepare(self, payload: bytes) -> None:
         seq = self._next_seq
@@ -1208,6 +1243,7 @@ class Replica:
     ) -> None:
         assert nv.view == self.view
         self.view_active = True
+        self._view_since = self._now
         self._dirty = True
         self._last_new_view = nv
         self._deadline = None

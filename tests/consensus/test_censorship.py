@@ -1,0 +1,181 @@
+"""A primary that keeps ordering blocks but never orders one request is replaced (R8a).
+
+The view-change timer measures "no progress at all", so it cannot catch a primary that
+censors: every block it orders restarts the timer. PBFT's answer is a per-request timer.
+Here the host reports, with every offer, how long the oldest transaction ready at this node
+has waited (`ProposeBatch.oldest_wait_ticks`), and the replica blames the primary once that
+wait, counted from no earlier than the start of the view, reaches the request timeout.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from consensus import events as ev
+from consensus.config import ConfigError, ReplicaTimeouts
+from consensus.replica import HostProtocolError
+from tests.consensus.harness import Cluster, batch
+
+BACKUPS = ["r1", "r2", "r3"]
+REQUEST_TIMEOUT_TICKS = 30
+
+
+def cluster() -> Cluster:
+    return Cluster(
+        timeouts=ReplicaTimeouts(
+            view_change_timeout_ticks=10,
+            request_timeout_ticks=REQUEST_TIMEOUT_TICKS,
+            retransmit_interval_ticks=1000,  # off: deliveries are explicit
+            fetch_retry_ticks=5,
+        )
+    )
+
+
+def offer(c: Cluster, names: list[str], waited_ticks: int) -> None:
+    """The hosts of `names` offer work whose oldest ready transaction waited this long."""
+    for name in names:
+        c.step(name, ev.ProposeBatch(payload=b"", oldest_wait_ticks=waited_ticks))
+
+
+def order_while_one_waits(
+    c: Cluster, *, primary: str, ticks: int, waited_from: int = 0, names: list[str] = BACKUPS
+) -> int:
+    """Each tick the primary orders a fresh block while one request keeps waiting at the
+    backups `names`. Stops early once a backup left the view; returns the ticks run."""
+    view = c.replica(primary).view
+    for t in range(ticks):
+        if any(c.replica(n).view != view for n in names):
+            return t
+        c.propose(batch(f"v{view}-b{t}"), to=primary)
+        c.deliver()
+        offer(c, names, waited_from + t)
+        c.tick()
+        c.deliver()
+    return ticks
+
+
+def test_a_primary_that_orders_others_but_not_the_waiting_request_is_replaced() -> None:
+    c = cluster()
+    ran = order_while_one_waits(c, primary="r0", ticks=3 * REQUEST_TIMEOUT_TICKS)
+    assert ran <= REQUEST_TIMEOUT_TICKS + 1, c.dump()
+    assert c.height("r1") >= REQUEST_TIMEOUT_TICKS - 1, c.dump()  # r0 kept ordering others
+    for _ in range(5):  # the VIEW-CHANGEs and the NEW-VIEW
+        c.tick()
+        c.deliver()
+    for name in c.names:
+        assert c.replica(name).view == 1 and c.replica(name).view_active, c.dump()
+    for name in BACKUPS:
+        assert c.replica(name).counters["request_timeout"] == 1, c.dump()
+    # The new primary orders the request that waited.
+    before = c.height("r2")
+    c.propose(batch("the-censored-one"), to="r1")
+    c.deliver()
+    assert all(c.height(n) == before + 1 for n in c.names), c.dump()
+
+
+def test_requests_that_are_ordered_in_time_keep_the_view() -> None:
+    c = cluster()
+    for t in range(4 * REQUEST_TIMEOUT_TICKS):
+        c.propose(batch(f"b{t}"), to="r0")
+        c.deliver()
+        offer(c, BACKUPS, t % (REQUEST_TIMEOUT_TICKS - 1))  # each waits less than the timeout
+        c.tick()
+        c.deliver()
+    for name in c.names:
+        r = c.replica(name)
+        assert r.view == 0 and r.view_active and "request_timeout" not in r.counters, c.dump()
+    assert c.height("r3") == 4 * REQUEST_TIMEOUT_TICKS, c.dump()
+
+
+def test_the_wait_counts_from_the_start_of_the_view() -> None:
+    """A request that waited through view 0 gives the new primary a full timeout."""
+    c = cluster()
+    order_while_one_waits(c, primary="r0", ticks=3 * REQUEST_TIMEOUT_TICKS)
+    for _ in range(5):
+        c.tick()
+        c.deliver()
+    assert all(c.replica(n).view == 1 and c.replica(n).view_active for n in c.names), c.dump()
+    # The new primary censors too; the request has now waited far longer than the timeout.
+    ran = order_while_one_waits(
+        c,
+        primary="r1",
+        ticks=4 * REQUEST_TIMEOUT_TICKS,
+        waited_from=2 * REQUEST_TIMEOUT_TICKS,
+        names=["r0", "r2", "r3"],
+    )
+    # Not at once: r0 (the old primary, which blamed nobody for this wait) gives up after a
+    # full timeout counted in view 1, alone: the others, which already gave up a view for
+    # this very wait, now wait twice as long.
+    assert REQUEST_TIMEOUT_TICKS - 6 <= ran <= REQUEST_TIMEOUT_TICKS + 1, c.dump()
+    assert [c.replica(n).view for n in c.names] == [2, 1, 1, 1], c.dump()
+    more = order_while_one_waits(
+        c,
+        primary="r1",
+        ticks=4 * REQUEST_TIMEOUT_TICKS,
+        waited_from=2 * REQUEST_TIMEOUT_TICKS + ran,
+        names=["r2", "r3"],
+    )
+    assert 2 * REQUEST_TIMEOUT_TICKS - 6 <= ran + more <= 2 * REQUEST_TIMEOUT_TICKS + 1, c.dump()
+    for _ in range(5):
+        c.tick()
+        c.deliver()
+    for name in ("r0", "r2", "r3"):
+        assert c.replica(name).view == 2 and c.replica(name).view_active, c.dump()
+    assert [c.replica(n).counters["request_timeout"] for n in ("r0", "r2", "r3")] == [1, 2, 2]
+
+
+def test_a_short_wait_resets_the_backoff() -> None:
+    c = cluster()
+    order_while_one_waits(c, primary="r0", ticks=3 * REQUEST_TIMEOUT_TICKS)
+    for _ in range(5):
+        c.tick()
+        c.deliver()
+    assert all(c.replica(n).view == 1 for n in c.names), c.dump()
+    # The request was ordered: the oldest ready one is young again, so the next censored
+    # request is blamed after one timeout, not two.
+    backups = ["r0", "r2", "r3"]
+    offer(c, backups, 0)
+    ran = order_while_one_waits(c, primary="r1", ticks=4 * REQUEST_TIMEOUT_TICKS, names=backups)
+    assert ran <= REQUEST_TIMEOUT_TICKS + 1, c.dump()
+
+
+def test_a_replica_that_is_catching_up_does_not_blame_the_primary() -> None:
+    """Behind the others, a replica's oldest transactions may sit in blocks it has not
+    fetched yet: their age says nothing about the primary."""
+    c = cluster()
+    c.tick(2 * REQUEST_TIMEOUT_TICKS)  # nothing pending: the view is old, no timer runs
+    c.propose(batch("t0"))
+    c.deliver(lambda x: x.dst != "r3")
+    c.drop(lambda x: x.dst == "r3")
+    for i in range(1, 4):
+        c.propose(batch(f"t{i}"))
+        c.deliver(lambda x: x.dst != "r3" or x.text.startswith("CHECKPOINT"))
+        c.drop(lambda x: x.dst == "r3")
+    r3 = c.replica("r3")
+    assert r3.checkpoint_seq == 4 and c.height("r3") == 0, c.dump()
+    offer(c, ["r3"], 10 * REQUEST_TIMEOUT_TICKS)
+    assert r3.view == 0 and "request_timeout" not in r3.counters, c.dump()
+    assert r3.counters["request_wait_while_behind"] == 1, c.dump()
+    # Caught up, the same wait is the primary's doing.
+    c.serve_fetch("r3", "r0")
+    assert c.height("r3") == 4, c.dump()
+    offer(c, ["r3"], 10 * REQUEST_TIMEOUT_TICKS)
+    assert r3.view == 1 and r3.counters["request_timeout"] == 1, c.dump()
+
+
+def test_the_primary_ignores_the_wait_of_its_own_offers() -> None:
+    c = cluster()
+    c.tick(2 * REQUEST_TIMEOUT_TICKS)
+    c.step("r0", ev.ProposeBatch(payload=batch("a"), oldest_wait_ticks=5 * REQUEST_TIMEOUT_TICKS))
+    assert c.replica("r0").view == 0 and c.replica("r0").proposed_seq == 1, c.dump()
+
+
+def test_a_negative_wait_is_a_host_protocol_error() -> None:
+    c = cluster()
+    with pytest.raises(HostProtocolError):
+        c.replica("r1").step(ev.ProposeBatch(payload=b"", oldest_wait_ticks=-1))
+
+
+def test_the_request_timeout_is_not_below_the_view_change_timeout() -> None:
+    with pytest.raises(ConfigError, match="request_timeout_ticks"):
+        ReplicaTimeouts(view_change_timeout_ticks=40, request_timeout_ticks=39)
