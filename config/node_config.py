@@ -83,6 +83,7 @@ TIMEOUT_BOUNDS_MS: dict[str, tuple[int, int]] = {
     "tick_interval_ms": (1, 60_000),
     "batch_timeout_ms": (1, 60_000),
     "view_change_timeout_ms": (1, _HOUR_MS),
+    "request_timeout_ms": (1, _HOUR_MS),
     "clock_skew_max_ms": (100, _HOUR_MS),
     "handshake_timeout_ms": (1, 600_000),
     "keepalive_interval_ms": (1, 600_000),
@@ -212,6 +213,9 @@ class Timeouts:
     tick_interval_ms: int = 50  # period of the tick event fed to the replica
     batch_timeout_ms: int = 20  # primary cuts a batch after this even if not full
     view_change_timeout_ms: int = 2_000  # base; doubled per consecutive view change
+    # A transaction ready here that the primary leaves out this long, while it orders others,
+    # makes this validator vote to replace it (censorship); doubled per view given up on.
+    request_timeout_ms: int = 10_000
     # How far a proposal's timestamp may be from this validator's clock before it votes
     # against the proposal.
     clock_skew_max_ms: int = 30_000
@@ -230,6 +234,13 @@ class Timeouts:
                 "view_change_timeout_ms",
                 f"{self.view_change_timeout_ms} is not above timeouts.tick_interval_ms"
                 f" ({self.tick_interval_ms}); the timer could never fire in time",
+            )
+        if self.request_timeout_ms < self.view_change_timeout_ms:
+            raise ConfigError(
+                "request_timeout_ms",
+                f"{self.request_timeout_ms} is below timeouts.view_change_timeout_ms"
+                f" ({self.view_change_timeout_ms}); it would blame the primary for a wait the"
+                " view-change timer is still timing",
             )
         if self.keepalive_interval_ms >= self.peer_dead_after_ms:
             raise ConfigError(

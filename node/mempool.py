@@ -18,6 +18,11 @@ Rules:
 7. The pool remembers each pending signer's next chain nonce (learnt at admission, refreshed
    by `remove_committed` after every applied block), so cutting a batch, checking readiness
    and expiring never read the store.
+8. The pool knows how long its oldest ready transaction has been waiting for a block
+   (`oldest_ready_ms`): a signer's next transaction has been ready since the later of its
+   arrival and the moment the signer's previous nonce was consumed. A backup reports that
+   wait to its replica, which replaces a primary that orders everything else but not it
+   (docs/consensus.md, R8a).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class PendingTx:
 class _SignerQueue:
     by_nonce: dict[int, PendingTx]
     chain_next: int  # the chain's next nonce for this signer, as last learnt
+    ready_since_ms: int  # when chain_next last moved (or the waits were restarted)
     proposed_upto: int = -1  # highest nonce handed out in a batch not yet committed
 
     @property
@@ -93,8 +99,12 @@ class Mempool:
         if len(self._by_id) >= self._capacity_txs:
             return AdmitRefusal.MEMPOOL_FULL
         if queue is None:
-            queue = self._signers[tx.signer] = _SignerQueue(by_nonce={}, chain_next=next_nonce)
-        queue.chain_next = max(queue.chain_next, next_nonce)
+            queue = self._signers[tx.signer] = _SignerQueue(
+                by_nonce={}, chain_next=next_nonce, ready_since_ms=tx.received_ms
+            )
+        elif next_nonce > queue.chain_next:
+            queue.chain_next = next_nonce
+            queue.ready_since_ms = tx.received_ms
         queue.by_nonce[tx.nonce] = tx
         self._by_id[tx.tx_id] = tx
         return None
@@ -145,6 +155,24 @@ class Mempool:
         """True if some transaction could go into a batch now (not stuck behind a gap)."""
         return any(queue.first_unproposed in queue.by_nonce for queue in self._signers.values())
 
+    def oldest_ready_ms(self) -> int | None:
+        """Since when the longest-waiting ready transaction has been ready (rule 8), or None
+        if no signer's next nonce is here."""
+        oldest: int | None = None
+        for queue in self._signers.values():
+            head = queue.by_nonce.get(queue.chain_next)
+            if head is not None:
+                since = max(head.received_ms, queue.ready_since_ms)
+                if oldest is None or since < oldest:
+                    oldest = since
+        return oldest
+
+    def restart_waits(self, *, now_ms: int) -> None:
+        """Count every wait from now: the node itself was stalled (paused, starved), and a
+        wait it slept through is no evidence against the primary."""
+        for queue in self._signers.values():
+            queue.ready_since_ms = max(queue.ready_since_ms, now_ms)
+
     def next_free_nonce(self, signer: bytes, next_nonce: int) -> int:
         """The nonce a signer's next transaction should use, counting pending ones."""
         queue = self._signers.get(signer)
@@ -161,15 +189,18 @@ class Mempool:
             queue.proposed_upto = -1
 
     def remove_committed(
-        self, next_nonce: Callable[[bytes], int], signers: Iterable[bytes]
+        self, next_nonce: Callable[[bytes], int], signers: Iterable[bytes], *, now_ms: int
     ) -> list[PendingTx]:
-        """Drop every transaction whose nonce the chain has now consumed; return them."""
+        """Drop every transaction whose nonce the chain has now consumed (a block applied
+        at `now_ms`); return them."""
         removed: list[PendingTx] = []
         for signer in set(signers):
             queue = self._signers.get(signer)
             if queue is None:
                 continue
             floor = next_nonce(signer)
+            if floor > queue.chain_next:
+                queue.ready_since_ms = now_ms
             queue.chain_next = floor
             for nonce in [n for n in queue.by_nonce if n < floor]:
                 tx = queue.by_nonce.pop(nonce)

@@ -21,6 +21,7 @@ FAST_TIMEOUTS = Timeouts(
     tick_interval_ms=20,
     batch_timeout_ms=10,
     view_change_timeout_ms=1_000,
+    request_timeout_ms=5_000,
     keepalive_interval_ms=200,
     peer_dead_after_ms=1_500,
     reconnect_backoff_min_ms=50,

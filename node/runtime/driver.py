@@ -15,7 +15,9 @@ Theory of operation.
  D5  The primary cuts a batch when `batch_txs_max` transactions are ready or the oldest has
      waited `batch_timeout_ms`, with at most `pipeline_depth` proposals outstanding.
      A backup with ready transactions tells its replica (ProposeBatch), which arms the
-     view-change timer: a primary that ignores them is replaced.
+     view-change timer: a primary that ignores them is replaced. The offer carries how long
+     the oldest of them has been ready, so a primary that orders everything else but leaves
+     one out is replaced too (R8a); a stall of this node itself restarts those waits.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ from node.runtime.verifier import BatchVerifier, VerifiedCache
 from node.tx.kinds import VALIDATOR_SET_KINDS
 
 EXPIRE_INTERVAL_MS = 1_000  # nonce-gap expiry scans the pool: once a second is plenty
+# Ticks this far apart mean this node was stalled (SIGSTOP, a paused VM, a starved loop):
+# what it slept through says nothing about the primary, so the waits count from now (R8a).
+STALL_TICKS = 10
+STALL_MS_MIN = 1_000
 EVIDENCE_QUEUE_MAX = 64  # equivocation reports waiting to be signed and submitted
 
 
@@ -191,6 +197,7 @@ class ConsensusDriver:
         self.new_block = trio.Event()  # replaced after every applied block (subscriptions)
         self.dropped: dict[str, int] = {}
         self._last_expire_ms = 0
+        self._last_housekeeping_ms: int | None = None
         # Set when our state digest disagrees with a stable checkpoint: we stop serving state.
         self.halted = False
 
@@ -400,12 +407,19 @@ class ConsensusDriver:
                 self._admitted_at.pop(tx.tx_id, None)
             if expired:
                 self._log.info("nonce-gap transactions expired", extra={"txs": len(expired)})
+        tick_ms = self._settings.tick_interval_ms
+        last, self._last_housekeeping_ms = self._last_housekeeping_ms, now
+        if last is not None and now - last > max(STALL_TICKS * tick_ms, STALL_MS_MIN):
+            self.mempool.restart_waits(now_ms=now)
+            self._log.warning("this node was stalled", extra={"stalled_ms": now - last})
         if not self.replica.is_primary and self.replica.view_active and len(self.mempool):
             # Not while committed blocks wait to be applied: their txs are still in the
             # mempool until _after_block removes them, and offering them would re-arm the
             # view-change timer the replica just disarmed -> a spurious view change.
-            if not self._execute_queue and self.mempool.has_ready():
-                self._step(ProposeBatch(payload=b""))
+            oldest = None if self._execute_queue else self.mempool.oldest_ready_ms()
+            if oldest is not None:
+                waited_ticks = max(0, now - oldest) // tick_ms
+                self._step(ProposeBatch(payload=b"", oldest_wait_ticks=waited_ticks))
         elif (
             self.replica.is_primary
             and self._first_unbatched_ms is None
@@ -599,7 +613,7 @@ class ConsensusDriver:
         now = self._clock_ms()
         for raw in applied.raws:
             self._cache.discard(raw)  # committed: never verified again
-        for tx in self.mempool.remove_committed(self.ledger.nonce, signers):
+        for tx in self.mempool.remove_committed(self.ledger.nonce, signers, now_ms=now):
             self._own.pop(tx.tx_id, None)
             admitted = self._admitted_at.pop(tx.tx_id, None)
             if admitted is not None:

@@ -129,8 +129,12 @@ class Node:
             message_bytes_max=limits.view_change_bytes_max(chain.log_window_seqs),
             future_view_messages_per_peer_max=limits.future_view_messages_per_peer_max,
         )
+        view_change_ticks = max(2, math.ceil(timeouts.view_change_timeout_ms / tick_ms))
         replica_timeouts = ReplicaTimeouts(
-            view_change_timeout_ticks=max(2, math.ceil(timeouts.view_change_timeout_ms / tick_ms)),
+            view_change_timeout_ticks=view_change_ticks,
+            request_timeout_ticks=max(
+                view_change_ticks, math.ceil(timeouts.request_timeout_ms / tick_ms)
+            ),
             retransmit_interval_ticks=max(1, math.ceil(500 / tick_ms)),
             fetch_retry_ticks=max(1, math.ceil(1000 / tick_ms)),
             new_view_resend_ticks=max(1, math.ceil(500 / tick_ms)),

@@ -94,7 +94,10 @@ def test_commit_removes_consumed_nonces() -> None:
         pool.add(tx(1, n), next_nonce=0)
     pool.take_batch(txs_max=2, bytes_max=10_000)
     table[bytes([1]) * 32] = 2
-    assert [t.nonce for t in pool.remove_committed(next_nonce, [bytes([1]) * 32])] == [0, 1]
+    assert [t.nonce for t in pool.remove_committed(next_nonce, [bytes([1]) * 32], now_ms=0)] == [
+        0,
+        1,
+    ]
     assert len(pool) == 1
     assert [t.nonce for t in pool.take_batch(txs_max=5, bytes_max=10_000)] == [2]
 
@@ -128,3 +131,40 @@ def test_batches_never_repeat_or_skip_nonces(adds: list[tuple[int, int]], txs_ma
     for nonces in seen.values():
         assert nonces == list(range(len(nonces)))
     assert len(pool) <= 30
+
+
+def test_oldest_ready_counts_from_arrival_or_the_previous_nonce() -> None:
+    pool = Mempool(capacity_txs=100, gap_wait_ms=10_000)
+    table, next_nonce = chain()
+    assert pool.oldest_ready_ms() is None
+    pool.add(tx(1, 1, at_ms=100), next_nonce=0)  # behind a gap: not ready
+    assert pool.oldest_ready_ms() is None
+    pool.add(tx(1, 0, at_ms=300), next_nonce=0)
+    pool.add(tx(2, 0, at_ms=200), next_nonce=0)
+    assert pool.oldest_ready_ms() == 200
+    # Signer 2's transaction is applied at 1,000: signer 1's is the oldest left.
+    table[bytes([2]) * 32] = 1
+    pool.remove_committed(next_nonce, [bytes([2]) * 32], now_ms=1_000)
+    assert pool.oldest_ready_ms() == 300
+    # Signer 1's nonce 0 is applied at 2,000: nonce 1 (here since 100) is ready from then.
+    table[bytes([1]) * 32] = 1
+    pool.remove_committed(next_nonce, [bytes([1]) * 32], now_ms=2_000)
+    assert pool.oldest_ready_ms() == 2_000
+
+
+def test_the_wait_restarts_when_admission_learns_a_later_nonce() -> None:
+    pool = Mempool(capacity_txs=100, gap_wait_ms=10_000)
+    pool.add(tx(1, 3, at_ms=100), next_nonce=2)  # waits for nonce 2
+    assert pool.oldest_ready_ms() is None
+    pool.add(tx(1, 4, at_ms=500), next_nonce=3)  # nonce 2 was consumed elsewhere
+    assert pool.oldest_ready_ms() == 500
+
+
+def test_restarting_the_waits_forgets_time_the_node_was_stalled() -> None:
+    pool = Mempool(capacity_txs=100, gap_wait_ms=10_000)
+    pool.add(tx(1, 0, at_ms=100), next_nonce=0)
+    pool.add(tx(2, 0, at_ms=9_000), next_nonce=0)
+    pool.restart_waits(now_ms=5_000)
+    assert pool.oldest_ready_ms() == 5_000
+    pool.add(tx(3, 0, at_ms=6_000), next_nonce=0)
+    assert pool.oldest_ready_ms() == 5_000
