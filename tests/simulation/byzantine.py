@@ -25,6 +25,7 @@ MODES = (
     "silent",  # says nothing at all
     "forge_prepared",  # VIEW-CHANGE claiming prepared certificates it cannot prove
     "bad_state_transfer",  # serves tampered blocks to state transfer
+    "censor",  # as primary: orders blocks but leaves out half the transactions (host.py)
 )
 
 

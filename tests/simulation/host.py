@@ -60,6 +60,11 @@ def decode_batch(payload: bytes) -> list[bytes] | None:
 GOV_PREFIX = b"gov|"
 
 
+def censored(tx: bytes) -> bool:
+    """Half the transactions: those a Byzantine "censor" primary never orders."""
+    return digest(tx)[0] % 2 == 1
+
+
 def gov_tx(op: str, name: str, key: bytes, unique: str) -> bytes:
     """A governance transaction of the simulated ledger: add / remove / rotate."""
     return b"|".join([b"gov", op.encode(), name.encode(), key.hex().encode(), unique.encode()])
@@ -103,13 +108,14 @@ class Host:
     pending_persists: list[tuple[int, int, PersistedState]] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
     applied: dict[bytes, int] = field(default_factory=dict)  # tx -> seq
-    mempool: set[bytes] = field(default_factory=set)
+    mempool: dict[bytes, int] = field(default_factory=dict)  # tx -> tick it arrived here
     inflight: set[bytes] = field(default_factory=set)
     inbox: list[ev.Event] = field(default_factory=list)
     crashed: bool = False
     crash_count: int = 0
     halted_loudly: bool = False
     honest: bool = True
+    censors: bool = False  # Byzantine "censor": as primary, leaves out every censored() tx
     views_seen: int = 0
     # The ledger's governance state (durable: derived from the blocks, kept across crashes).
     ledger_set: list[tuple[str, bytes]] = field(default_factory=list)
@@ -198,6 +204,10 @@ class Host:
         )
         if not pending:
             return
+        if r.can_propose and self.censors:
+            pending = [t for t in pending if not censored(t)]
+            if not pending:
+                return
         if r.can_propose:
             in_flight_blocks = r.proposed_seq - r.handed_seq
             if in_flight_blocks >= self.world.params.pipeline_depth:
@@ -206,8 +216,10 @@ class Host:
             self.inflight.update(batch)
             self.feed(ev.ProposeBatch(payload=pack(batch)))
         elif now % self.world.params.offer_interval_ticks == 0:
-            # Offering to a backup arms its "waiting for a request" timer (R8).
-            self.feed(ev.ProposeBatch(payload=pack(pending[:1])))
+            # Offering to a backup arms its "waiting for a request" timer (R8), and tells it
+            # how long the oldest transaction has waited here (R8a: censorship).
+            waited = now - min(self.mempool[t] for t in pending)
+            self.feed(ev.ProposeBatch(payload=pack(pending[:1]), oldest_wait_ticks=waited))
 
     # -- actions --------------------------------------------------------------------------
 
@@ -280,7 +292,7 @@ class Host:
             if t not in self.applied:  # the ledger skips a tx already applied (nonce rule)
                 self.applied[t] = a.seq
                 self.inflight.discard(t)
-                self.mempool.discard(t)
+                self.mempool.pop(t, None)
                 w.observe_commit(self, t)
                 if t.startswith(GOV_PREFIX):
                     changed |= apply_gov(self.ledger_set, self.epochs[-1].validators, t)

@@ -60,7 +60,23 @@ def _governance_laggard(rng: random.Random) -> Params:
     )
 
 
+def _censor_busy(rng: random.Random) -> Params:
+    """v0 leads view 0 and leaves half the transactions out of its blocks while clients keep
+    it busy with the other half: it makes progress all along, so only a backup's per-request
+    wait (R8a) can replace it. No other faults, so every delay is the censor's."""
+    return Params(
+        byzantine={"v0": "censor"},
+        partitions=False,
+        crashes=False,
+        drop_probability=0.0,
+        duplicate_probability=0.0,
+        submit_probability=0.9,
+        fault_ticks=rng.randint(250, 350),
+    )
+
+
 SCENARIOS: dict[str, Callable[[random.Random], Params]] = {
+    "censor_busy": _censor_busy,
     "governance": _governance,
     "governance_laggard": _governance_laggard,
     "governance_byzantine": _governance_byzantine,
@@ -210,6 +226,11 @@ def run_seed(seed: int, scenario: str = "mixed", *, without_bug: bool = False) -
     stats["messages_dropped"] = world.network.dropped
     stats["messages_duplicated"] = world.network.duplicated
     stats["byzantine_injected"] = sum(b.injected for b in world.byzantine.values())
+    # Submission to first commit by an honest host: what a client waits. (A planted bug can
+    # commit transactions nobody submitted: the checker reports those.)
+    submitted = world.submitted
+    latencies = [t - submitted[tx] for tx, t in checker.committed_seen.items() if tx in submitted]
+    stats["commit_latency_ticks_max"] = max(latencies, default=0)
     stats["epochs"] = max((len(h.epochs) - 1 for h in world.honest), default=0)
     honest_heights = [h.height for h in world.honest] or [0]
     return Result(

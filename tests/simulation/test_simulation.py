@@ -7,6 +7,7 @@ import pytest
 
 from tests.simulation.byzantine import MODES
 from tests.simulation.runner import NEGATIVE_CONTROLS, run_seed
+from tests.simulation.world import sim_timeouts
 
 CI_SEEDS = 300
 CONTROL_SEEDS_MAX = 10
@@ -46,6 +47,18 @@ def test_planted_bug_is_caught_within_bounded_seeds(bug: str) -> None:
     # The same faults without the planted bug are safe: the bug, not the faults, was caught.
     clean = run_seed(caught.seed, bug, without_bug=True)
     assert clean.ok, clean.report()
+
+
+def test_a_busy_censoring_primary_is_replaced_within_the_request_timeout() -> None:
+    """A censor that keeps ordering the other half of the traffic is never short of progress,
+    so the R8 timer alone would leave it in place until the clients stop (~300 ticks)."""
+    request_timeout = sim_timeouts().request_timeout_ticks
+    results = [run_seed(seed, "censor_busy") for seed in range(3)]
+    assert all(r.ok for r in results), _failures(results)
+    for r in results:
+        assert r.stats["view_changes"] >= 1, r.report()
+        # One request timeout, the view change, a margin for gossip and the new pipeline.
+        assert r.stats["commit_latency_ticks_max"] <= 2 * request_timeout, r.report()
 
 
 def test_a_seed_replays_identically() -> None:

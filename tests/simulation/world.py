@@ -56,6 +56,7 @@ def sim_limits() -> ReplicaLimits:
 def sim_timeouts() -> ReplicaTimeouts:
     return ReplicaTimeouts(
         view_change_timeout_ticks=20,
+        request_timeout_ticks=60,
         view_change_backoff_max=3,
         retransmit_interval_ticks=6,
         fetch_retry_ticks=8,
@@ -160,6 +161,7 @@ class World:
                 world=self,
                 rng=random.Random(self.rng.random()),
                 honest=not faulty,
+                censors=params.byzantine.get(name) == "censor",
             )
             self.hosts[instance] = host
             if name in params.byzantine:
@@ -366,18 +368,22 @@ class World:
         entry = self.rng.choice(live)
         for h in live:
             if h is entry or self.network.reachable(entry.instance, h.instance):
-                h.mempool.add(tx)
+                h.mempool.setdefault(tx, self.now)
 
     def _gossip(self) -> None:
         live = [h for h in self.hosts.values() if not h.crashed]
         for a in live:
             for b in live:
                 if a is not b and self.network.reachable(a.instance, b.instance):
-                    b.mempool.update(t for t in a.mempool if t not in b.applied)
+                    for t in a.mempool:
+                        if t not in b.applied:
+                            b.mempool.setdefault(t, self.now)
         # A restarted host learns pending transactions from clients resubmitting them.
         for h in live:
             if not h.mempool and len(h.applied) < len(self.submitted):
-                h.mempool.update(t for t in self.submitted_order if t not in h.applied)
+                for t in self.submitted_order:
+                    if t not in h.applied:
+                        h.mempool.setdefault(t, self.now)
 
     def step(self, *, faulty: bool) -> None:
         self.now += 1
