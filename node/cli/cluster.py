@@ -364,7 +364,8 @@ def resume(root: Path, node: str) -> None:
     "--byzantine",
     type=click.Choice([m.value for m in ByzantineMode]),
     default=None,
-    help="Fault drill: restart it misbehaving (withhold-votes: it sends no PREPARE/COMMIT)."
+    help="Fault drill: restart it misbehaving (withhold-votes: it sends no PREPARE/COMMIT;"
+    " censor: as primary it leaves half the signers out of its blocks)."
     " A plain restart makes it honest again.",
 )
 @click.option(

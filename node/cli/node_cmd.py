@@ -48,7 +48,8 @@ def _address_in_use(exc: BaseException) -> bool:
     "--byzantine",
     type=click.Choice([m.value for m in ByzantineMode]),
     default=None,
-    help="FAULT DRILL ONLY: misbehave on purpose (withhold-votes: send no PREPARE/COMMIT).",
+    help="FAULT DRILL ONLY: misbehave on purpose (withhold-votes: send no PREPARE/COMMIT;"
+    " censor: as primary, leave half the signers' transactions out of every block).",
 )
 def node_command(config_path: Path, byzantine: str | None) -> None:
     """Run a validator: p2p, PBFT consensus, the ledger store and the client API."""

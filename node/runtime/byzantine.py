@@ -2,11 +2,16 @@
 
 Reachable only through `assetledger node --byzantine MODE` (and `cluster restart
 --byzantine MODE`); a node started without that flag never builds anything from this file.
-Each mode is a filter between the consensus driver and the p2p network, so the replica
-itself stays honest and unchanged: the misbehaviour is exactly what leaves the process.
+Each mode is a filter around the honest, unchanged replica (between the driver and the p2p
+network, or between the proposer and the mempool): the misbehaviour is exactly what leaves
+the process.
 
   withhold-votes   sends no PREPARE and no COMMIT (a silent voter: PRE-PREPAREs, checkpoints,
                    view changes, gossip and state transfer still go out)
+  censor           as primary, leaves every transaction of half the signers (those whose
+                   public key starts with an odd byte) out of its blocks, while ordering the
+                   others': the chain keeps moving, so only the backups' per-request wait
+                   replaces it (docs/consensus.md, R8a)
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import trio
 from consensus.encoding import DecodeError, DecodeLimits, unpack
 from consensus.epoch_replica import EPOCH_PREFIX_BYTES
 from consensus.messages import Kind
+from node.mempool import Mempool, PendingTx
 from node.runtime.driver import PeerTransport
 from node.runtime.peer_wire import PeerKind
 
@@ -33,6 +39,7 @@ LOG_EVERY_WITHHELD = 100
 
 class ByzantineMode(StrEnum):
     WITHHOLD_VOTES = "withhold-votes"
+    CENSOR = "censor"
 
 
 def consensus_kind(envelope: bytes) -> int | None:
@@ -82,9 +89,47 @@ class WithholdVotes:
             self._inner.broadcast(message)
 
 
+def censored(signer: bytes) -> bool:
+    """The signers a `censor` node leaves out: half of them, predictably (odd first byte)."""
+    return signer[0] % 2 == 1
+
+
+class CensoringMempool(Mempool):
+    """A mempool whose batches leave out every censored signer's transactions. They are
+    marked proposed all the same, so they stay pending here, as a censor would keep them."""
+
+    def __init__(self, *, log: logging.Logger, **limits: int) -> None:
+        super().__init__(**limits)
+        self._log = log
+        self.left_out = 0
+        log.warning("byzantine drill: as primary, this node will censor half the signers")
+
+    def take_batch(
+        self, *, txs_max: int, bytes_max: int, tx_overhead_bytes: int = 0
+    ) -> list[PendingTx]:
+        batch = super().take_batch(
+            txs_max=txs_max, bytes_max=bytes_max, tx_overhead_bytes=tx_overhead_bytes
+        )
+        kept = [tx for tx in batch if not censored(tx.signer)]
+        if len(kept) < len(batch):
+            if self.left_out % LOG_EVERY_WITHHELD == 0:
+                self._log.warning(
+                    "byzantine drill: leaving transactions out",
+                    extra={"left_out": self.left_out + len(batch) - len(kept)},
+                )
+            self.left_out += len(batch) - len(kept)
+        return kept
+
+
 def misbehaving_transport(
     mode: ByzantineMode, inner: PeerTransport, log: logging.Logger
 ) -> PeerTransport:
     if mode is ByzantineMode.WITHHOLD_VOTES:
         return WithholdVotes(inner, log)
-    raise ValueError(f"unknown byzantine mode {mode!r}")
+    return inner  # the other modes leave the traffic alone
+
+
+def misbehaving_mempool(mode: ByzantineMode | None, log: logging.Logger, **limits: int) -> Mempool:
+    if mode is ByzantineMode.CENSOR:
+        return CensoringMempool(log=log, **limits)
+    return Mempool(**limits)

@@ -80,7 +80,8 @@ class NodeMetrics:
         )
         self.consensus_dropped = Gauge(
             "assetledger_consensus_dropped",
-            "Consensus messages dropped, by reason",
+            "The replica's counters by reason: dropped messages, and events such as"
+            " view_change_timeout or request_timeout",
             ["reason"],
             registry=r,
         )

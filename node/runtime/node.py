@@ -34,7 +34,7 @@ from node.ledger import Ledger, LedgerLimits
 from node.mempool import Mempool
 from node.runtime.admission import Admission
 from node.runtime.backend import NodeBackend
-from node.runtime.byzantine import ByzantineMode, misbehaving_transport
+from node.runtime.byzantine import ByzantineMode, misbehaving_mempool, misbehaving_transport
 from node.runtime.driver import ConsensusDriver, DriverSettings
 from node.runtime.execution import EXECUTION_TX_LIMITS, ProposalRules
 from node.runtime.logs import configure_logging
@@ -195,8 +195,14 @@ class Node:
             log=self.log,
         )
         tx_limits = TxLimits(tx_bytes_max=limits.tx_bytes_max, memo_bytes_max=limits.memo_bytes_max)
-        self.mempool = Mempool(
-            capacity_txs=limits.mempool_txs_max, gap_wait_ms=timeouts.nonce_gap_wait_ms
+        pool_limits = {
+            "capacity_txs": limits.mempool_txs_max,
+            "gap_wait_ms": timeouts.nonce_gap_wait_ms,
+        }
+        self.mempool = (
+            Mempool(**pool_limits)
+            if byzantine is None
+            else misbehaving_mempool(byzantine, self.log, **pool_limits)  # FAULT DRILL ONLY
         )
         # Enough for everything pending plus a full window of proposals; committed
         # transactions leave it at once (ConsensusDriver._after_block).

@@ -1,9 +1,14 @@
-"""A Byzantine drill: one of four validators withholds every vote (PREPARE and COMMIT).
+"""Byzantine drills with real processes.
 
-With f = 1 the three honest validators are a quorum on their own: the cluster must stay
-live, and every node (the withholder too, which still learns the commits) agrees."""
+- One of four validators withholds every vote (PREPARE and COMMIT). With f = 1 the three
+  honest validators are a quorum on their own: the cluster must stay live, and every node
+  (the withholder too, which still learns the commits) agrees.
+- The primary censors half the signers while ordering the others' transfers: the backups
+  replace it (R8a) and every transfer commits."""
 
 from __future__ import annotations
+
+import urllib.request
 
 import nacl.signing
 import pytest
@@ -13,8 +18,10 @@ from node.cluster.bootstrap import bring_up
 from node.cluster.processes import ClusterProcesses
 from node.cluster.status import wait_ready
 from node.finality import FinalityRecord
-from node.runtime.byzantine import ByzantineMode
+from node.runtime.byzantine import ByzantineMode, censored
+from node.tx import Kind
 from tests.e2e.helpers import (
+    ASSET,
     Acked,
     assert_everything_everywhere,
     connect,
@@ -66,3 +73,76 @@ async def test_a_vote_withholding_validator_does_not_stop_the_others(
             signers.update(name for name, _ in record.certificate.commits)
     assert BYZANTINE not in signers, signers
     assert signers == {"node-0", "node-1", "node-2"}
+
+
+CENSOR = "node-0"  # the primary of view 0
+
+
+def _holders_half_censored(count: int) -> list[nacl.signing.SigningKey]:
+    """`count` holders, every other one a signer the censor leaves out."""
+    want = [i % 2 == 0 for i in range(count)]
+    found: list[nacl.signing.SigningKey] = []
+    while len(found) < count:
+        key = nacl.signing.SigningKey.generate()
+        if censored(bytes(key.verify_key)) == want[len(found)]:
+            found.append(key)
+    return found
+
+
+def _request_timeouts(procs: ClusterProcesses, name: str) -> float:
+    entry = procs.layout.node(name)
+    url = f"http://{entry.host}:{entry.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text: bytes = response.read()
+    prefix = b'assetledger_consensus_dropped{reason="request_timeout"} '
+    line = next((x for x in text.splitlines() if x.startswith(prefix)), None)
+    return 0.0 if line is None else float(line[len(prefix) :])
+
+
+async def test_a_censoring_primary_is_replaced_while_the_chain_moves(
+    procs: ClusterProcesses,
+) -> None:
+    await bring_up(procs)
+    holders = _holders_half_censored(HOLDERS)
+    acked = await setup_holders(procs, holders, each=EACH, via="node-1")
+    # Nothing is pending, so the primary's restart changes no view: it leads view 0 again.
+    procs.restart(CENSOR, hard=True, byzantine=ByzantineMode.CENSOR.value)
+    await wait_ready(procs, [CENSOR])
+    async with connect(procs, "node-1") as c:
+        status = await c.status()
+    assert (status.view, status.primary) == (0, CENSOR), status
+    left_out = [h for h in holders if censored(bytes(h.verify_key))]
+    trading = [h for h in holders if not censored(bytes(h.verify_key))]
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        # The others keep trading, so the censor keeps ordering blocks all along: the
+        # view-change timer (no progress) never fires; only the backups' wait can replace it.
+        nursery.start_soon(
+            lambda: transfer_load(
+                procs, trading, via=["node-1", "node-2", "node-3"], acked=acked, stop=stop
+            )
+        )
+        await _wait_acked(acked, len(acked.txs) + 30)  # blocks are flowing
+        async with connect(procs, "node-2") as c:
+            for i, holder in enumerate(left_out):
+                receiver = bytes(trading[i].verify_key)
+                out = await c.send(
+                    Kind.TRANSFER,
+                    {"asset_id": ASSET, "to_account": receiver, "amount": 7},
+                    key=holder,
+                    wait=True,
+                    timeout_ms=int(PROGRESS_TIMEOUT_S * 1000),
+                )
+                assert out.status == "committed", out
+                acked.add(out.tx_id, out.height)
+        stop.set()
+    await assert_everything_everywhere(procs, acked, holders, supply=HOLDERS * EACH)
+    async with connect(procs, "node-1") as c:
+        assert (await c.status()).view >= 1
+    # Replaced for leaving transactions out (R8a), by at least f + 1 of the backups.
+    blamed = [
+        name
+        for name in ("node-1", "node-2", "node-3")
+        if await trio.to_thread.run_sync(_request_timeouts, procs, name) >= 1
+    ]
+    assert len(blamed) >= 2, blamed

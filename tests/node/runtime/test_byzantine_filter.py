@@ -1,4 +1,5 @@
-"""The withhold-votes drill filter drops exactly this node's PREPAREs and COMMITs."""
+"""The drill filters: withhold-votes drops exactly this node's PREPAREs and COMMITs; censor
+leaves exactly the censored signers out of its batches (and only as a fault drill)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import trio
 
 from consensus.epoch_replica import frame
 from consensus.messages import Checkpoint, Commit, Prepare, PrePrepare, encode_message
-from node.runtime.byzantine import ByzantineMode, consensus_kind, misbehaving_transport
+from node.mempool import Mempool, PendingTx
+from node.runtime.byzantine import (
+    ByzantineMode,
+    CensoringMempool,
+    censored,
+    consensus_kind,
+    misbehaving_mempool,
+    misbehaving_transport,
+)
 from node.runtime.peer_wire import PeerKind, encode_envelope
 
 DIGEST = bytes(32)
@@ -59,3 +68,28 @@ def test_only_votes_are_withheld() -> None:
     assert transport.withheld == 4  # type: ignore[attr-defined]
     assert transport.incoming is inner.incoming
     assert consensus_kind(encode_envelope(PeerKind.TXS, [])) is None
+
+
+def _pending(first_byte: int, nonce: int) -> PendingTx:
+    signer = bytes([first_byte]) * 32
+    return PendingTx(
+        tx_id=bytes([first_byte, nonce]) * 16, signer=signer, nonce=nonce, raw=b"x", received_ms=0
+    )
+
+
+def test_the_censor_leaves_out_half_the_signers_and_keeps_their_transactions() -> None:
+    log = logging.getLogger("test")
+    assert type(misbehaving_mempool(None, log, capacity_txs=10, gap_wait_ms=10)) is Mempool
+    pool = misbehaving_mempool(ByzantineMode.CENSOR, log, capacity_txs=10, gap_wait_ms=10)
+    assert isinstance(pool, CensoringMempool)
+    assert misbehaving_transport(ByzantineMode.CENSOR, transport := RecordingTransport(), log) is (
+        transport
+    )
+    for first_byte in (1, 2, 3, 4):  # odd: censored
+        for nonce in (0, 1):
+            assert pool.add(_pending(first_byte, nonce), next_nonce=0) is None
+    batch = pool.take_batch(txs_max=100, bytes_max=10_000)
+    assert sorted((tx.signer[0], tx.nonce) for tx in batch) == [(2, 0), (2, 1), (4, 0), (4, 1)]
+    assert all(not censored(tx.signer) for tx in batch)
+    assert len(pool) == 8 and pool.left_out == 4  # still pending here, as a censor keeps them
+    assert pool.take_batch(txs_max=100, bytes_max=10_000) == []
