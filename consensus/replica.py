@@ -35,8 +35,8 @@ Rules (numbered so that tests, docs and comments can point at them):
  R8a Censorship. Progress restarts the R8 timer, so a primary that orders everything but one
      request is caught by the host's offers instead: a backup whose host reports that its
      oldest ready transaction has waited the request timeout (counted from no earlier than
-     the start of the view; doubled for each view given up on for the same wait) moves to
-     v + 1, unless it is behind the others (state transfer pending).
+     the start of the view; doubled for each timeout the wait already spanned when the view
+     began) moves to v + 1, unless it is behind the others (state transfer pending).
  R9  A replica that has valid VIEW-CHANGEs for views above its own from f + 1 others joins
      the smallest view among them (one slow replica cannot hold the others back, and f
      faulty ones cannot push anyone forward).
@@ -215,7 +215,6 @@ class Replica:
         self._deadline: int | None = None  # view-change timer (R8)
         self._work_offered = False  # host offered a batch while we are a backup
         self._view_since = 0  # tick the current view became active here (R8a)
-        self._request_strikes = 0  # consecutive views given up on one request's wait (R8a)
         self._last_retransmit = 0
         self._fetch_asked_at: int | None = None
         self._commit_evidence: dict[int, tuple[int, set[str]]] = {}
@@ -526,23 +525,27 @@ class Replica:
         """R8a: the oldest transaction ready at our host has waited `waited` ticks. Progress
         restarts the R8 timer, so only this catches a primary that orders everything else.
 
-        The wait counts from no earlier than the start of this view (a new primary gets a
-        full timeout), and not while we are behind (our oldest transactions may be in blocks
-        we have not fetched). Each view given up on for one long wait doubles the timeout for
-        the next (capped like R8's backoff): an overloaded honest primary is not replaced
-        over and over. A young oldest transaction resets that."""
-        timeouts = self.config.timeouts
-        base = timeouts.request_timeout_ticks
-        if waited < base:
-            self._request_strikes = 0
+        The wait counts from no earlier than the start of this view: a new primary gets a
+        full timeout. The timeout doubles for each earlier timeout the same wait already
+        spans when this view began (capped like R8's backoff), so an overloaded honest
+        primary is not replaced over and over. That doubling is read off the wait itself,
+        not remembered, so every replica holding the transaction (the old primary, one that
+        joined the view late or restarted) reaches the same limit, and they give up together
+        rather than one alone. Not while we are behind: our oldest transactions may be in
+        blocks we have not fetched."""
+        base = self.config.timeouts.request_timeout_ticks
+        in_view = self._now - self._view_since
+        if waited < base or in_view < base:
             return
-        limit = base << min(self._request_strikes, timeouts.view_change_backoff_max)
-        if min(waited, self._now - self._view_since) < limit:
+        before_view = max(0, waited - in_view)  # the wait when this view began
+        # floor(log2(1 + before_view / base)): 0 for a fresh wait, 1 after one timeout, ...
+        doublings = (before_view // base + 1).bit_length() - 1
+        limit = base << min(doublings, self.config.timeouts.view_change_backoff_max)
+        if min(waited, in_view) < limit:
             return
         if self._handed_seq < self._fetch_target():
             self._count("request_wait_while_behind")
             return
-        self._request_strikes += 1
         self._count("request_timeout")
         self._start_view_change(self.view + 1)
 
