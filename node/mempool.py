@@ -11,22 +11,27 @@ Rules:
 4. A batch only takes, per signer, a contiguous run of nonces starting at the next nonce the
    chain expects (counting transactions already proposed but not yet committed). A transaction
    behind a nonce gap waits at most `gap_wait_ms`, then is dropped (`nonce_gap_expired`).
-5. Batches are fair: signers are served round-robin in order of first arrival, so one busy
-   signer cannot starve the others.
+5. Batches are fair: signers are served round-robin, one transaction each per round, and a
+   signer that got into a batch goes to the back of the line for the next one, so neither
+   one busy signer nor more ready signers than a batch holds can starve anyone.
 6. Safety never depends on the pool: the ledger rejects a replayed nonce even if a faulty
    primary proposes one. The pool only keeps honest primaries from proposing waste.
 7. The pool remembers each pending signer's next chain nonce (learnt at admission, refreshed
    by `remove_committed` after every applied block), so cutting a batch, checking readiness
    and expiring never read the store.
 8. The pool knows how long its oldest ready transaction has been waiting for a block
-   (`oldest_ready_ms`): a signer's next transaction has been ready since the later of its
-   arrival and the moment the signer's previous nonce was consumed. A backup reports that
-   wait to its replica, which replaces a primary that orders everything else but not it
-   (docs/consensus.md, R8a).
+   (`oldest_ready_ms`, kept in a heap: a node may hold tens of thousands of signers): a
+   signer's next transaction has been ready since the later of its arrival and the moment
+   the signer's previous nonce was consumed. A backup reports that wait to its replica,
+   which replaces a primary that orders everything else but not it (docs/consensus.md, R8a).
+9. A transaction a block ordered leaves the pool even if the ledger left its nonce unused
+   (`remove_ordered`: an inauthentic transaction's rejection does not consume it): it had its
+   outcome, and kept, it would look ready, and so censored, forever.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -61,6 +66,11 @@ class _SignerQueue:
     def first_unproposed(self) -> int:
         return max(self.chain_next, self.proposed_upto + 1)
 
+    def ready_since(self) -> int | None:
+        """Since when its next transaction for the chain has been ready, None if not here."""
+        head = self.by_nonce.get(self.chain_next)
+        return None if head is None else max(head.received_ms, self.ready_since_ms)
+
 
 class Mempool:
     def __init__(self, *, capacity_txs: int, gap_wait_ms: int, nonce_window_max: int = 1024):
@@ -70,8 +80,11 @@ class Mempool:
         self._gap_wait_ms = gap_wait_ms
         self._nonce_window_max = nonce_window_max
         self._by_id: dict[bytes, PendingTx] = {}
-        # Insertion-ordered: the round-robin order of signers is their order of first arrival.
+        # The round-robin order of signers (rule 5): served ones move to the end.
         self._signers: OrderedDict[bytes, _SignerQueue] = OrderedDict()
+        # (ready since, signer, chain nonce) whenever a signer's head becomes ready; entries
+        # that no longer match their queue are dropped when they reach the top (rule 8).
+        self._ready: list[tuple[int, bytes, int]] = []
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -98,6 +111,7 @@ class Mempool:
             return AdmitRefusal.NONCE_TAKEN
         if len(self._by_id) >= self._capacity_txs:
             return AdmitRefusal.MEMPOOL_FULL
+        moved = False
         if queue is None:
             queue = self._signers[tx.signer] = _SignerQueue(
                 by_nonce={}, chain_next=next_nonce, ready_since_ms=tx.received_ms
@@ -105,8 +119,11 @@ class Mempool:
         elif next_nonce > queue.chain_next:
             queue.chain_next = next_nonce
             queue.ready_since_ms = tx.received_ms
+            moved = True
         queue.by_nonce[tx.nonce] = tx
         self._by_id[tx.tx_id] = tx
+        if moved or tx.nonce == queue.chain_next:
+            self._note_ready(tx.signer, queue)
         return None
 
     def take_batch(
@@ -149,6 +166,7 @@ class Mempool:
             active = still_active
         for signer, after in cursors.items():
             self._signers[signer].proposed_upto = after - 1
+            self._signers.move_to_end(signer)  # the back of the line (rule 5)
         return batch
 
     def has_ready(self) -> bool:
@@ -158,20 +176,71 @@ class Mempool:
     def oldest_ready_ms(self) -> int | None:
         """Since when the longest-waiting ready transaction has been ready (rule 8), or None
         if no signer's next nonce is here."""
-        oldest: int | None = None
-        for queue in self._signers.values():
-            head = queue.by_nonce.get(queue.chain_next)
-            if head is not None:
-                since = max(head.received_ms, queue.ready_since_ms)
-                if oldest is None or since < oldest:
-                    oldest = since
-        return oldest
+        ready = self._ready
+        while ready:
+            since, signer, nonce = ready[0]
+            queue = self._signers.get(signer)
+            if queue is not None and queue.chain_next == nonce and queue.ready_since() == since:
+                return since
+            heapq.heappop(ready)  # stale: consumed, gone, or ready again since later
+        return None
+
+    def ready_before(self, cutoff_ms: int, *, limit: int) -> list[PendingTx]:
+        """Up to `limit` ready transactions (signers' next ones) ready since before
+        `cutoff_ms`, oldest first."""
+        found: list[PendingTx] = []
+        seen: set[bytes] = set()
+        for since, signer, nonce in sorted(self._ready):
+            if since >= cutoff_ms or len(found) >= limit:
+                break
+            queue = self._signers.get(signer)
+            if (
+                signer not in seen
+                and queue is not None
+                and queue.chain_next == nonce
+                and queue.ready_since() == since
+            ):
+                seen.add(signer)
+                found.append(queue.by_nonce[nonce])
+        return found
 
     def restart_waits(self, *, now_ms: int) -> None:
         """Count every wait from now: the node itself was stalled (paused, starved), and a
         wait it slept through is no evidence against the primary."""
         for queue in self._signers.values():
             queue.ready_since_ms = max(queue.ready_since_ms, now_ms)
+        self._rebuild_ready()
+
+    def remove_ordered(self, tx_ids: Iterable[bytes]) -> list[PendingTx]:
+        """Drop the transactions a block ordered that are still here (rule 9); return them."""
+        removed: list[PendingTx] = []
+        for tx_id in tx_ids:
+            tx = self._by_id.pop(tx_id, None)
+            if tx is None:
+                continue
+            removed.append(tx)
+            queue = self._signers[tx.signer]
+            del queue.by_nonce[tx.nonce]
+            if not queue.by_nonce:
+                del self._signers[tx.signer]
+        return removed
+
+    def _note_ready(self, signer: bytes, queue: _SignerQueue) -> None:
+        since = queue.ready_since()
+        if since is None:
+            return
+        heapq.heappush(self._ready, (since, signer, queue.chain_next))
+        if len(self._ready) > 2 * len(self._signers) + 1024:
+            self._rebuild_ready()  # stale entries that never reached the top
+
+    def _rebuild_ready(self) -> None:
+        ready: list[tuple[int, bytes, int]] = []
+        for signer, queue in self._signers.items():
+            since = queue.ready_since()
+            if since is not None:
+                ready.append((since, signer, queue.chain_next))
+        heapq.heapify(ready)
+        self._ready = ready
 
     def next_free_nonce(self, signer: bytes, next_nonce: int) -> int:
         """The nonce a signer's next transaction should use, counting pending ones."""
@@ -199,7 +268,8 @@ class Mempool:
             if queue is None:
                 continue
             floor = next_nonce(signer)
-            if floor > queue.chain_next:
+            moved = floor > queue.chain_next
+            if moved:
                 queue.ready_since_ms = now_ms
             queue.chain_next = floor
             for nonce in [n for n in queue.by_nonce if n < floor]:
@@ -209,6 +279,8 @@ class Mempool:
             queue.proposed_upto = max(queue.proposed_upto, floor - 1)
             if not queue.by_nonce:
                 del self._signers[signer]
+            elif moved:
+                self._note_ready(signer, queue)
         return removed
 
     def expire(self, *, now_ms: int) -> list[PendingTx]:

@@ -168,3 +168,69 @@ def test_restarting_the_waits_forgets_time_the_node_was_stalled() -> None:
     assert pool.oldest_ready_ms() == 5_000
     pool.add(tx(3, 0, at_ms=6_000), next_nonce=0)
     assert pool.oldest_ready_ms() == 5_000
+
+
+def test_batches_rotate_so_no_ready_signer_starves() -> None:
+    """More ready signers than a batch holds, each with a backlog: every signer gets in
+    within two batches (a fixed order would serve the first ones forever)."""
+    pool = Mempool(capacity_txs=10_000, gap_wait_ms=10_000)
+    table, next_nonce = chain()
+    for signer in range(1, 151):
+        for n in range(10):
+            pool.add(tx(signer, n), next_nonce=0)
+    served: set[bytes] = set()
+    for block in range(2):
+        batch = pool.take_batch(txs_max=100, bytes_max=1 << 20)
+        served |= {t.signer for t in batch}
+        for t in batch:
+            table[t.signer] = t.nonce + 1
+        pool.remove_committed(next_nonce, {t.signer for t in batch}, now_ms=block)
+    assert len(served) == 150
+
+
+def test_an_ordered_transaction_whose_nonce_stayed_unused_leaves() -> None:
+    pool = Mempool(capacity_txs=100, gap_wait_ms=10_000)
+    _, next_nonce = chain()
+    first, second = tx(1, 0, at_ms=5), tx(1, 1, at_ms=6)
+    pool.add(first, next_nonce=0)
+    pool.add(second, next_nonce=0)
+    # Ordered, rejected without consuming nonce 0 (not authentic): the nonce is still 0.
+    assert pool.remove_committed(next_nonce, [first.signer], now_ms=10) == []
+    assert pool.remove_ordered([first.tx_id, b"\x00" * 32]) == [first]
+    assert first.tx_id not in pool and len(pool) == 1
+    assert pool.oldest_ready_ms() is None  # nonce 1 waits behind the gap
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["add", "batch", "commit", "ordered", "restart", "expire"]),
+            st.integers(1, 6),  # signer
+            st.integers(0, 5),  # nonce
+            st.integers(0, 50),  # time step
+        ),
+        max_size=60,
+    )
+)
+def test_the_oldest_ready_wait_matches_a_full_scan(ops: list[tuple[str, int, int, int]]) -> None:
+    pool = Mempool(capacity_txs=20, gap_wait_ms=10_000)
+    table, next_nonce = chain()
+    now = 0
+    for op, signer, nonce, step in ops:
+        now += step
+        key = bytes([signer]) * 32
+        if op == "add":
+            pool.add(tx(signer, nonce, at_ms=now), next_nonce=table[key])
+        elif op == "batch":
+            pool.take_batch(txs_max=3, bytes_max=10_000)
+        elif op == "commit":
+            table[key] = max(table[key], nonce)
+            pool.remove_committed(next_nonce, [key], now_ms=now)
+        elif op == "ordered":
+            pool.remove_ordered([tx(signer, nonce).tx_id])
+        elif op == "expire":
+            pool.expire(now_ms=now * 100)
+        else:
+            pool.restart_waits(now_ms=now)
+        scan = [q.ready_since() for q in pool._signers.values()]
+        assert pool.oldest_ready_ms() == min((x for x in scan if x is not None), default=None)
