@@ -108,6 +108,10 @@ class DriverSettings:
     pipeline_depth: int = 2
     gossip_interval_ms: int = 5
     regossip_interval_ms: int = 2_000
+    # A transaction ready here this long is resent to every peer (until it commits), as a
+    # PBFT backup forwards a waiting request to the primary: before blaming a primary (R8a),
+    # make sure it has the transaction. Half the request timeout.
+    forward_waiting_after_ms: int = 5_000
     inbox_events_max: int = 10_000
     gossip_in_batches_max: int = 1_000
     fetch_requests_max: int = 64
@@ -186,8 +190,9 @@ class ConsensusDriver:
             settings.fetch_requests_max
         )
         self._gossip_out: deque[bytes] = deque()
-        # Transactions our clients submitted and when we last gossiped them: p2p delivery is
-        # at most once, so until they commit we resend them now and then (see _regossip).
+        # Transactions our clients submitted (or that waited too long here) and when we last
+        # gossiped them: p2p delivery is at most once, so until they commit we resend them
+        # now and then (see _regossip, _forward_waiting).
         self._own: dict[bytes, int] = {}
         self._gossip_wakeup = trio.Event()
         self._first_unbatched_ms: int | None = None
@@ -420,6 +425,7 @@ class ConsensusDriver:
             if oldest is not None:
                 waited_ticks = max(0, now - oldest) // tick_ms
                 self._step(ProposeBatch(payload=b"", oldest_wait_ticks=waited_ticks))
+                self._forward_waiting(now, oldest)
         elif (
             self.replica.is_primary
             and self._first_unbatched_ms is None
@@ -433,9 +439,20 @@ class ConsensusDriver:
         for reason, count in self.replica.counters.items():
             self._metrics.consensus_dropped.labels(reason=reason).set(count)
 
+    def _forward_waiting(self, now: int, oldest: int) -> None:
+        """Take on transactions that waited half the request timeout here, whoever submitted
+        them: `_regossip` then resends them until they commit. The primary may have lost the
+        gossip, or refused it while its pool was full."""
+        cutoff = now - self._settings.forward_waiting_after_ms
+        if oldest >= cutoff:
+            return
+        for tx in self.mempool.ready_before(cutoff, limit=self._settings.batch_txs_max):
+            self._own.setdefault(tx.tx_id, 0)  # never sent by us: due at once
+
     def _regossip(self, now: int) -> None:
         """Resend our clients' transactions that are still pending after an interval, a
-        bounded number per tick, so one lost frame cannot strand a transaction."""
+        bounded number per tick, so one lost frame cannot strand a transaction (and those
+        `_forward_waiting` took on)."""
         interval = self._settings.regossip_interval_ms
         budget = self._settings.batch_txs_max
         for tx_id, sent in list(self._own.items()):
@@ -613,7 +630,9 @@ class ConsensusDriver:
         now = self._clock_ms()
         for raw in applied.raws:
             self._cache.discard(raw)  # committed: never verified again
-        for tx in self.mempool.remove_committed(self.ledger.nonce, signers, now_ms=now):
+        consumed = self.mempool.remove_committed(self.ledger.nonce, signers, now_ms=now)
+        ordered = self.mempool.remove_ordered(stx.tx_id for stx in applied.txs)
+        for tx in consumed + ordered:
             self._own.pop(tx.tx_id, None)
             admitted = self._admitted_at.pop(tx.tx_id, None)
             if admitted is not None:

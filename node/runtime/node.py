@@ -254,6 +254,7 @@ class Node:
                 batch_bytes_max=limits.batch_bytes_max,
                 peer_frame_bytes_max=limits.peer_frame_bytes_max,
                 waiters_max=limits.pending_waits_max,
+                forward_waiting_after_ms=timeouts.request_timeout_ms // 2,
             ),
             metrics=self.metrics,
             log=self.log,

@@ -1,5 +1,6 @@
-"""A primary that keeps the chain moving but leaves one signer's transactions out of every
-block is replaced (R8a, docs/consensus.md): four real validators in one process."""
+"""R8a with four real validators in one process (docs/consensus.md): a primary that keeps the
+chain moving but leaves one signer's transactions out of every block is replaced; a
+transaction the primary never received is forwarded to it instead of blamed on it."""
 
 from __future__ import annotations
 
@@ -14,12 +15,73 @@ from node.client import AsyncClient
 from node.cluster.init import FAST_TIMEOUTS
 from node.mempool import PendingTx
 from node.tx import Kind
-from tests.node.runtime.harness import running_cluster
+from tests.node.runtime.harness import RunningCluster, running_cluster, wait_until
 
 KYC = hashlib.sha256(b"kyc").digest()
 ASSET = "BOND-2036"
 REQUEST_TIMEOUT_MS = 1_500
 WAIT_S_MAX = 30
+
+
+async def _registered_and_funded(
+    client: AsyncClient, cluster: RunningCluster, holders: list[bytes]
+) -> None:
+    for account in holders:
+        out = await client.send(
+            Kind.REGISTER_ACCOUNT,
+            {"account": account, "category": "individual", "kyc_hash": KYC},
+            key=cluster.regulator,
+            wait=True,
+        )
+        assert out.status == "committed", out
+    out = await client.send(
+        Kind.CREATE_ASSET,
+        {"asset_id": ASSET, "name": "State bond 2036", "decimals": 2, "cap": 10**9},
+        key=cluster.issuer,
+        wait=True,
+    )
+    assert out.status == "committed", out
+    for holder in holders:
+        out = await client.send(
+            Kind.MINT,
+            {"asset_id": ASSET, "to_account": holder, "amount": 1_000_000},
+            key=cluster.issuer,
+            wait=True,
+        )
+        assert out.status == "committed", out
+
+
+async def test_a_transaction_the_primary_never_got_is_forwarded_not_blamed(
+    tmp_path: Path,
+) -> None:
+    """Only node-2 holds alice's transfer (as if the gossip to the others was lost, and it is
+    not node-2's client's, so node-2 would never resend it): at half the request timeout
+    node-2 forwards it, the primary orders it, and nobody changes view."""
+    alice, bob = (nacl.signing.SigningKey.generate() for _ in range(2))
+    alice_pub, bob_pub = bytes(alice.verify_key), bytes(bob.verify_key)
+    timeouts = dataclasses.replace(FAST_TIMEOUTS, request_timeout_ms=REQUEST_TIMEOUT_MS)
+    async with running_cluster(tmp_path, timeouts=timeouts) as cluster:
+        host, port = cluster.client_address("node-1")
+        async with AsyncClient.connect(host, port) as client:
+            await _registered_and_funded(client, cluster, [alice_pub, bob_pub])
+            stx = await client.build(
+                Kind.TRANSFER, {"asset_id": ASSET, "to_account": bob_pub, "amount": 3}, key=alice
+            )
+        lonely = cluster.nodes["node-2"]
+        (outcome,) = await lonely.driver._admission.admit([stx.encode()], from_client=False)
+        assert outcome.admitted, outcome
+        assert all(
+            stx.tx_id not in node.mempool
+            for name, node in cluster.nodes.items()
+            if name != "node-2"
+        )
+        await wait_until(
+            lambda: lonely.ledger.receipt(stx.tx_id) is not None,
+            timeout_s=WAIT_S_MAX,
+            what="the forwarded transfer committed",
+        )
+        assert all(node.replica.view == 0 for node in cluster.nodes.values())
+        assert lonely.replica.counters.get("request_timeout", 0) == 0
 
 
 async def test_a_primary_that_censors_one_signer_is_replaced(tmp_path: Path) -> None:
@@ -29,29 +91,7 @@ async def test_a_primary_that_censors_one_signer_is_replaced(tmp_path: Path) -> 
     async with running_cluster(tmp_path, timeouts=timeouts) as cluster:
         host, port = cluster.client_address("node-1")
         async with AsyncClient.connect(host, port) as client:
-            for account in (alice_pub, carol_pub, bob_pub):
-                out = await client.send(
-                    Kind.REGISTER_ACCOUNT,
-                    {"account": account, "category": "individual", "kyc_hash": KYC},
-                    key=cluster.regulator,
-                    wait=True,
-                )
-                assert out.status == "committed", out
-            out = await client.send(
-                Kind.CREATE_ASSET,
-                {"asset_id": ASSET, "name": "State bond 2036", "decimals": 2, "cap": 10**9},
-                key=cluster.issuer,
-                wait=True,
-            )
-            assert out.status == "committed", out
-            for holder in (alice_pub, carol_pub):
-                out = await client.send(
-                    Kind.MINT,
-                    {"asset_id": ASSET, "to_account": holder, "amount": 1_000_000},
-                    key=cluster.issuer,
-                    wait=True,
-                )
-                assert out.status == "committed", out
+            await _registered_and_funded(client, cluster, [alice_pub, carol_pub, bob_pub])
 
             primary = cluster.nodes["node-0"]
             assert primary.replica.view == 0 and primary.replica.is_primary
@@ -96,4 +136,4 @@ async def test_a_primary_that_censors_one_signer_is_replaced(tmp_path: Path) -> 
         ]
         assert len(blamed) >= 2, {n: node.replica.counters for n, node in cluster.nodes.items()}
         assert all(node.replica.view >= 1 for node in cluster.nodes.values())
-        assert cluster.nodes["node-1"].ledger.balance(ASSET, bob_pub) == 10 + carol_commits
+        assert cluster.nodes["node-1"].ledger.balance(ASSET, bob_pub) == 1_000_010 + carol_commits
