@@ -79,6 +79,10 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
 # one is refused with a pointer there rather than silently ignored or compared.
 MOVED_TO_GENESIS = ("checkpoint_interval_seqs", "log_window_seqs")
 _HOUR_MS = 3_600_000
+# A proposal's header plus one transaction's framing (node/finality.py: PAYLOAD_HEADER_BYTES +
+# PAYLOAD_TX_OVERHEAD_BYTES; tests/config pins the two equal). Without room for it, a
+# transaction of the maximum size is admitted but never fits in a block.
+BATCH_FRAMING_BYTES = 64 + 5
 TIMEOUT_BOUNDS_MS: dict[str, tuple[int, int]] = {
     "tick_interval_ms": (1, 60_000),
     "batch_timeout_ms": (1, 60_000),
@@ -185,11 +189,13 @@ class Limits:
                 " carries the block's transactions and the ordered payload with its certificate"
                 f" (expected at most {batch_room})",
             )
-        if self.tx_bytes_max > self.batch_bytes_max:
+        if self.tx_bytes_max + BATCH_FRAMING_BYTES > self.batch_bytes_max:
             raise ConfigError(
                 "tx_bytes_max",
-                f"{self.tx_bytes_max} exceeds limits.batch_bytes_max ({self.batch_bytes_max});"
-                " a transaction of the maximum size must fit in a batch",
+                f"{self.tx_bytes_max} plus {BATCH_FRAMING_BYTES} bytes of proposal framing"
+                f" exceeds limits.batch_bytes_max ({self.batch_bytes_max}); a transaction of"
+                " the maximum size must fit in a batch (expected at most"
+                f" {self.batch_bytes_max - BATCH_FRAMING_BYTES})",
             )
         if self.memo_bytes_max > self.tx_bytes_max // 2:
             raise ConfigError(
@@ -214,7 +220,8 @@ class Timeouts:
     batch_timeout_ms: int = 20  # primary cuts a batch after this even if not full
     view_change_timeout_ms: int = 2_000  # base; doubled per consecutive view change
     # A transaction ready here that the primary leaves out this long, while it orders others,
-    # makes this validator vote to replace it (censorship); doubled per view given up on.
+    # makes this validator vote to replace it (censorship; doubled per timeout the wait had
+    # already spanned when the view began). At half of it the transaction is resent to all.
     request_timeout_ms: int = 10_000
     # How far a proposal's timestamp may be from this validator's clock before it votes
     # against the proposal.

@@ -354,6 +354,18 @@ INVALID = [
         "not above timeouts.tick_interval_ms (50)",
     ),
     (
+        ("timeouts", "request_timeout_ms"),
+        1000,
+        "timeouts.request_timeout_ms",
+        "below timeouts.view_change_timeout_ms (2000)",
+    ),
+    (
+        ("limits", "tx_bytes_max"),
+        262_144,
+        "limits.tx_bytes_max",
+        "plus 69 bytes of proposal framing exceeds limits.batch_bytes_max (262144)",
+    ),
+    (
         ("timeouts", "peer_dead_after_ms"),
         1000,
         "timeouts.peer_dead_after_ms",
@@ -571,10 +583,10 @@ WINDOW_INVALID = [
     ),
     ({"peer_frame_bytes_max": 64 << 20}, 128, "batch_bytes_max", "(expected at most 257024)"),
     (
-        # 40000 x (256 + 1024) + 131072 fits a 256 MiB peer frame, but even the smallest
+        # 40000 x (325 + 1024) + 131072 fits a 256 MiB peer frame, but even the smallest
         # batch gives 2 x 40000 x (1 + 1024) + 1 MiB > 64 MiB of consensus state.
         {
-            "batch_bytes_max": 256,
+            "batch_bytes_max": 325,  # the smallest that holds a 256-byte transaction
             "tx_bytes_max": 256,
             "memo_bytes_max": 128,
             "peer_frame_bytes_max": 256 << 20,
@@ -688,3 +700,10 @@ def test_consensus_state_bound_matches_what_a_restarting_replica_accepts() -> No
         ConfigError, match=r"^batch_bytes_max: .* persisted consensus state of 68419584 bytes"
     ):
         Limits(peer_frame_bytes_max=64 << 20).check_log_window(128)
+
+
+def test_the_batch_framing_allowance_matches_the_proposal_encoding() -> None:
+    from config.node_config import BATCH_FRAMING_BYTES
+    from node.finality import PAYLOAD_HEADER_BYTES, PAYLOAD_TX_OVERHEAD_BYTES
+
+    assert BATCH_FRAMING_BYTES == PAYLOAD_HEADER_BYTES + PAYLOAD_TX_OVERHEAD_BYTES
