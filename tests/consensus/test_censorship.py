@@ -54,14 +54,25 @@ def order_while_one_waits(
     return ticks
 
 
+def settle(c: Cluster, rounds: int = 5) -> None:
+    """Deliver the VIEW-CHANGEs and the NEW-VIEW."""
+    for _ in range(rounds):
+        c.tick()
+        c.deliver()
+
+
+def censor_replaced_in_view_0(c: Cluster) -> None:
+    order_while_one_waits(c, primary="r0", ticks=3 * REQUEST_TIMEOUT_TICKS)
+    settle(c)
+    assert all(c.replica(n).view == 1 and c.replica(n).view_active for n in c.names), c.dump()
+
+
 def test_a_primary_that_orders_others_but_not_the_waiting_request_is_replaced() -> None:
     c = cluster()
     ran = order_while_one_waits(c, primary="r0", ticks=3 * REQUEST_TIMEOUT_TICKS)
     assert ran <= REQUEST_TIMEOUT_TICKS + 1, c.dump()
     assert c.height("r1") >= REQUEST_TIMEOUT_TICKS - 1, c.dump()  # r0 kept ordering others
-    for _ in range(5):  # the VIEW-CHANGEs and the NEW-VIEW
-        c.tick()
-        c.deliver()
+    settle(c)
     for name in c.names:
         assert c.replica(name).view == 1 and c.replica(name).view_active, c.dump()
     for name in BACKUPS:
@@ -90,11 +101,7 @@ def test_requests_that_are_ordered_in_time_keep_the_view() -> None:
 def test_the_wait_counts_from_the_start_of_the_view() -> None:
     """A request that waited through view 0 gives the new primary a full timeout."""
     c = cluster()
-    order_while_one_waits(c, primary="r0", ticks=3 * REQUEST_TIMEOUT_TICKS)
-    for _ in range(5):
-        c.tick()
-        c.deliver()
-    assert all(c.replica(n).view == 1 and c.replica(n).view_active for n in c.names), c.dump()
+    censor_replaced_in_view_0(c)
     # The new primary censors too; the request has now waited far longer than the timeout.
     ran = order_while_one_waits(
         c,
@@ -107,25 +114,18 @@ def test_the_wait_counts_from_the_start_of_the_view() -> None:
     # so every backup (r0 too, the old primary, which blamed nobody) waits twice as long
     # in view 1, and they give up together.
     assert 2 * REQUEST_TIMEOUT_TICKS - 6 <= ran <= 2 * REQUEST_TIMEOUT_TICKS + 1, c.dump()
-    for _ in range(5):
-        c.tick()
-        c.deliver()
+    settle(c)
     for name in ("r0", "r2", "r3"):
         assert c.replica(name).view == 2 and c.replica(name).view_active, c.dump()
     assert [c.replica(n).counters["request_timeout"] for n in ("r0", "r2", "r3")] == [1, 2, 2]
 
 
-def test_a_short_wait_resets_the_backoff() -> None:
+def test_a_fresh_wait_gets_the_base_timeout_again() -> None:
     c = cluster()
-    order_while_one_waits(c, primary="r0", ticks=3 * REQUEST_TIMEOUT_TICKS)
-    for _ in range(5):
-        c.tick()
-        c.deliver()
-    assert all(c.replica(n).view == 1 for n in c.names), c.dump()
-    # The request was ordered: the oldest ready one is young again, so the next censored
-    # request is blamed after one timeout, not two.
+    censor_replaced_in_view_0(c)
+    # That request was ordered; one that starts waiting now is blamed after one timeout,
+    # not two: the doubling is about the wait, not about the views before.
     backups = ["r0", "r2", "r3"]
-    offer(c, backups, 0)
     ran = order_while_one_waits(c, primary="r1", ticks=4 * REQUEST_TIMEOUT_TICKS, names=backups)
     assert ran <= REQUEST_TIMEOUT_TICKS + 1, c.dump()
 
