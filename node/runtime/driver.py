@@ -85,6 +85,23 @@ EXPIRE_INTERVAL_MS = 1_000  # nonce-gap expiry scans the pool: once a second is 
 # what it slept through says nothing about the primary, so the waits count from now (R8a).
 STALL_TICKS = 10
 STALL_MS_MIN = 1_000
+
+
+class StallWatch:
+    """Notices gaps between ticks long enough to mean this node itself was not running."""
+
+    def __init__(self, tick_interval_ms: int) -> None:
+        self.threshold_ms = max(STALL_TICKS * tick_interval_ms, STALL_MS_MIN)
+        self._last_ms: int | None = None
+
+    def stalled_ms(self, now_ms: int) -> int | None:
+        """Record a tick at `now_ms`; the gap since the previous one if it was a stall."""
+        last, self._last_ms = self._last_ms, now_ms
+        if last is None or now_ms - last <= self.threshold_ms:
+            return None
+        return now_ms - last
+
+
 EVIDENCE_QUEUE_MAX = 64  # equivocation reports waiting to be signed and submitted
 
 
@@ -202,7 +219,7 @@ class ConsensusDriver:
         self.new_block = trio.Event()  # replaced after every applied block (subscriptions)
         self.dropped: dict[str, int] = {}
         self._last_expire_ms = 0
-        self._last_housekeeping_ms: int | None = None
+        self._stall_watch = StallWatch(settings.tick_interval_ms)
         # Set when our state digest disagrees with a stable checkpoint: we stop serving state.
         self.halted = False
 
@@ -413,10 +430,10 @@ class ConsensusDriver:
             if expired:
                 self._log.info("nonce-gap transactions expired", extra={"txs": len(expired)})
         tick_ms = self._settings.tick_interval_ms
-        last, self._last_housekeeping_ms = self._last_housekeeping_ms, now
-        if last is not None and now - last > max(STALL_TICKS * tick_ms, STALL_MS_MIN):
+        stalled = self._stall_watch.stalled_ms(now)
+        if stalled is not None:
             self.mempool.restart_waits(now_ms=now)
-            self._log.warning("this node was stalled", extra={"stalled_ms": now - last})
+            self._log.warning("this node was stalled", extra={"stalled_ms": stalled})
         if not self.replica.is_primary and self.replica.view_active and len(self.mempool):
             # Not while committed blocks wait to be applied: their txs are still in the
             # mempool until _after_block removes them, and offering them would re-arm the
