@@ -532,7 +532,7 @@ class Replica:
         not remembered, so every replica holding the transaction (the old primary, one that
         joined the view late or restarted) reaches the same limit, and they give up together
         rather than one alone. Not while we are behind: our oldest transactions may be in
-        blocks we have not fetched."""
+        blocks we have not fetched, or not yet applied."""
         base = self.config.timeouts.request_timeout_ticks
         in_view = self._now - self._view_since
         if waited < base or in_view < base:
@@ -543,7 +543,9 @@ class Replica:
         limit = base << min(doublings, self.config.timeouts.view_change_backoff_max)
         if min(waited, in_view) < limit:
             return
-        if self._handed_seq < self._fetch_target():
+        if self._handed_seq < self._fetch_target() or self.executed_seq < self._handed_seq:
+            # Blocks not fetched yet, or handed over and not yet applied by the host: the
+            # oldest transactions may be in them.
             self._count("request_wait_while_behind")
             return
         self._count("request_timeout")

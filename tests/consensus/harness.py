@@ -124,6 +124,7 @@ class Cluster:
         self._draining: set[str] = set()
         self.trace: list[str] = []
         self.auto_persist: dict[str, bool] = dict.fromkeys(self.names, True)
+        self.hold_executed: set[str] = set()  # these hosts apply blocks but do not say so yet
         self.verdict: Callable[[str, bytes], bool] = lambda name, payload: True
         for name in self.names:
             self.start(name)
@@ -248,7 +249,7 @@ class Cluster:
             elif isinstance(a, act.StateDigestMismatch):
                 store.mismatches.append(a)
                 self.trace.append(f"{name} STATE DIGEST MISMATCH at {a.seq}")
-        if name in self._draining:
+        if name in self._draining or name in self.hold_executed:
             return
         self._draining.add(name)
         try:
@@ -257,6 +258,13 @@ class Cluster:
                 self.step(name, queue.pop(0))
         finally:
             self._draining.discard(name)
+
+    def release_executed(self, name: str) -> None:
+        """Feed `name` the Executed events held back (see `hold_executed`)."""
+        self.hold_executed.discard(name)
+        queue = self._executed.get(name, [])
+        while queue and self.replicas.get(name) is not None:
+            self.step(name, queue.pop(0))
 
     def serve_fetch(self, name: str, from_peer: str) -> None:
         """Answer `name`'s last FetchBlocks from `from_peer`'s store."""

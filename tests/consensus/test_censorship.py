@@ -155,6 +155,23 @@ def test_a_replica_that_is_catching_up_does_not_blame_the_primary() -> None:
     assert r3.view == 1 and r3.counters["request_timeout"] == 1, c.dump()
 
 
+def test_a_replica_whose_host_has_not_applied_its_blocks_does_not_blame() -> None:
+    """Blocks handed over but not yet applied (no Executed back) may hold the oldest
+    transactions: the host's pool still has them until it applies the blocks."""
+    c = cluster()
+    c.tick(2 * REQUEST_TIMEOUT_TICKS)
+    c.hold_executed.add("r1")
+    c.propose(batch("t0"))
+    c.deliver()
+    r1 = c.replica("r1")
+    assert c.height("r1") == 1 and r1.executed_seq == 0, c.dump()
+    offer(c, ["r1"], 2 * REQUEST_TIMEOUT_TICKS)
+    assert r1.view == 0 and r1.counters["request_wait_while_behind"] == 1, c.dump()
+    c.release_executed("r1")
+    offer(c, ["r1"], 2 * REQUEST_TIMEOUT_TICKS)
+    assert r1.counters["request_timeout"] == 1, c.dump()
+
+
 def test_a_restarted_replica_does_not_blame_for_a_wait_older_than_itself() -> None:
     """Just restarted, a replica cannot tell how many primaries a long wait already spanned:
     it allows for them (the doubling), so it does not give up alone before the others."""
