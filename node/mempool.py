@@ -190,7 +190,8 @@ class Mempool:
         `cutoff_ms`, oldest first."""
         found: list[PendingTx] = []
         seen: set[bytes] = set()
-        for since, signer, nonce in sorted(self._ready):
+        # The smallest entries only (not a sort of the whole heap), with room for stale ones.
+        for since, signer, nonce in heapq.nsmallest(4 * limit + 16, self._ready):
             if since >= cutoff_ms or len(found) >= limit:
                 break
             queue = self._signers.get(signer)

@@ -85,6 +85,9 @@ EXPIRE_INTERVAL_MS = 1_000  # nonce-gap expiry scans the pool: once a second is 
 # what it slept through says nothing about the primary, so the waits count from now (R8a).
 STALL_TICKS = 10
 STALL_MS_MIN = 1_000
+# Long-waiting transactions a backup takes on per pass (one pass per regossip interval), so
+# forwarding stays a trickle under overload, when many transactions wait.
+FORWARD_TXS_MAX = 64
 
 
 class StallWatch:
@@ -220,6 +223,7 @@ class ConsensusDriver:
         self.dropped: dict[str, int] = {}
         self._last_expire_ms = 0
         self._stall_watch = StallWatch(settings.tick_interval_ms)
+        self._last_forward_ms = 0
         # Set when our state digest disagrees with a stable checkpoint: we stop serving state.
         self.halted = False
 
@@ -461,9 +465,10 @@ class ConsensusDriver:
         them: `_regossip` then resends them until they commit. The primary may have lost the
         gossip, or refused it while its pool was full."""
         cutoff = now - self._settings.forward_waiting_after_ms
-        if oldest >= cutoff:
+        if oldest >= cutoff or now - self._last_forward_ms < self._settings.regossip_interval_ms:
             return
-        for tx in self.mempool.ready_before(cutoff, limit=self._settings.batch_txs_max):
+        self._last_forward_ms = now
+        for tx in self.mempool.ready_before(cutoff, limit=FORWARD_TXS_MAX):
             self._own.setdefault(tx.tx_id, 0)  # never sent by us: due at once
 
     def _regossip(self, now: int) -> None:

@@ -234,3 +234,18 @@ def test_the_oldest_ready_wait_matches_a_full_scan(ops: list[tuple[str, int, int
             pool.restart_waits(now_ms=now)
         scan = [q.ready_since() for q in pool._signers.values()]
         assert pool.oldest_ready_ms() == min((x for x in scan if x is not None), default=None)
+
+
+def test_ready_before_lists_the_oldest_waiting_heads_first() -> None:
+    pool = Mempool(capacity_txs=100, gap_wait_ms=10_000)
+    table, next_nonce = chain()
+    for signer, at_ms in ((1, 300), (2, 100), (3, 200), (4, 900)):
+        pool.add(tx(signer, 0, at_ms=at_ms), next_nonce=0)
+        pool.add(tx(signer, 1, at_ms=at_ms), next_nonce=0)
+    # Signer 2's head is consumed at 950: its next one is ready only from then (stale entry).
+    table[bytes([2]) * 32] = 1
+    pool.remove_committed(next_nonce, [bytes([2]) * 32], now_ms=950)
+    found = pool.ready_before(800, limit=10)
+    assert [(t.signer[0], t.nonce) for t in found] == [(3, 0), (1, 0)]
+    assert [t.signer[0] for t in pool.ready_before(800, limit=1)] == [3]
+    assert [t.signer[0] for t in pool.ready_before(1_000, limit=10)] == [3, 1, 4, 2]
