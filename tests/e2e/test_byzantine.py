@@ -25,6 +25,7 @@ from tests.e2e.helpers import (
     Acked,
     assert_everything_everywhere,
     connect,
+    converged,
     setup_holders,
     transfer_load,
 )
@@ -121,9 +122,11 @@ async def test_a_censoring_primary_is_replaced_while_the_chain_moves(
     # Nothing is pending, so the primary's restart changes no view: it leads view 0 again.
     procs.restart(CENSOR, hard=True, byzantine=ByzantineMode.CENSOR.value)
     await wait_ready(procs, [CENSOR])
-    # Not before it is linked to everyone: traffic while it cannot propose yet would make
-    # the backups time out on no progress at all (R8), not on its censorship.
+    # Not before it is linked to everyone and has caught up (kill -9 may have cut it off
+    # before it applied the last block): traffic while it cannot propose yet would make the
+    # backups time out on no progress at all (R8), not on its censorship.
     await _all_connected(procs)
+    await converged(procs)
     async with connect(procs, "node-1") as c:
         status = await c.status()
     assert (status.view, status.primary) == (0, CENSOR), status
