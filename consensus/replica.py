@@ -945,6 +945,14 @@ class Replica:
             return
         signers.add(m.replica)
 
+    def _others_ahead(self) -> bool:
+        """f + 1 others committed a block we have not handed over (an honest one among them):
+        the system makes progress without us."""
+        return self._handed_seq < self._fetch_target() or any(
+            seq > self._handed_seq and len(signers) >= self._f + 1
+            for seq, (_, signers) in self._commit_evidence.items()
+        )
+
     def _fetch_target(self) -> int:
         for seq in [s for s in self._commit_evidence if s <= self._handed_seq]:
             del self._commit_evidence[seq]
@@ -1025,9 +1033,15 @@ class Replica:
         self._now += 1
         self._fill_epoch()
         if self._deadline is not None and self._now >= self._deadline and self.member:
-            self._deadline = None
-            self._count("view_change_timeout")
-            self._start_view_change(self.view + 1)
+            if self.view_active and self._others_ahead():
+                # We are behind, not blocked by the primary: state transfer (R12) brings us
+                # up. Alone in a view change we would be stranded in a later view.
+                self._count("view_change_timeout_while_behind")
+                self._deadline = self._now + self._timeout()
+            else:
+                self._deadline = None
+                self._count("view_change_timeout")
+                self._start_view_change(self.view + 1)
         if self._now - self._last_retransmit >= self.config.timeouts.retransmit_interval_ticks:
             self._last_retransmit = self._now
             self._retransmit()

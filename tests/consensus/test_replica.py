@@ -330,3 +330,20 @@ def test_blocks_handed_over_during_a_view_change_leave_its_timer_alone() -> None
     c.serve_fetch("r3", "r0")
     assert c.height("r3") == 2, c.dump()
     assert (r3._deadline, r3._vc_attempts) == (deadline, attempts), c.dump()
+
+
+def test_a_replica_behind_the_others_does_not_time_out_into_a_view_change() -> None:
+    """Its host offers transactions the others already committed (it has not fetched them
+    yet): f + 1 COMMITs it could not use say the system is progressing without it. Timing
+    out would strand it alone in a later view (seen in an end-to-end heal test)."""
+    c = Cluster()
+    c.propose(batch("t0"))
+    c.deliver(lambda x: x.dst != "r3" or x.text.startswith("COMMIT"))
+    c.drop(lambda x: x.dst == "r3")
+    r3 = c.replica("r3")
+    assert c.height("r3") == 0 and c.height("r1") == 1, c.dump()
+    c.step("r3", ev.ProposeBatch(payload=b""))
+    c.tick(25, names=["r3"])
+    assert r3.view == 0 and r3.view_active, c.dump()
+    assert "view_change_timeout" not in r3.counters, c.dump()
+    assert r3.counters["view_change_timeout_while_behind"] >= 1, c.dump()
