@@ -178,12 +178,17 @@ class Mempool:
         if no signer's next nonce is here."""
         ready = self._ready
         while ready:
-            since, signer, nonce = ready[0]
-            queue = self._signers.get(signer)
-            if queue is not None and queue.chain_next == nonce and queue.ready_since() == since:
-                return since
+            if self._current(*ready[0]) is not None:
+                return ready[0][0]
             heapq.heappop(ready)  # stale: consumed, gone, or ready again since later
         return None
+
+    def _current(self, since: int, signer: bytes, nonce: int) -> PendingTx | None:
+        """The transaction a readiness entry names, if the entry still holds."""
+        queue = self._signers.get(signer)
+        if queue is None or queue.chain_next != nonce or queue.ready_since() != since:
+            return None
+        return queue.by_nonce[nonce]
 
     def ready_before(self, cutoff_ms: int, *, limit: int) -> list[PendingTx]:
         """Up to `limit` ready transactions (signers' next ones) ready since before
@@ -194,15 +199,10 @@ class Mempool:
         for since, signer, nonce in heapq.nsmallest(4 * limit + 16, self._ready):
             if since >= cutoff_ms or len(found) >= limit:
                 break
-            queue = self._signers.get(signer)
-            if (
-                signer not in seen
-                and queue is not None
-                and queue.chain_next == nonce
-                and queue.ready_since() == since
-            ):
+            tx = None if signer in seen else self._current(since, signer, nonce)
+            if tx is not None:
                 seen.add(signer)
-                found.append(queue.by_nonce[nonce])
+                found.append(tx)
         return found
 
     def restart_waits(self, *, now_ms: int) -> None:
