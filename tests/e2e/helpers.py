@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
@@ -178,3 +179,19 @@ async def verify_all_blocks(
                 height=b.height, block_hash=b.block_hash, certificate=b.certificate
             )
             c.verify_finality(proof, validators, status.chain_id)
+
+
+def height_when_ready(procs: ClusterProcesses, name: str) -> int:
+    """The height `name` logged as `node ready` in its latest start.
+
+    A status poll cannot tell this: a node that is behind starts a state transfer the moment it
+    is ready, so its height may have moved before the first poll answers."""
+    log = procs.layout.log_file(name).read_text(errors="replace")
+    latest_start = log.rsplit(f"--- starting {name}", 1)[-1]
+    ready = [line for line in latest_start.splitlines() if " node ready " in line]
+    if not ready:
+        raise AssertionError(f"{name} logged no `node ready` since its latest start")
+    match = re.search(r"\bheight=(\d+)\b", ready[-1])
+    if match is None:
+        raise AssertionError(f"{name}'s `node ready` line has no height: {ready[-1]!r}")
+    return int(match.group(1))
