@@ -11,7 +11,9 @@ Prints, per population size:
   chunks, taking turns one at a time, pipelined with one block per commit, and pipelined
   with group commit;
 - a stream: one pipeline (group commit) over fresh pre-decoded blocks, timed from the first
-  submit until the last block is durable, which is how a node applies a run of blocks;
+  submit until the last block is durable, which is how a node applies a run of blocks; and
+  its phases per block (`BlockPipeline.stats`), which say whether the caller (evaluate +
+  puts) or the writer (puts + commit) bounds it;
 - the state cache's misses per block and its cuts: counts, which do not move with the
   machine's speed as the times do;
 - signature checks/s, single-threaded and with a thread pool.
@@ -48,7 +50,7 @@ import nacl.signing
 from config.genesis import AccountSpec, AssetSpec, Genesis, ValidatorSpec
 from node.ledger import Block, Ledger, LedgerLimits, prepare_tx, store
 from node.ledger import keys as kl
-from node.ledger.pipeline import GROUP_BLOCKS_MAX, BlockPipeline
+from node.ledger.pipeline import GROUP_BLOCKS_MAX, BlockPipeline, PipelineStats
 from node.ledger.records import AccountRecord, AccountStatus, encode_int
 from node.ledger.store import Decoded
 from node.runtime.gc_policy import tune_gc
@@ -196,6 +198,7 @@ class _Population:
         self.ab_blocks = [(b, [prepare_tx(x) for x in b]) for b in runs[2] + runs[3] + runs[4]]
         self.stream_blocks = [(b, [prepare_tx(x) for x in b]) for b in runs[5]]
         self.stream_s = 0.0
+        self.pipeline_stats = PipelineStats(0, 0, 0.0, 0.0, 0.0)  # of the last pipeline
         self.ab_s = dict.fromkeys(AB_ARMS, 0.0)  # wall seconds, total per arm
         self.ab_blocks_done = dict.fromkeys(AB_ARMS, 0)
         self.ok = [True] * block_txs
@@ -220,7 +223,8 @@ class _Population:
         group_blocks_max: int = GROUP_BLOCKS_MAX,
     ) -> float:
         """Wall seconds to apply pre-decoded `blocks` through one BlockPipeline, from the
-        first submit until the last block is durable."""
+        first submit until the last block is durable; that pipeline's phase times are left
+        in `pipeline_stats`."""
         t = time.perf_counter()
         with BlockPipeline(self.ledger, group_blocks_max=group_blocks_max) as pipe:
             pending = []
@@ -231,6 +235,7 @@ class _Population:
             for p in pending:
                 receipts = p.wait()
                 assert all(r.applied for r in receipts), receipts[0]
+        self.pipeline_stats = pipe.stats()
         return time.perf_counter() - t
 
     def run_ab(self, chunk_blocks: int) -> None:
@@ -250,6 +255,20 @@ class _Population:
                 self.apply_pipelined(chunk, group_blocks_max)
             self.ab_s[arm] += time.perf_counter() - t
             self.ab_blocks_done[arm] += len(chunk)
+
+
+def _phases(accounts: int, stats: PipelineStats) -> str:
+    """The stream's phases per block (BlockPipeline.stats). Evaluation waits out the puts,
+    and the writer puts and commits one group after another, so a block takes at least
+    max(evaluate + puts, puts + commit): whichever is larger bounds the rate."""
+    per_block = 1000 / max(1, stats.blocks)
+    evaluate, puts, commit = (x * per_block for x in stats[2:])
+    return (
+        f"{accounts:>9,} accounts, stream per block: evaluate {evaluate:.1f} ms, puts {puts:.1f}"
+        f" ms, commit {commit:.1f} ms ({stats.blocks / max(1, stats.commits):.1f} blocks per"
+        f" commit); caller (evaluate + puts) {evaluate + puts:.1f} ms, writer (puts + commit)"
+        f" {puts + commit:.1f} ms"
+    )
 
 
 def _signature_rates(txs: list[SignedTransaction], threads: int) -> tuple[float, float, float]:
@@ -329,8 +348,10 @@ def main() -> None:
             ab_chunk_blocks = max(1, min(AB_CHUNK_BLOCKS, 3 * args.blocks // len(AB_ARMS)))
             for p in pops:
                 p.run_ab(ab_chunk_blocks)
+            stream_stats = {}
             for p in pops:
                 p.stream_s = p.apply_pipelined(p.stream_blocks)
+                stream_stats[p.accounts] = p.pipeline_stats
             sample_raw = [t.encode() for t in pops[0].txs[:10_000]]
             t = time.perf_counter()
             for x in sample_raw:
@@ -368,6 +389,7 @@ def main() -> None:
                     f" {len(p.stream_blocks)} blocks, first submit to last block durable:"
                     f" {rate:>7,.0f} tx/s"
                 )
+                print(_phases(p.accounts, stream_stats[p.accounts]))
             for p in pops:
                 # Counts, not times: they do not move with the machine's speed.
                 cache = p.ledger.state_cache_stats()

@@ -64,7 +64,7 @@ from node.finality import (
     Proposal,
 )
 from node.ledger import Ledger, Receipt
-from node.ledger.pipeline import BlockPipeline, PendingBlock
+from node.ledger.pipeline import BlockPipeline, PendingBlock, PipelineStats
 from node.mempool import Mempool, PendingTx
 from node.runtime.admission import Admission, Outcome
 from node.runtime.execution import (
@@ -189,6 +189,7 @@ class ConsensusDriver:
         self._network = network
         self._admission = admission
         self._verifier = verifier
+        self._pipeline: BlockPipeline | None = None  # while running
         self._cache = cache
         self.rules = rules
         self._settings = settings
@@ -288,7 +289,12 @@ class ConsensusDriver:
         # Closed on the way out: waits for the last commit (to_thread calls are never
         # abandoned, so no submit is running by then).
         with BlockPipeline(self.ledger) as pipeline:
+            self._pipeline = pipeline
             await self._run(pipeline, task_status)
+
+    def pipeline_stats(self) -> PipelineStats | None:
+        """Where applying blocks spent its time since the driver started (None before)."""
+        return None if self._pipeline is None else self._pipeline.stats()
 
     async def _run(self, pipeline: BlockPipeline, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:

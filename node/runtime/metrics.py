@@ -101,6 +101,24 @@ class NodeMetrics:
             "Times the state cache was cut to half its bound, since the node started",
             registry=r,
         )
+        self.ledger_blocks = Gauge(
+            "assetledger_ledger_blocks_committed",
+            "Blocks the block pipeline committed, since the node started",
+            registry=r,
+        )
+        self.ledger_commits = Gauge(
+            "assetledger_ledger_commits",
+            "LMDB write transactions committed (a group commit holds several blocks)",
+            registry=r,
+        )
+        self.ledger_phase_seconds = Gauge(
+            "assetledger_ledger_phase_seconds",
+            "Wall seconds the block pipeline spent, since the node started, per phase:"
+            " evaluate (rules), puts (writing records; evaluation waits) and commit"
+            " (write-back and fsync, overlapping evaluation)",
+            ["phase"],
+            registry=r,
+        )
         # The process: CPU seconds, resident memory, open files (from /proc), and the
         # collector's work per generation (node/runtime/gc_policy.py explains its settings).
         # Process-wide: nodes sharing a process (tests) all report the same figures.

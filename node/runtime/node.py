@@ -390,8 +390,8 @@ class Node:
             self.log.info("node stopped")
 
     async def _refresh_metrics(self, server: ClientApiServer) -> None:
-        """Copy counters kept by p2p, the client API and the ledger's state cache into the
-        registry, once a second."""
+        """Copy counters kept by p2p, the client API, the ledger's state cache and the block
+        pipeline into the registry, once a second."""
         while True:
             for code, count in server.errors_sent.items():
                 self.metrics.client_errors.labels(code=code).set(count)
@@ -404,6 +404,16 @@ class Node:
             self.metrics.state_cache_entries.set(cache.entries)
             self.metrics.state_cache_loads.set(cache.loads)
             self.metrics.state_cache_cuts.set(cache.cuts)
+            pipeline = self.driver.pipeline_stats()
+            if pipeline is not None:
+                self.metrics.ledger_blocks.set(pipeline.blocks)
+                self.metrics.ledger_commits.set(pipeline.commits)
+                for phase, seconds in (
+                    ("evaluate", pipeline.evaluate_s),
+                    ("puts", pipeline.puts_s),
+                    ("commit", pipeline.commit_s),
+                ):
+                    self.metrics.ledger_phase_seconds.labels(phase=phase).set(seconds)
             await trio.sleep(1)
 
     def close(self) -> None:

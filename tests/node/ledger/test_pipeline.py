@@ -232,6 +232,42 @@ def test_blocks_evaluated_several_ahead_equal_one_at_a_time(
             plain.close()
 
 
+def test_stats_count_every_block_and_commit_and_time_each_phase(tmp_path: Path) -> None:
+    w = _world(tmp_path / "w")
+    try:
+        h0, h1, _ = HOLDERS
+        # Each commit waits until the next two blocks are evaluated: groups of several form.
+        with DeepHeldPipeline(w.ledger, [2]) as pipe:
+            assert pipe.stats() == (0, 0, 0.0, 0.0, 0.0)
+            pending = [
+                _submit(
+                    pipe,
+                    w,
+                    [
+                        w.tx(
+                            h0,
+                            Kind.TRANSFER,
+                            {"asset_id": "AAA", "to_account": pk(h1), "amount": 1},
+                        )
+                    ],
+                )
+                for _ in range(7)
+            ]
+            evaluated = pipe.stats()
+            pipe.release()
+            for p in pending:
+                p.wait(timeout_s=60)
+        stats = pipe.stats()  # the writer has stopped: its figures are final
+        assert stats.blocks == 7
+        assert stats.commits == len(pipe.groups) < 7
+        assert evaluated.evaluate_s > 0
+        assert stats.evaluate_s == evaluated.evaluate_s  # nothing evaluated since
+        assert stats.puts_s > 0
+        assert stats.commit_s > 0
+    finally:
+        w.close()
+
+
 def test_a_governance_block_is_committed_before_the_next_is_evaluated(tmp_path: Path) -> None:
     piped = GovWorld(tmp_path / "piped", governance_genesis())
     plain = GovWorld(tmp_path / "plain", governance_genesis())

@@ -87,15 +87,23 @@ async def test_transactions_commit_on_every_node(tmp_path: Path) -> None:
             assert node.ledger.balance("BOND-2036", alice_pub) == 3_750
             assert node.ledger.balance("BOND-2036", bob_pub) == 1_250
 
-        # Operators see the state cache and the process in the metrics (refreshed each second).
+        # Operators see the state cache, the block pipeline and the process in the metrics
+        # (refreshed each second).
         metrics = cluster.nodes["node-1"].metrics
         await wait_until(
-            lambda: _metric(metrics.render(), "assetledger_state_cache_loads") > 0,
-            what="the state cache's metrics",
+            lambda: (
+                _metric(metrics.render(), "assetledger_state_cache_loads") > 0
+                and _metric(metrics.render(), "assetledger_ledger_blocks_committed") >= top
+            ),
+            what="the state cache's and the block pipeline's metrics",
         )
         text = metrics.render()
         assert _metric(text, "assetledger_state_cache_entries") > 0
         assert _metric(text, "assetledger_state_cache_cuts") == 0
+        # ... and where applying blocks spends its time.
+        assert 0 < _metric(text, "assetledger_ledger_commits") <= top
+        for phase in ("evaluate", "puts", "commit"):
+            assert _metric(text, f'assetledger_ledger_phase_seconds{{phase="{phase}"}}') > 0
         assert b"python_gc_collections_total" in text
         assert b"process_resident_memory_bytes" in text
 
