@@ -261,8 +261,10 @@ def _phases(accounts: int, stats: PipelineStats) -> str:
     """The stream's phases per block (BlockPipeline.stats). Evaluation waits out the puts,
     and the writer puts and commits one group after another, so a block takes at least
     max(evaluate + puts, puts + commit): whichever is larger bounds the rate."""
-    per_block = 1000 / max(1, stats.blocks)
-    evaluate, puts, commit = (x * per_block for x in stats[2:])
+    ms_per_block = 1e3 / max(1, stats.blocks)  # seconds in total -> milliseconds per block
+    evaluate = stats.evaluate_s * ms_per_block
+    puts = stats.puts_s * ms_per_block
+    commit = stats.commit_s * ms_per_block
     return (
         f"{accounts:>9,} accounts, stream per block: evaluate {evaluate:.1f} ms, puts {puts:.1f}"
         f" ms, commit {commit:.1f} ms ({stats.blocks / max(1, stats.commits):.1f} blocks per"

@@ -54,12 +54,16 @@ class PipelineError(LedgerError):
 class PipelineStats(NamedTuple):
     """Where the pipeline's time went since it started (wall seconds), for operators and the
     bench. The caller waits out the puts (see the module docstring); the commit overlaps
-    evaluation. So a block takes at least max(evaluate + puts, puts + commit)."""
+    evaluation. So a block takes at least max(evaluate + puts, puts + commit).
 
-    blocks: int  # blocks committed
+    The writer's figures cover the groups it committed; a group that failed adds nothing.
+    `evaluate_s` covers every evaluation, so mid-stream it includes up to
+    `group_blocks_max` blocks not committed yet, and any block `evaluate` refused."""
+
+    blocks: int  # blocks written and committed (durable)
     commits: int  # write transactions committed (a group commit counts once)
     evaluate_s: float  # the caller inside Ledger.evaluate
-    puts_s: float  # the writer putting the records of its groups
+    puts_s: float  # the writer putting the records of its groups (not waiting for the lock)
     commit_s: float  # the writer committing: page write-back and the wait for the disk
 
 
@@ -139,15 +143,15 @@ class BlockPipeline:
         return last.effects.height, last.effects.timestamp_ms
 
     def stats(self) -> PipelineStats:
-        """Totals since the pipeline started (see PipelineStats). Each figure is written by
-        one thread only, so a reader sees each one whole, if a block behind the others."""
-        return PipelineStats(
-            blocks=self._committed_blocks,
-            commits=self._committed_groups,
-            evaluate_s=self._evaluate_s,
-            puts_s=self._puts_s,
-            commit_s=self._commit_s,
-        )
+        """Totals since the pipeline started (see PipelineStats), from any thread."""
+        with self._cond:
+            return PipelineStats(
+                blocks=self._committed_blocks,
+                commits=self._committed_groups,
+                evaluate_s=self._evaluate_s,
+                puts_s=self._puts_s,
+                commit_s=self._commit_s,
+            )
 
     def submit(
         self,
@@ -177,8 +181,9 @@ class BlockPipeline:
             )
             pending = PendingBlock(effects)
         finally:
-            self._evaluate_s += time.perf_counter() - started
+            evaluate_s = time.perf_counter() - started
             with self._cond:  # in one step, so a writer waiting for its turn takes it too
+                self._evaluate_s += evaluate_s
                 self._evaluating = False
                 if pending is not None:
                     self._queued.append(pending)
@@ -260,24 +265,27 @@ class BlockPipeline:
                     pending._finish(PipelineError(f"not written: {self._failure}"))
                 continue
             error: BaseException | None = None
-            started = time.perf_counter()
             try:
                 try:
                     txn = env.begin(write=True)
+                    puts_from = time.perf_counter()  # not before: waiting for the lock is no put
                     try:
                         for pending in group:
                             ledger.write_in(txn, pending.effects)
                     except BaseException:
                         txn.abort()
                         raise
+                    puts_s = time.perf_counter() - puts_from
                 finally:
                     self._end_turn()  # the caller may evaluate again: a commit needs no GIL
-                    put = time.perf_counter()
-                    self._puts_s += put - started
+                commit_from = time.perf_counter()
                 self._commit(txn, group)
-                self._commit_s += time.perf_counter() - put
-                self._committed_groups += 1
-                self._committed_blocks += len(group)
+                commit_s = time.perf_counter() - commit_from
+                with self._cond:  # one step, so `stats` sees the group whole
+                    self._puts_s += puts_s
+                    self._commit_s += commit_s
+                    self._committed_blocks += len(group)
+                    self._committed_groups += 1
             except lmdb.MapFullError:
                 error = ledger._full(group[0].height)
             except Exception as exc:  # handed to the caller: a dead writer would hang it

@@ -189,7 +189,7 @@ class ConsensusDriver:
         self._network = network
         self._admission = admission
         self._verifier = verifier
-        self._pipeline: BlockPipeline | None = None  # while running
+        self._pipeline: BlockPipeline | None = None  # from `run` on (closed once it returns)
         self._cache = cache
         self.rules = rules
         self._settings = settings

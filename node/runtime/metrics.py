@@ -21,6 +21,9 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from node.ledger.pipeline import PipelineStats
+
+NO_PIPELINE_YET = PipelineStats(0, 0, 0.0, 0.0, 0.0)
 REQUEST_BYTES_MAX = 8 << 10
 REQUEST_TIMEOUT_S = 5.0
 
@@ -101,29 +104,46 @@ class NodeMetrics:
             "Times the state cache was cut to half its bound, since the node started",
             registry=r,
         )
-        self.ledger_blocks = Gauge(
-            "assetledger_ledger_blocks_committed",
-            "Blocks the block pipeline committed, since the node started",
+        # Counters mirrored from the block pipeline's totals (`observe_pipeline`).
+        self.ledger_blocks_written = Counter(
+            "assetledger_ledger_blocks_written",
+            "Blocks the block pipeline wrote and committed durably, since the node started",
             registry=r,
         )
-        self.ledger_commits = Gauge(
+        self.ledger_commits = Counter(
             "assetledger_ledger_commits",
-            "LMDB write transactions committed (a group commit holds several blocks)",
+            "LMDB write transactions the block pipeline committed (a group commit holds"
+            " several blocks), since the node started",
             registry=r,
         )
-        self.ledger_phase_seconds = Gauge(
+        self.ledger_phase_seconds = Counter(
             "assetledger_ledger_phase_seconds",
-            "Wall seconds the block pipeline spent, since the node started, per phase:"
+            "Wall seconds the block pipeline spent per phase, since the node started:"
             " evaluate (rules), puts (writing records; evaluation waits) and commit"
             " (write-back and fsync, overlapping evaluation)",
             ["phase"],
             registry=r,
         )
+        self._pipeline_seen = NO_PIPELINE_YET
         # The process: CPU seconds, resident memory, open files (from /proc), and the
         # collector's work per generation (node/runtime/gc_policy.py explains its settings).
         # Process-wide: nodes sharing a process (tests) all report the same figures.
         ProcessCollector(registry=r)
         GCCollector(registry=r)
+
+    def observe_pipeline(self, stats: PipelineStats) -> None:
+        """Advance the pipeline counters to `stats` (totals that only grow)."""
+        seen, self._pipeline_seen = self._pipeline_seen, stats
+        if any(now < before for now, before in zip(stats, seen, strict=True)):
+            seen = NO_PIPELINE_YET  # a new pipeline (the node ran again): its totals restart
+        self.ledger_blocks_written.inc(stats.blocks - seen.blocks)
+        self.ledger_commits.inc(stats.commits - seen.commits)
+        for phase, now, before in (
+            ("evaluate", stats.evaluate_s, seen.evaluate_s),
+            ("puts", stats.puts_s, seen.puts_s),
+            ("commit", stats.commit_s, seen.commit_s),
+        ):
+            self.ledger_phase_seconds.labels(phase=phase).inc(now - before)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -406,14 +406,7 @@ class Node:
             self.metrics.state_cache_cuts.set(cache.cuts)
             pipeline = self.driver.pipeline_stats()
             if pipeline is not None:
-                self.metrics.ledger_blocks.set(pipeline.blocks)
-                self.metrics.ledger_commits.set(pipeline.commits)
-                for phase, seconds in (
-                    ("evaluate", pipeline.evaluate_s),
-                    ("puts", pipeline.puts_s),
-                    ("commit", pipeline.commit_s),
-                ):
-                    self.metrics.ledger_phase_seconds.labels(phase=phase).set(seconds)
+                self.metrics.observe_pipeline(pipeline)
             await trio.sleep(1)
 
     def close(self) -> None:

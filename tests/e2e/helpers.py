@@ -181,17 +181,21 @@ async def verify_all_blocks(
             c.verify_finality(proof, validators, status.chain_id)
 
 
-def height_when_ready(procs: ClusterProcesses, name: str) -> int:
-    """The height `name` logged as `node ready` in its latest start.
+def first_fetch_from(procs: ClusterProcesses, name: str) -> int:
+    """`from_seq` of the first state transfer `name` asked for since its latest start.
 
-    A status poll cannot tell this: a node that is behind starts a state transfer the moment it
-    is ready, so its height may have moved before the first poll answers."""
+    1 proves the node started on an empty store (a status poll cannot: the transfer may have
+    moved its height before the first answer). Parses the `text` log format, which the e2e
+    clusters use (tests/e2e/conftest.py); call it once the transfer has certainly begun."""
     log = procs.layout.log_file(name).read_text(errors="replace")
     latest_start = log.rsplit(f"--- starting {name}", 1)[-1]
-    ready = [line for line in latest_start.splitlines() if " node ready " in line]
-    if not ready:
-        raise AssertionError(f"{name} logged no `node ready` since its latest start")
-    match = re.search(r"\bheight=(\d+)\b", ready[-1])
-    if match is None:
-        raise AssertionError(f"{name}'s `node ready` line has no height: {ready[-1]!r}")
-    return int(match.group(1))
+    for line in latest_start.splitlines():
+        if " state transfer requested " in line:
+            match = re.search(r"\bfrom_seq=(\d+)\b", line)
+            if match is None:
+                raise AssertionError(f"{name}: no from_seq in {line!r} (is the log format text?)")
+            return int(match.group(1))
+    raise AssertionError(
+        f"{name} logged no `state transfer requested` since its latest start"
+        " (is the log format text?)"
+    )

@@ -347,6 +347,7 @@ def test_a_failed_write_stops_the_pipeline_and_keeps_every_earlier_block(
             bad.wait()
         monkeypatch.undo()
         assert w.ledger.height == good.height  # nothing of the failed block
+        assert pipe.stats()[:2] == (1, 1)  # nor in the statistics: blocks, commits
         with pytest.raises(PipelineError, match="disk on fire") as info:
             pipe.submit(_block(w, bad.height + 1, []))
         assert isinstance(info.value.__cause__, LedgerError)

@@ -93,7 +93,7 @@ async def test_transactions_commit_on_every_node(tmp_path: Path) -> None:
         await wait_until(
             lambda: (
                 _metric(metrics.render(), "assetledger_state_cache_loads") > 0
-                and _metric(metrics.render(), "assetledger_ledger_blocks_committed") >= top
+                and _metric(metrics.render(), "assetledger_ledger_blocks_written_total") >= top
             ),
             what="the state cache's and the block pipeline's metrics",
         )
@@ -101,9 +101,9 @@ async def test_transactions_commit_on_every_node(tmp_path: Path) -> None:
         assert _metric(text, "assetledger_state_cache_entries") > 0
         assert _metric(text, "assetledger_state_cache_cuts") == 0
         # ... and where applying blocks spends its time.
-        assert 0 < _metric(text, "assetledger_ledger_commits") <= top
+        assert 0 < _metric(text, "assetledger_ledger_commits_total") <= top
         for phase in ("evaluate", "puts", "commit"):
-            assert _metric(text, f'assetledger_ledger_phase_seconds{{phase="{phase}"}}') > 0
+            assert _metric(text, f'assetledger_ledger_phase_seconds_total{{phase="{phase}"}}') > 0
         assert b"python_gc_collections_total" in text
         assert b"process_resident_memory_bytes" in text
 

@@ -7,6 +7,7 @@ import json
 
 import trio
 
+from node.ledger.pipeline import PipelineStats
 from node.runtime.logs import configure_logging
 from node.runtime.metrics import NodeMetrics, serve_metrics
 
@@ -34,6 +35,29 @@ async def test_metrics_endpoint_serves_current_values() -> None:
     assert b"assetledger_height 42.0" in body
     assert b'assetledger_txs_rejected_total{reason="bad_nonce"} 3.0' in body
     assert missing.startswith(b"HTTP/1.1 404")
+
+
+def test_pipeline_counters_follow_the_totals_and_survive_a_new_pipeline() -> None:
+    metrics = NodeMetrics()
+
+    def values() -> tuple[float, ...]:
+        text = metrics.render().decode()
+        names = (
+            "assetledger_ledger_blocks_written_total",
+            "assetledger_ledger_commits_total",
+            'assetledger_ledger_phase_seconds_total{phase="evaluate"}',
+            'assetledger_ledger_phase_seconds_total{phase="puts"}',
+            'assetledger_ledger_phase_seconds_total{phase="commit"}',
+        )
+        lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if line[:1] != "#")
+        return tuple(float(lines[name]) for name in names)
+
+    metrics.observe_pipeline(PipelineStats(3, 2, 0.5, 0.25, 0.125))
+    metrics.observe_pipeline(PipelineStats(5, 3, 0.75, 0.375, 0.25))
+    assert values() == (5, 3, 0.75, 0.375, 0.25)
+    # The node ran again with a fresh pipeline: its totals restart and are added on top.
+    metrics.observe_pipeline(PipelineStats(1, 1, 0.125, 0.125, 0.125))
+    assert values() == (6, 4, 0.875, 0.5, 0.375)
 
 
 def test_json_logs_carry_node_view_and_height() -> None:
