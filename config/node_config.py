@@ -14,7 +14,7 @@ raised when the objects are built directly in Python.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -358,13 +358,32 @@ def _path(table: TableReader, key: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def _numbers(table: TableReader, cls: type, bounds: Mapping[str, tuple[int, int]]) -> Any:
+def _numbers(
+    table: TableReader,
+    cls: type,
+    bounds: Mapping[str, tuple[int, int]],
+    derived: Mapping[str, Callable[[dict[str, int]], int]] | None = None,
+) -> Any:
+    """`cls` from `table`'s integers; a field in `derived` that the table leaves out takes
+    the value its function computes from the other fields, instead of the class default."""
     defaults = cls()
+    derived = derived or {}
     values = {}
     for name, (lo, hi) in bounds.items():
-        values[name] = table.integer(name, lo, hi, default=getattr(defaults, name))
+        if name not in derived:
+            values[name] = table.integer(name, lo, hi, default=getattr(defaults, name))
+    for name, derive in derived.items():
+        lo, hi = bounds[name]
+        values[name] = table.integer(name, lo, hi, default=derive(values))
     table.finish()
     return _build(table.path, cls, **values)
+
+
+def _request_timeout_ms(values: Mapping[str, int]) -> int:
+    """Unless set: the default, or the view-change timeout if that is longer (it may not be
+    shorter). So a config from before this setting existed, with a long view-change
+    timeout, still loads."""
+    return max(Timeouts().request_timeout_ms, values["view_change_timeout_ms"])
 
 
 def parse_node_config(data: Mapping[str, Any], *, base_dir: Path) -> NodeConfig:
@@ -407,7 +426,12 @@ def parse_node_config(data: Mapping[str, Any], *, base_dir: Path) -> NodeConfig:
                 f" file's [consensus] table (consensus.{moved}). Remove this line from node.toml",
             )
     limits = _numbers(limits_table, Limits, LIMIT_BOUNDS)
-    timeouts = _numbers(root.table("timeouts"), Timeouts, TIMEOUT_BOUNDS_MS)
+    timeouts = _numbers(
+        root.table("timeouts"),
+        Timeouts,
+        TIMEOUT_BOUNDS_MS,
+        derived={"request_timeout_ms": _request_timeout_ms},
+    )
 
     log = root.table("log")
     log_level = log.string("level", default="info")

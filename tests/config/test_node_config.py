@@ -506,6 +506,31 @@ def test_clock_skew_bounds_are_inclusive(node_data: dict[str, Any], skew_ms: int
     assert parse_node_config(node_data, base_dir=BASE).timeouts.clock_skew_max_ms == skew_ms
 
 
+@pytest.mark.parametrize(
+    ("view_change_ms", "request_ms"),
+    [(2_000, 10_000), (10_000, 10_000), (20_000, 20_000)],
+)
+def test_an_unset_request_timeout_follows_a_longer_view_change_timeout(
+    node_data: dict[str, Any], view_change_ms: int, request_ms: int
+) -> None:
+    """A config written before request_timeout_ms existed, with a view-change timeout above
+    its 10 s default, still loads: the request timeout may not be shorter, so it follows."""
+    node_data["timeouts"] = {"view_change_timeout_ms": view_change_ms}
+    cfg = parse_node_config(node_data, base_dir=BASE)
+    assert cfg.timeouts.request_timeout_ms == request_ms
+    text = node_config_to_toml(cfg)
+    assert parse_node_config(tomllib.loads(text), base_dir=BASE) == cfg
+
+
+def test_a_request_timeout_set_below_the_view_change_timeout_is_refused(
+    node_data: dict[str, Any],
+) -> None:
+    # Set explicitly, even to the default, it is taken as written: no silent change.
+    node_data["timeouts"] = {"view_change_timeout_ms": 20_000, "request_timeout_ms": 10_000}
+    with pytest.raises(ConfigError, match=r"10000 is below timeouts\.view_change_timeout_ms"):
+        parse_node_config(node_data, base_dir=BASE)
+
+
 def test_view_change_bytes_max_is_the_replica_formula() -> None:
     # node/ sizes consensus' message_bytes_max from this; it must be the replica's own formula.
     from consensus.config import ReplicaLimits
