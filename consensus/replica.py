@@ -984,11 +984,29 @@ class Replica:
         self._fetch_asked_at = self._now
         start = self._handed_seq + 1
         end = min(target, start + self.config.limits.fetch_blocks_max - 1)
-        peers = tuple(name for name, _ in self._ck_proof if name != self.name) or self._peers
+        peers = self._fetch_peers(end)
         if self._catch_up is not None:
             peers = self._catch_up[1] or peers
         self._count("fetch_requested")
         self._out.append(FetchBlocks(from_seq=start, to_seq=end, peers=peers))
+
+    def _fetch_peers(self, end: int) -> tuple[str, ...]:
+        """Whom to ask for blocks up to `end`: replicas known to have them. The stable
+        checkpoint's signers executed every block up to it, but beyond it they may be as far
+        behind as we are (a simulation found one byzantine and one lagging signer, and the
+        only replica with the blocks never asked). Beyond it, the senders of the COMMITs that
+        raised the target committed those blocks; f + 1 of them include an honest one."""
+        if end <= self.checkpoint_seq:
+            signers = tuple(name for name, _ in self._ck_proof if name != self.name)
+            return signers or self._peers
+        ahead = {
+            name
+            for seq, (_, names) in self._commit_evidence.items()
+            if seq >= end
+            for name in names
+            if name != self.name
+        }
+        return tuple(sorted(ahead)) or self._peers
 
     def _on_blocks_fetched(self, event: BlocksFetched) -> None:
         progressed = False
@@ -1311,7 +1329,15 @@ class Replica:
             if pp.view == self.view:
                 self._slots[seq] = Slot(pre_prepare=pp, validated=True)
         for seq, (proof, payload) in self._prepared.items():
-            if proof.view == self.view and seq not in self._slots:
+            own = self._slots.get(seq)
+            if own is not None:
+                # The primary's own pre-prepare restored the slot. Prepared it stays: the
+                # PREPAREs behind the proof are not persisted, and peers that committed never
+                # resend them, so without this their COMMITs could never complete the slot.
+                if proof.view == self.view and own.digest == proof.digest:
+                    own.prepared = True
+                continue
+            if proof.view == self.view:
                 pp = msg.PrePrepare(
                     view=proof.view,
                     seq=seq,

@@ -8,6 +8,7 @@ from consensus import events as ev
 from consensus import messages as m
 from consensus.actions import Broadcast, Persist
 from consensus.certificate import verify_certificate
+from consensus.config import ReplicaTimeouts
 from consensus.encoding import pack
 from consensus.replica import HostProtocolError
 from tests.consensus.harness import CHAIN_ID, Cluster, batch
@@ -347,3 +348,92 @@ def test_a_replica_behind_the_others_does_not_time_out_into_a_view_change() -> N
     assert r3.view == 0 and r3.view_active, c.dump()
     assert "view_change_timeout" not in r3.counters, c.dump()
     assert r3.counters["view_change_timeout_while_behind"] >= 1, c.dump()
+
+
+def _retransmitting_cluster() -> Cluster:
+    # The node's ratio: votes resent every 500 ms, the view-change timer at 1-2 s.
+    return Cluster(
+        timeouts=ReplicaTimeouts(
+            view_change_timeout_ticks=10, retransmit_interval_ticks=3, fetch_retry_ticks=5
+        )
+    )
+
+
+def _run(c: Cluster, ticks: int) -> None:
+    for _ in range(ticks):
+        c.tick()
+        c.deliver()
+
+
+def test_a_primary_restarted_before_it_saw_its_slot_commit_finishes_it_without_a_view_change() -> (
+    None
+):
+    """Killed after its COMMIT vote but before the others' COMMITs reached it, the primary
+    restarts with the slot pending, which arms its timer. The others' resent COMMITs let it
+    commit the slot before the timer fires: no view change."""
+    c = _retransmitting_cluster()
+    c.propose(batch("t0"))
+    c.deliver(lambda x: not (x.dst == "r0" and x.text.startswith("COMMIT")))
+    c.drop(lambda x: x.dst == "r0")
+    assert c.height("r0") == 0 and [c.height(n) for n in ("r1", "r2", "r3")] == [1, 1, 1]
+    c.crash("r0")
+    c.start("r0")
+    r0 = c.replica("r0")
+    assert r0._deadline is not None, c.dump()  # the pending slot armed the timer
+    _run(c, 30)
+    assert c.height("r0") == 1 and c.digests("r0") == c.digests("r1"), c.dump()
+    assert all(c.replica(n).view == 0 for n in c.names), c.dump()
+    assert "view_change_timeout" not in r0.counters, c.dump()
+
+
+def test_a_primary_restarted_behind_a_stable_checkpoint_catches_up_without_a_view_change() -> None:
+    """As above, but the others made the slot's sequence number a stable checkpoint and
+    dropped the slot, so no COMMIT for it comes back. Their resent CHECKPOINTs show the
+    restarted primary that the others are ahead (R8: behind is not blocked): it fetches the
+    block instead of timing out into a view change alone."""
+    c = _retransmitting_cluster()
+    for i in range(3):
+        c.propose(batch(f"t{i}"))
+        c.deliver()
+    c.propose(batch("t3"))  # seq 4, the checkpoint (interval 4)
+    c.deliver(lambda x: x.dst != "r0" or x.text.startswith("PRE-PREPARE"))
+    c.drop(lambda x: x.dst == "r0")
+    others = ("r1", "r2", "r3")
+    assert c.height("r0") == 3 and [c.height(n) for n in others] == [4, 4, 4], c.dump()
+    assert all(c.replica(n).checkpoint_seq == 4 for n in others), c.dump()
+    c.crash("r0")
+    c.start("r0")
+    r0 = c.replica("r0")
+    assert r0._deadline is not None, c.dump()
+    for _ in range(30):
+        _run(c, 1)
+        if c.stores["r0"].fetches and c.height("r0") < 4:
+            c.serve_fetch("r0", "r1")
+    assert c.height("r0") == 4 and c.digests("r0") == c.digests("r1"), c.dump()
+    assert all(c.replica(n).view == 0 for n in c.names), c.dump()
+    assert "view_change_timeout" not in r0.counters, c.dump()
+
+
+def test_blocks_beyond_the_stable_checkpoint_are_fetched_from_those_that_committed_them() -> None:
+    """The stable checkpoint's signers executed the blocks up to it, not necessarily beyond.
+    Here r3's checkpoint proof is r1's, r2's and its own, and r0, r1 and r2 commit seq 5: r3
+    asks all three. The old rule asked only the checkpoint's signers. In a simulation seed
+    (296, mixed) those were a byzantine replica and a laggard, and the only replica with the
+    blocks was never asked."""
+    c = Cluster()
+    for i in range(4):
+        c.propose(batch(f"t{i}"))
+        c.deliver(lambda x: not (x.src == "r0" and x.dst == "r3" and "CHECKPOINT" in x.text))
+    c.drop(lambda x: x.src == "r0" and x.dst == "r3")
+    r3 = c.replica("r3")
+    assert r3.checkpoint_seq == 4 and {n for n, _ in r3._ck_proof} == {"r1", "r2", "r3"}
+    c.propose(batch("t4"))
+    c.deliver(lambda x: x.dst != "r3" or x.text.startswith("COMMIT"))
+    c.drop(lambda x: x.dst == "r3")
+    assert c.height("r3") == 4 and c.height("r0") == 5, c.dump()
+    c.tick(6, names=["r3"])  # the evidence settles (fetch_retry_ticks)
+    fetch = c.stores["r3"].fetches[-1]
+    assert (fetch.from_seq, fetch.to_seq) == (5, 5), c.dump()
+    assert set(fetch.peers) == {"r0", "r1", "r2"}, fetch
+    c.serve_fetch("r3", "r0")
+    assert c.height("r3") == 5 and c.digests("r3") == c.digests("r0"), c.dump()
