@@ -198,7 +198,7 @@ class _Population:
         self.ab_blocks = [(b, [prepare_tx(x) for x in b]) for b in runs[2] + runs[3] + runs[4]]
         self.stream_blocks = [(b, [prepare_tx(x) for x in b]) for b in runs[5]]
         self.stream_s = 0.0
-        self.pipeline_stats = PipelineStats(0, 0, 0.0, 0.0, 0.0)  # of the last pipeline
+        self.stream_stats = PipelineStats(0, 0, 0.0, 0.0, 0.0)
         self.ab_s = dict.fromkeys(AB_ARMS, 0.0)  # wall seconds, total per arm
         self.ab_blocks_done = dict.fromkeys(AB_ARMS, 0)
         self.ok = [True] * block_txs
@@ -221,10 +221,9 @@ class _Population:
         self,
         blocks: list[tuple[tuple[bytes, ...], list[Decoded]]],
         group_blocks_max: int = GROUP_BLOCKS_MAX,
-    ) -> float:
+    ) -> tuple[float, PipelineStats]:
         """Wall seconds to apply pre-decoded `blocks` through one BlockPipeline, from the
-        first submit until the last block is durable; that pipeline's phase times are left
-        in `pipeline_stats`."""
+        first submit until the last block is durable, and that pipeline's phase times."""
         t = time.perf_counter()
         with BlockPipeline(self.ledger, group_blocks_max=group_blocks_max) as pipe:
             pending = []
@@ -235,8 +234,7 @@ class _Population:
             for p in pending:
                 receipts = p.wait()
                 assert all(r.applied for r in receipts), receipts[0]
-        self.pipeline_stats = pipe.stats()
-        return time.perf_counter() - t
+        return time.perf_counter() - t, pipe.stats()
 
     def run_ab(self, chunk_blocks: int) -> None:
         """The A/B of the block pipeline: `ab_blocks` in chunks, the arms (AB_ARMS) taking
@@ -350,10 +348,8 @@ def main() -> None:
             ab_chunk_blocks = max(1, min(AB_CHUNK_BLOCKS, 3 * args.blocks // len(AB_ARMS)))
             for p in pops:
                 p.run_ab(ab_chunk_blocks)
-            stream_stats = {}
             for p in pops:
-                p.stream_s = p.apply_pipelined(p.stream_blocks)
-                stream_stats[p.accounts] = p.pipeline_stats
+                p.stream_s, p.stream_stats = p.apply_pipelined(p.stream_blocks)
             sample_raw = [t.encode() for t in pops[0].txs[:10_000]]
             t = time.perf_counter()
             for x in sample_raw:
@@ -391,7 +387,7 @@ def main() -> None:
                     f" {len(p.stream_blocks)} blocks, first submit to last block durable:"
                     f" {rate:>7,.0f} tx/s"
                 )
-                print(_phases(p.accounts, stream_stats[p.accounts]))
+                print(_phases(p.accounts, p.stream_stats))
             for p in pops:
                 # Counts, not times: they do not move with the machine's speed.
                 cache = p.ledger.state_cache_stats()

@@ -48,7 +48,7 @@ def run(accounts: int, chunk_blocks: int, root: Path) -> None:
         for name in order if number % 2 == 0 else order[::-1]:
             pop = pops[name]
             blocks = (pop.decoded_blocks + pop.ab_blocks)[start : start + chunk_blocks]
-            seconds[name] += pop.apply_pipelined(blocks)
+            seconds[name] += pop.apply_pipelined(blocks)[0]
     digests = {pop.ledger.state_digest for pop in pops.values()}
     assert len(digests) == 1, "the two ledgers diverged"
     rates = {name: total * BLOCK_TXS / s for name, s in seconds.items()}
