@@ -14,8 +14,9 @@ Prints, per population size:
   submit until the last block is durable, which is how a node applies a run of blocks; and
   its phases per block (`BlockPipeline.stats`), which say whether the caller (evaluate +
   puts) or the writer (puts + commit) bounds it;
-- the state cache's misses per block and its cuts: counts, which do not move with the
-  machine's speed as the times do;
+- the state cache: what it loaded when the ledger opened (the bench funds the population
+  straight into LMDB, then opens the ledger again, as a starting node does), its misses per
+  block and its cuts: counts, which do not move with the machine's speed as the times do;
 - signature checks/s, single-threaded and with a thread pool.
 
 Per block, both wall-clock time (includes the fsync of the commit and any time the machine
@@ -48,6 +49,7 @@ from pathlib import Path
 import nacl.signing
 
 from config.genesis import AccountSpec, AssetSpec, Genesis, ValidatorSpec
+from node.bench.rss import read_status_kib
 from node.ledger import Block, Ledger, LedgerLimits, prepare_tx, store
 from node.ledger import keys as kl
 from node.ledger.pipeline import GROUP_BLOCKS_MAX, BlockPipeline, PipelineStats
@@ -180,6 +182,12 @@ class _Population:
         population = _fund(self.ledger, accounts)
         signers = _signers(self.ledger, blocks * block_txs)
         self.setup_s = time.perf_counter() - t0
+        # Funding wrote straight into LMDB, behind the state cache: open the ledger again, as
+        # a node does when it starts, so the cache loads the funded state (if it fits).
+        self.ledger.close()
+        rss_before = read_status_kib(os.getpid(), "VmRSS") or 0
+        self.ledger = Ledger.open(root / f"ledger-{accounts}", genesis, limits=limits)
+        self.open_rss_mib = ((read_status_kib(os.getpid(), "VmRSS") or 0) - rss_before) / 1024
         rng = random.Random(11)
         # RUNS runs over the same signers, one nonce each, in the order they are applied:
         # one at a time from raw bytes (0) and pre-decoded (1), block by block alternately;
@@ -396,9 +404,10 @@ def main() -> None:
                     print(f"{p.accounts:>9,} accounts, state cache off")
                     continue
                 print(
-                    f"{p.accounts:>9,} accounts, state cache: {cache.loads / applied:>6,.0f} keys"
-                    f" read into it per block (its misses), {cache.cuts}"
-                    f" cut{'' if cache.cuts == 1 else 's'} in {applied}"
+                    f"{p.accounts:>9,} accounts, state cache: {cache.warmed:,} entries loaded at"
+                    f" open in {cache.warm_s:.1f} s (+{p.open_rss_mib:,.0f} MiB resident),"
+                    f" {cache.loads / applied:>6,.0f} keys read into it per block (its misses),"
+                    f" {cache.cuts} cut{'' if cache.cuts == 1 else 's'} in {applied}"
                     f" blocks, {cache.entries:,} of {cache.entries_max:,} entries at the end"
                 )
             print(

@@ -16,6 +16,14 @@ Blocks evaluated ahead of their commit (node/ledger/pipeline.py) rely on the cac
 their writes: the next block reads them here, not from the store, which may not have them
 yet. So the keys those blocks wrote are never dropped (`keep`).
 
+Warm from the start: when the ledger opens, it loads the whole state into the cache if it
+fits within `entries_max` (`warm`). Then a block reads no store page at any population
+size: at 1,000,000 accounts each miss was a cold B-tree descent costing 2-3 µs, and a block
+of random transfers missed ~2,400 keys, the largest part of the 1M penalty
+(docs/benchmarks.md, rounds 8-10). The price is memory (about 330 bytes per account record
+and 170 per balance or nonce) and time at open (5-8 s per million accounts, measured); a
+state larger than the bound is not loaded at all, and the cache fills as blocks read.
+
 Bounded: once it holds more than `entries_max` entries at the start of a block, it is cut
 down to half of that (a dropped key is simply read again), keeping, in this order:
 1. the keys to keep (always, even past the target: correctness);
@@ -32,6 +40,7 @@ Each dict gives up a share of the excess in proportion to its size, oldest entri
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Container, Iterable
 from itertools import islice
 from typing import Any, NamedTuple
@@ -46,6 +55,8 @@ class StateCacheStats(NamedTuple):
     entries_max: int
     loads: int  # keys evaluations added (misses), since the ledger was opened
     cuts: int
+    warmed: int = 0  # entries loaded when the ledger opened (`warm`)
+    warm_s: float = 0.0  # and the seconds that took
 
 
 class StateCache:
@@ -62,6 +73,8 @@ class StateCache:
         "entries_max",
         "loads",
         "nonces",
+        "warm_s",
+        "warmed",
     )
 
     def __init__(self, entries_max: int) -> None:
@@ -78,13 +91,17 @@ class StateCache:
         # re-seeded from uncommitted blocks after a clear), and cuts.
         self.loads = 0
         self.cuts = 0
+        self.warmed = 0
+        self.warm_s = 0.0
         self._size_at_begin = 0
 
     def __len__(self) -> int:
         return len(self.accounts) + len(self.balances) + len(self.nonces)
 
     def stats(self) -> StateCacheStats:
-        return StateCacheStats(len(self), self.entries_max, self.loads, self.cuts)
+        return StateCacheStats(
+            len(self), self.entries_max, self.loads, self.cuts, self.warmed, self.warm_s
+        )
 
     @property
     def position(self) -> bytes | None:
@@ -117,6 +134,27 @@ class StateCache:
             self._senders.update(senders)
             # Nothing leaves the dicts during an evaluation, so its growth is what it loaded.
             self.loads += len(self) - self._size_at_begin
+
+    def warm(
+        self,
+        position: bytes,
+        accounts: Iterable[tuple[bytes, Any]],
+        balances: Iterable[tuple[bytes, int]],
+        nonces: Iterable[tuple[bytes, int]],
+    ) -> None:
+        """Fill the cache with the whole state after block `position`: every decoded account
+        record, balance and nonce the store holds, which together fit in `entries_max`."""
+        started = time.perf_counter()
+        self.clear()
+        self.accounts.update(accounts)
+        self.balances.update(balances)
+        self.nonces.update(nonces)
+        if len(self) > self.entries_max:
+            self.clear()  # the caller counted wrong: better cold than over the bound
+            raise ValueError(f"warm: the state has more than {self.entries_max} entries")
+        self._position = position
+        self.warmed = len(self)
+        self.warm_s = time.perf_counter() - started
 
     def clear(self) -> None:
         self.accounts.clear()

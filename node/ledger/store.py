@@ -97,9 +97,10 @@ class LedgerLimits:
     # (consensus/epochs.py), so every validator must use the same values.
     checkpoint_interval_seqs: int = 16
     log_window_seqs: int = 32
-    # Decoded accounts, balances and nonces kept between blocks (node/ledger/state_cache.py);
-    # a local speed/memory trade (~250 bytes an entry), never part of any outcome. 0: off.
-    state_cache_entries_max: int = 200_000
+    # Decoded accounts, balances and nonces kept between blocks, and loaded whole at open when
+    # they fit (node/ledger/state_cache.py): a local speed/memory trade (~250 bytes an entry,
+    # so ~1 GB at this default, ~2M accounts of one asset), never part of any outcome. 0: off.
+    state_cache_entries_max: int = 4_000_000
 
     def __post_init__(self) -> None:
         if not 1 << 20 <= self.map_size_bytes <= 1 << 44:
@@ -183,6 +184,7 @@ class Ledger:
             dbs = {name: env.open_db(name.encode()) for name in kl.ALL_DBS}
             ledger = cls(env, dbs, genesis, limits)
             ledger._init_or_check()
+            ledger._warm_state_cache()
         except BaseException:
             env.close()
             raise
@@ -211,6 +213,26 @@ class Ledger:
                 gs.ensure_initialised(txn, self._dbs, self.genesis)
             return
         self._apply_genesis(g_digest)
+
+    def _warm_state_cache(self) -> None:
+        """Load the whole state into the state cache if it fits (node/ledger/state_cache.py):
+        then evaluating a block reads no store page, however many accounts there are."""
+        cache = self._state_cache
+        if not cache.entries_max:
+            return
+        dbs = self._dbs
+        with self._env.begin(buffers=False) as txn:
+            names = (kl.ACCOUNTS, kl.BALANCES, kl.NONCES)
+            if sum(txn.stat(dbs[name])["entries"] for name in names) > cache.entries_max:
+                return  # too large: the cache fills as blocks read
+            seen: dict[Any, Any] = {}
+            account = AccountRecord.decode_shared
+            cache.warm(
+                self._tip(txn)[2],
+                accounts=((k, account(v, seen)) for k, v in txn.cursor(dbs[kl.ACCOUNTS])),
+                balances=((k, decode_int(v)) for k, v in txn.cursor(dbs[kl.BALANCES])),
+                nonces=((k, decode_int(v)) for k, v in txn.cursor(dbs[kl.NONCES])),
+            )
 
     def _apply_genesis(self, g_digest: bytes) -> None:
         g = self.genesis

@@ -377,12 +377,16 @@ class Node:
                     metrics_port = await nursery.start(serve_metrics, self.metrics, host, port)
                 nursery.start_soon(self._refresh_metrics, server)
                 ports = BoundPorts(peer=peer_port, client=client_port, metrics=metrics_port)
+                cache = self.ledger.state_cache_stats()
                 self.log.info(
                     "node ready",
                     extra={
                         "peer_port": peer_port,
                         "client_port": client_port,
                         "metrics_port": metrics_port,
+                        # Loaded at open, or 0 if the state is larger (state_cache_entries_max).
+                        "state_cache_warmed": cache.warmed,
+                        "state_cache_warm_s": round(cache.warm_s, 3),
                     },
                 )
                 task_status.started(ports)

@@ -80,6 +80,19 @@ def test_records_round_trip_canonically() -> None:
         assert encode_int(value) == pack(value)
 
 
+def test_accounts_decoded_for_the_state_cache_share_their_common_values() -> None:
+    plain = AccountRecord("individual", K, None, "registered", None, None, (), ("A",), 1)
+    frozen = plain._replace(kyc_hash=b"\x02" * 32, account_freeze=FREEZE, asset_freezes=(FREEZE,))
+    seen: dict[object, object] = {}
+    first, second, third = (
+        AccountRecord.decode_shared(r.encode(), seen) for r in (plain, frozen, plain)
+    )
+    assert (first, second, third) == (plain, frozen, plain)
+    assert type(first) is AccountRecord and type(second.account_freeze) is Freeze
+    assert first.category is second.category is third.category  # one object, not three
+    assert first.status is third.status and first.assets is third.assets
+
+
 def test_write_set_hash_is_the_hash_of_the_canonical_encoding() -> None:
     import hashlib
 

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.ledger import Block, LedgerError, LedgerLimits, store
+from node.ledger import keys as kl
 from node.ledger.state_cache import StateCache
 from node.tx import Kind
 from tests.node.ledger.conftest import pk
@@ -297,9 +298,9 @@ def test_loads_and_cuts_are_counted_for_operators() -> None:
     cache = StateCache(60)
     _fill(cache, b"a", range(10), send=True)  # 30 keys loaded
     _fill(cache, b"a+", range(100, 120), send=False)  # 40 more
-    assert cache.stats() == (70, 60, 70, 0)
+    assert cache.stats()[:4] == (70, 60, 70, 0)
     _fill(cache, b"a++", range(0), send=False)  # a cut to 30; nothing loaded
-    assert cache.stats() == (30, 60, 70, 1)
+    assert cache.stats()[:4] == (30, 60, 70, 1)
     _fill(cache, b"a+++", range(100, 102), send=False)  # 2 recipients read again: 4 keys
     assert cache.stats().loads == 74
 
@@ -307,14 +308,94 @@ def test_loads_and_cuts_are_counted_for_operators() -> None:
 def test_the_ledger_reports_its_cache(tmp_path: Path) -> None:
     w = _world_with_cache(tmp_path / "w", DEFAULT)
     try:
+        opened = w.ledger.state_cache_stats().warmed  # the genesis accounts, loaded at open
         w.apply(_transfer(w, 0, 1, 1))
         warm = w.ledger.state_cache_stats()
-        assert warm.entries == warm.loads > 0 and warm.cuts == 0  # nothing was ever dropped
+        assert warm.entries == opened + warm.loads and warm.loads > 0
+        assert warm.cuts == 0  # nothing was ever dropped
         assert warm.entries_max == DEFAULT
         w.ledger._state_cache.clear()  # as after a fork: everything is read again
         w.apply(_transfer(w, 0, 1, 1), _transfer(w, 1, 2, 1))
         cold = w.ledger.state_cache_stats()
         # At least both signers' nonce, account and balance, and the last recipient's balance.
         assert cold.loads - warm.loads == cold.entries >= 7
+    finally:
+        w.close()
+
+
+def _state_entries(w: World) -> int:
+    """Records in the store's accounts, balances and nonces: what a warm cache holds."""
+    ledger = w.ledger
+    with ledger._env.begin() as txn:
+        names = (kl.ACCOUNTS, kl.BALANCES, kl.NONCES)
+        return sum(txn.stat(ledger._dbs[name])["entries"] for name in names)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.lists(st.lists(ops, min_size=1, max_size=8), min_size=1, max_size=5),
+    st.lists(st.lists(ops, min_size=1, max_size=8), min_size=1, max_size=5),
+)
+def test_a_reopened_ledger_loads_its_whole_state_and_agrees_with_a_cold_one(
+    tmp_path: Path, before: list[list[tuple[Any, ...]]], after: list[list[tuple[Any, ...]]]
+) -> None:
+    """Freezes, recoveries and revocations included: what the cache loads at open is what
+    the store holds, so the next blocks come out exactly as on a ledger without a cache."""
+    with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+        worlds = [_world_with_cache(Path(d) / str(n), n) for n in (OFF, DEFAULT)]
+        signer = worlds[0]
+        try:
+            for run in (before, after):
+                for spec in run:
+                    txs = [_tx(signer, op) for op in spec]
+                    block = _block(signer, txs)
+                    got = [w.ledger.apply_block(block) for w in worlds]
+                    assert got[1] == got[0]
+                    _sync_nonces(signer, txs, got[0])
+                if run is before:
+                    for w in worlds:
+                        w.reopen()
+                    warm = worlds[1].ledger.state_cache_stats()
+                    assert warm.warmed == warm.entries == _state_entries(worlds[1]) > 0
+                    assert (
+                        worlds[1].ledger._state_cache.position == worlds[1].ledger.last_block_hash
+                    )
+                    assert worlds[0].ledger.state_cache_stats().warmed == 0  # off: nothing
+            _assert_same(worlds)
+        finally:
+            for w in worlds:
+                w.close()
+
+
+def test_a_reopened_ledger_reads_no_state_for_known_accounts(tmp_path: Path) -> None:
+    w = _world_with_cache(tmp_path / "w", DEFAULT)
+    try:
+        w.apply(_transfer(w, 0, 1, 1), _transfer(w, 1, 2, 1))
+        w.reopen()
+        assert w.ledger.state_cache_stats().loads == 0
+        receipts = w.apply(_transfer(w, 0, 2, 5), _transfer(w, 1, 0, 3))  # both signed before
+        assert all(r.applied for r in receipts)
+        assert w.ledger.state_cache_stats().loads == 0  # every key was there from the start
+    finally:
+        w.close()
+
+
+def test_a_state_larger_than_the_cache_is_not_loaded(tmp_path: Path) -> None:
+    w = _world_with_cache(tmp_path / "w", DEFAULT)
+    try:
+        w.apply(_transfer(w, 0, 1, 1))
+        size = _state_entries(w)
+        w.reopen(state_cache_entries_max=size - 1)
+        assert w.ledger.state_cache_stats()[:2] == (0, size - 1)  # cold: not a random part
+        assert w.ledger.state_cache_stats().warmed == 0
+        assert w.apply(_transfer(w, 1, 2, 1))[0].applied  # and it fills as blocks read
+        assert w.ledger.state_cache_stats().loads > 0
+        size = _state_entries(w)  # one more: holder 1's first nonce
+        w.reopen(state_cache_entries_max=size)  # exactly fits: loaded
+        assert w.ledger.state_cache_stats().warmed == size
     finally:
         w.close()

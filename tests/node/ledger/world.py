@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -62,10 +63,12 @@ class World:
         state_cache_entries_max: int = LedgerLimits().state_cache_entries_max,
     ) -> None:
         self.genesis = genesis
-        limits = LedgerLimits(
+        self.path = path
+        self.sync = sync
+        self.limits = LedgerLimits(
             map_size_bytes=SMALL_MAP_BYTES, state_cache_entries_max=state_cache_entries_max
         )
-        self.ledger = Ledger.open(path, genesis, limits=limits, sync=sync)
+        self.ledger = Ledger.open(path, genesis, limits=self.limits, sync=sync)
         self.nonces: dict[bytes, int] = {}
         self.time_ms = GENESIS_TIME_MS
 
@@ -118,6 +121,13 @@ class World:
         regs = self.regulators
         signers = regs[: self.genesis.regulator_threshold]
         return self.apply(self.tx(signers[0], kind, args, cosigners=signers[1:]))[0]
+
+    def reopen(self, **limits: Any) -> None:
+        """Close the ledger and open it again, as a restarted node does; `limits` override
+        this world's LedgerLimits fields."""
+        self.ledger.close()
+        self.limits = dataclasses.replace(self.limits, **limits)
+        self.ledger = Ledger.open(self.path, self.genesis, limits=self.limits, sync=self.sync)
 
     def close(self) -> None:
         self.ledger.close()

@@ -4,6 +4,7 @@ every node ends with the same blocks and state digest, and finality proofs verif
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import nacl.signing
@@ -86,6 +87,12 @@ async def test_transactions_commit_on_every_node(tmp_path: Path) -> None:
         for node in cluster.nodes.values():
             assert node.ledger.balance("BOND-2036", alice_pub) == 3_750
             assert node.ledger.balance("BOND-2036", bob_pub) == 1_250
+
+        # Each node loaded its whole state (genesis accounts) into the state cache at start,
+        # and said so.
+        ready = next(x for x in cluster.logs["node-1"].getvalue().splitlines() if "node ready" in x)
+        warmed = re.search(r"state_cache_warmed=(\d+)", ready)
+        assert warmed is not None and int(warmed.group(1)) >= 1, ready  # the issuer's account
 
         # Operators see the state cache, the block pipeline and the process in the metrics
         # (refreshed each second).
