@@ -56,7 +56,7 @@ def transfer_fast_path(
     nonces: dict[bytes, int] = view._nonces
     dirty_balances = view._dirty_balances
     dirty_nonces = view._dirty_nonces
-    balances_db = view._balances_db
+    balance_at = view.balance_at  # a miss: reads the journal, then the tree
     nonces_db = view._nonces_db
     account_of = view.account
     asset_of = view.asset
@@ -116,16 +116,14 @@ def transfer_fast_path(
         src_key = prefix + signer
         held = balances.get(src_key, missing)
         if held is missing:
-            raw = txn_get(src_key, None, balances_db)
-            held = balances[src_key] = 0 if raw is None else unpackb(raw)
+            held = balance_at(src_key)
         amount = args.amount
         if held < amount:
             return None
         dst_key = prefix + to_account
         dst = balances.get(dst_key, missing)
         if dst is missing:
-            raw = txn_get(dst_key, None, balances_db)
-            dst = 0 if raw is None else unpackb(raw)
+            dst = balance_at(dst_key)
         # Every check passed: the writes of rules.transfer, then the nonce bump of _run.
         balances[src_key] = dirty_balances[src_key] = held - amount
         balances[dst_key] = dirty_balances[dst_key] = dst + amount

@@ -20,6 +20,9 @@ TX_INDEX = "tx_index"
 HISTORY = "history"
 META = "meta"
 CONSENSUS = "consensus"  # the replica's persisted protocol state (opaque bytes), not ledger state
+# Recent balance writes, in front of BALANCES while that tree is large: part of the balances,
+# not a state database of its own (node/ledger/balance_journal.py).
+BALANCES_RECENT = "balances_recent"
 # Governance (node/ledger/governance_state.py). Ledger state, digested like receipts, but
 # written through their own overlay (not the StateView): only governance blocks touch them.
 GOVERNANCE = "governance"  # singletons: validator set, regulator keys, pending epoch end
@@ -38,6 +41,7 @@ ALL_DBS = (
     HISTORY,
     META,
     CONSENSUS,
+    BALANCES_RECENT,
     *GOVERNANCE_DBS,
 )
 CONSENSUS_STATE = b"state"

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgpack
 
+from node.ledger import balance_journal
 from node.ledger import keys as kl
 from node.ledger.errors import LedgerCorruptError
 from node.ledger.records import AccountRecord, AssetRecord, BlockRecord, Freeze, Receipt, decode_int
@@ -63,7 +64,7 @@ def asset(txn: Txn, dbs: dict[str, Any], asset_id: str) -> AssetRecord | None:
 
 
 def balance(txn: Txn, dbs: dict[str, Any], asset_id: str, public_key: bytes) -> int:
-    raw = txn.get(kl.balance_key(asset_id, public_key), db=dbs[kl.BALANCES])
+    raw = balance_journal.stored(txn, dbs, kl.balance_key(asset_id, public_key))
     return 0 if raw is None else decode_int(raw)
 
 
@@ -135,11 +136,7 @@ def holders(txn: Txn, dbs: dict[str, Any], asset_id: str) -> list[tuple[bytes, i
     Unbounded by design for audits and tests; the node's client API must page it.
     """
     prefix = kl.balance_prefix(asset_id)
-    out = []
-    cursor = txn.cursor(db=dbs[kl.BALANCES])
-    if cursor.set_range(prefix):
-        for key, value in cursor:
-            if not key.startswith(prefix):
-                break
-            out.append((key[len(prefix) :], decode_int(value)))
-    return out
+    return [
+        (key[len(prefix) :], decode_int(value))
+        for key, value in balance_journal.scan(txn, dbs, prefix)
+    ]

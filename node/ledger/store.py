@@ -29,6 +29,7 @@ import msgpack
 from config.genesis import Genesis
 from consensus.encoding import digest
 from consensus.epochs import Epoch
+from node.ledger import balance_journal
 from node.ledger import governance_queries as gq
 from node.ledger import governance_state as gs
 from node.ledger import keys as kl
@@ -101,6 +102,11 @@ class LedgerLimits:
     # they fit (node/ledger/state_cache.py): a local speed/memory trade (~250 bytes an entry,
     # so ~1 GB at this default, ~2M accounts of one asset), never part of any outcome. 0: off.
     state_cache_entries_max: int = 4_000_000
+    # Balance writes go to a small journal table while the balances tree holds at least
+    # `balance_journal_from_entries`, and are merged into it when the journal holds
+    # `balance_journal_entries_max` (node/ledger/balance_journal.py): layout only. 0: off.
+    balance_journal_entries_max: int = 65_536
+    balance_journal_from_entries: int = 262_144
 
     def __post_init__(self) -> None:
         if not 1 << 20 <= self.map_size_bytes <= 1 << 44:
@@ -113,6 +119,16 @@ class LedgerLimits:
             raise ValueError("consensus_state_bytes_max must be 1 B..1 GiB")
         if not 1 <= self.history_page_max <= 100_000:
             raise ValueError("history_page_max must be 1..100000")
+        if not 0 <= self.balance_journal_entries_max <= 16_777_216:
+            raise ValueError(
+                "balance_journal_entries_max must be 0..16777216,"
+                f" got {self.balance_journal_entries_max}"
+            )
+        if not 0 <= self.balance_journal_from_entries <= 1 << 40:
+            raise ValueError(
+                f"balance_journal_from_entries must be 0..{1 << 40},"
+                f" got {self.balance_journal_from_entries}"
+            )
         if not 0 <= self.state_cache_entries_max <= 100_000_000:
             raise ValueError(
                 f"state_cache_entries_max must be 0..100000000, got {self.state_cache_entries_max}"
@@ -222,15 +238,15 @@ class Ledger:
             return
         dbs = self._dbs
         with self._env.begin(buffers=False) as txn:
-            names = (kl.ACCOUNTS, kl.BALANCES, kl.NONCES)
-            if sum(txn.stat(dbs[name])["entries"] for name in names) > cache.entries_max:
+            counted = txn.stat(dbs[kl.ACCOUNTS])["entries"] + txn.stat(dbs[kl.NONCES])["entries"]
+            if counted + balance_journal.entries(txn, dbs) > cache.entries_max:
                 return  # too large: the cache fills as blocks read
             seen: dict[Any, Any] = {}
             account = AccountRecord.decode_shared
             cache.warm(
                 self._tip(txn)[2],
                 accounts=((k, account(v, seen)) for k, v in txn.cursor(dbs[kl.ACCOUNTS])),
-                balances=((k, decode_int(v)) for k, v in txn.cursor(dbs[kl.BALANCES])),
+                balances=((k, decode_int(v)) for k, v in balance_journal.scan(txn, dbs)),
                 nonces=((k, decode_int(v)) for k, v in txn.cursor(dbs[kl.NONCES])),
             )
 
@@ -539,8 +555,18 @@ class Ledger:
         if tip[0] != h - 1:
             raise BlockError(f"block {h} was evaluated for another tip: the tip is {tip[0]}")
         dbs = self._dbs
+        limits = self.limits
         for db_name, items in effects.write_set.items():
             db = dbs[db_name]
+            if db_name == kl.BALANCES:
+                balance_journal.put(
+                    txn,
+                    dbs,
+                    items,  # type: ignore[arg-type]  # balances are never deleted (None)
+                    entries_max=limits.balance_journal_entries_max,
+                    from_entries=limits.balance_journal_from_entries,
+                )
+                continue
             if db_name != kl.RECEIPTS:
                 put_records(txn, db, db_name, items)
                 continue

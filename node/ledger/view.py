@@ -107,6 +107,7 @@ class StateView:
         "_nonces",
         "_nonces_db",
         "_prefixes",
+        "_recent_db",
         "_roles",
         "_roles_db",
         "_txn",
@@ -126,6 +127,7 @@ class StateView:
         self._accounts_db = dbs[kl.ACCOUNTS]
         self._assets_db = dbs[kl.ASSETS]
         self._balances_db = dbs[kl.BALANCES]
+        self._recent_db = dbs[kl.BALANCES_RECENT]
         self._nonces_db = dbs[kl.NONCES]
         self._roles_db = dbs[kl.ROLES]
         # Caches of decoded values (None = absent), keyed by the LMDB key. `shared` are the
@@ -181,19 +183,23 @@ class StateView:
         key = kl.balance_key(asset_id, account)
         value = self._balances.get(key, _MISSING)
         if value is _MISSING:
-            raw = self._txn.get(key, None, self._balances_db)
-            value = 0 if raw is None else decode_int(raw)
-            self._balances[key] = value
+            value = self._balances[key] = self._stored_balance(key)
         return value
 
     def balance_at(self, key: bytes) -> int:
         """`balance` by a precomputed `keys.balance_key` (the transfer path builds it once)."""
         value = self._balances.get(key, _MISSING)
         if value is _MISSING:
-            raw = self._txn.get(key, None, self._balances_db)
-            value = 0 if raw is None else decode_int(raw)
-            self._balances[key] = value
+            value = self._balances[key] = self._stored_balance(key)
         return value
+
+    def _stored_balance(self, key: bytes) -> int:
+        """A balance as the store holds it: the journal first (node/ledger/balance_journal.py)."""
+        get = self._txn.get
+        raw = get(key, None, self._recent_db)
+        if raw is None:
+            raw = get(key, None, self._balances_db)
+        return 0 if raw is None else decode_int(raw)
 
     def balance_prefix(self, asset_id: str) -> bytes:
         """`keys.balance_prefix(asset_id)`, built once per block and asset."""
@@ -209,8 +215,7 @@ class StateView:
         balances = self._balances
         dst = balances.get(dst_key, _MISSING)
         if dst is _MISSING:
-            raw = self._txn.get(dst_key, None, self._balances_db)
-            dst = 0 if raw is None else decode_int(raw)
+            dst = self._stored_balance(dst_key)
         dirty = self._dirty_balances
         balances[src_key] = dirty[src_key] = src_held - amount
         balances[dst_key] = dirty[dst_key] = dst + amount

@@ -60,14 +60,13 @@ class World:
         genesis: Genesis,
         *,
         sync: bool = False,
-        state_cache_entries_max: int = LedgerLimits().state_cache_entries_max,
+        **limits: Any,
     ) -> None:
+        """`limits`: LedgerLimits fields other than the small map (e.g. the state cache's)."""
         self.genesis = genesis
         self.path = path
         self.sync = sync
-        self.limits = LedgerLimits(
-            map_size_bytes=SMALL_MAP_BYTES, state_cache_entries_max=state_cache_entries_max
-        )
+        self.limits = LedgerLimits(map_size_bytes=SMALL_MAP_BYTES, **limits)
         self.ledger = Ledger.open(path, genesis, limits=self.limits, sync=sync)
         self.nonces: dict[bytes, int] = {}
         self.time_ms = GENESIS_TIME_MS

@@ -1,0 +1,90 @@
+"""Balance writes journalled in a small table in front of the large balances tree.
+
+Why: at 1,000,000 accounts a block of random transfers writes ~2,000 balances, and they land
+on ~1,900 distinct leaves of a ~13,800-leaf tree, so every block copies, writes back and
+syncs ~8 MB of pages; at 10,000 accounts the same writes share ~400 leaves
+(docs/benchmarks.md, rounds 9 and 10). So while the balances tree is large (at least
+`journal_from_entries`), a block's balance writes go into the `balances_recent` table
+instead: small, so it has few pages to dirty. When it holds `journal_entries_max` entries,
+the writer moves it into the tree in one sorted bulk put and empties it, inside the write
+transaction of the block that filled it, so a crash leaves both tables as they were before
+that block. The tree's leaves are dirtied once per merge instead of once per block.
+
+One rule keeps every read right: a balance's current value is in the recent table if it is
+there, else in the tree. Writing straight to the tree (while it is small, where the journal
+does not pay) first merges a non-empty journal, so the rule also holds when the mode changes
+between blocks or between runs with other limits.
+
+Layout only: receipts, state digests and every query are the same with or without it
+(tests/node/ledger/test_balance_journal.py). Balances are never deleted (a zero balance is
+stored as 0), so the journal needs no tombstones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from node.ledger import keys as kl
+from node.ledger.txn import Txn
+
+
+def stored(txn: Txn, dbs: dict[str, Any], key: bytes) -> bytes | None:
+    """The stored value of balance `key` (encoded), or None: the journal first."""
+    raw = txn.get(key, None, dbs[kl.BALANCES_RECENT])
+    return txn.get(key, None, dbs[kl.BALANCES]) if raw is None else raw
+
+
+def scan(txn: Txn, dbs: dict[str, Any], prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+    """Every stored (key, value) whose key starts with `prefix`, in key order, the
+    journal's value winning over the tree's."""
+    merged = dict(_range(txn, dbs[kl.BALANCES], prefix))
+    merged.update(_range(txn, dbs[kl.BALANCES_RECENT], prefix))
+    return iter(sorted(merged.items()))
+
+
+def entries(txn: Txn, dbs: dict[str, Any]) -> int:
+    """Records in both tables: at least the number of distinct balances (the warm-up bound)."""
+    return int(txn.stat(dbs[kl.BALANCES])["entries"] + txn.stat(dbs[kl.BALANCES_RECENT])["entries"])
+
+
+def put(
+    txn: Txn,
+    dbs: dict[str, Any],
+    items: list[tuple[bytes, bytes]],
+    *,
+    entries_max: int,
+    from_entries: int,
+) -> None:
+    """Write one block's balances (key-sorted) into the journal or, while the tree is
+    smaller than `from_entries` (or `entries_max` is 0), into the tree."""
+    tree, recent = dbs[kl.BALANCES], dbs[kl.BALANCES_RECENT]
+    if entries_max and txn.stat(tree)["entries"] >= from_entries:
+        txn.cursor(db=recent).putmulti(items)
+        if txn.stat(recent)["entries"] >= entries_max:
+            merge(txn, dbs)
+        return
+    merge(txn, dbs)  # the rule above: nothing in the journal may shadow a direct write
+    txn.cursor(db=tree).putmulti(items)
+
+
+def merge(txn: Txn, dbs: dict[str, Any]) -> int:
+    """Move the journal into the tree (one sorted bulk put) and empty it; returns how many
+    balances moved."""
+    recent = dbs[kl.BALANCES_RECENT]
+    if not txn.stat(recent)["entries"]:
+        return 0
+    items = list(txn.cursor(db=recent))
+    txn.cursor(db=dbs[kl.BALANCES]).putmulti(items)
+    txn.drop(recent, delete=False)
+    return len(items)
+
+
+def _range(txn: Txn, db: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    cursor = txn.cursor(db=db)
+    if not cursor.set_range(prefix):
+        return
+    for key, value in cursor:
+        if not key.startswith(prefix):
+            return
+        yield bytes(key), bytes(value)
