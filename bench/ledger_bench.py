@@ -28,10 +28,12 @@ digest, which is irrelevant to a throughput figure.
 
     python bench/ledger_bench.py [--accounts 10000,1000000] [--blocks 20] [--block-txs 1000]
                                  [--general-path] [--state-cache-entries N]
+                                 [--balance-journal-entries N]
 
 `--general-path` turns the transfer fast path (node/ledger/fastpath.py) off, for A/B runs;
 `--state-cache-entries 0` turns the state cache between blocks (node/ledger/state_cache.py)
-off (default: LedgerLimits' default).
+off (default: LedgerLimits' default); `--balance-journal-entries 0` writes balances straight
+into their tree (node/ledger/balance_journal.py).
 """
 
 from __future__ import annotations
@@ -318,6 +320,12 @@ def main() -> None:
         default=LedgerLimits().state_cache_entries_max,
         help="state cache bound between blocks; 0 turns it off (A/B runs)",
     )
+    parser.add_argument(
+        "--balance-journal-entries",
+        type=int,
+        default=LedgerLimits().balance_journal_entries_max,
+        help="balances journalled before a merge into the tree; 0 turns it off (A/B runs)",
+    )
     args = parser.parse_args()
     if args.general_path:
         # Every transaction through Ledger._run, which the fast path must equal (tested).
@@ -330,10 +338,15 @@ def main() -> None:
         f" {args.blocks} blocks x {args.block_txs} transfers per population, durable commits"
         f" (sync=True); populations interleaved block by block so background load hits all alike;"
         f" transfer fast path {'OFF' if args.general_path else 'on'};"
-        f" state cache {args.state_cache_entries:,} entries"
+        f" state cache {args.state_cache_entries:,} entries;"
+        f" balance journal {args.balance_journal_entries:,} entries"
+        f" (from {LedgerLimits().balance_journal_from_entries:,} balances)"
     )
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
-        limits = LedgerLimits(state_cache_entries_max=args.state_cache_entries)
+        limits = LedgerLimits(
+            state_cache_entries_max=args.state_cache_entries,
+            balance_journal_entries_max=args.balance_journal_entries,
+        )
         pops = [_Population(Path(tmp), n, args.blocks, args.block_txs, limits) for n in sizes]
         # The node's GC settings (node/runtime/gc_policy.py). Its freeze also moves the
         # harness's pre-signed and pre-decoded transactions (hundreds of thousands of objects
