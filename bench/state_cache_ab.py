@@ -1,8 +1,9 @@
 """A/B of the state cache between blocks (node/ledger/state_cache.py), in one process.
 
 Two identical ledgers per population size (the same funded accounts and the same pre-signed
-transfers as bench/ledger_bench.py), one with the default cache, one with it off. Both first
-apply the same 20 blocks from raw bytes (which warms the cache); then every chunk of
+transfers as bench/ledger_bench.py), one with the default cache, one with it off. The cached
+one loaded the whole funded state when it was opened, if it fits (as a starting node does).
+Both first apply the same 20 blocks from raw bytes; then every chunk of
 pre-decoded blocks goes through a BlockPipeline on both, the order alternating chunk by
 chunk, so drift in machine speed hits both alike. Prints transfers/s per arm (wall clock,
 first submit until the last block is durable) and checks that both ledgers end on the same

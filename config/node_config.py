@@ -129,7 +129,7 @@ class Limits:
     subscriptions_max: int = 64  # block/receipt subscriptions per client connection
     verify_threads: int = 2  # worker threads for batch signature checks
     # Decoded accounts, balances and nonces kept between blocks and loaded at start when they
-    # fit (~250 bytes each, so ~1 GB at the default: ~2M accounts of one asset); 0: off.
+    # fit (~250 bytes each, so ~1 GB at the default: 1.3-2M accounts of one asset); 0: off.
     state_cache_entries_max: int = 4_000_000
 
     # The log window W is a chain parameter (genesis [consensus]); the sizes that depend on

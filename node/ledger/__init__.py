@@ -7,6 +7,7 @@ from node.ledger.errors import (
     LedgerCorruptError,
     LedgerError,
     LedgerFullError,
+    LedgerSchemaError,
 )
 from node.ledger.governance_records import (
     EpochInfo,
@@ -45,6 +46,7 @@ __all__ = [
     "LedgerError",
     "LedgerFullError",
     "LedgerLimits",
+    "LedgerSchemaError",
     "ReasonCode",
     "Receipt",
     "ReceiptStatus",

@@ -21,6 +21,11 @@ class BlockError(LedgerError):
     """
 
 
+class LedgerSchemaError(LedgerError):
+    """The data directory was written by a later build (a newer store layout). Nothing was
+    read or written; run that build or a later one."""
+
+
 class LedgerCorruptError(LedgerError):
     """The store contradicts itself (missing meta, bad record). Our bug or disk damage."""
 

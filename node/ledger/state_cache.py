@@ -17,12 +17,13 @@ their writes: the next block reads them here, not from the store, which may not 
 yet. So the keys those blocks wrote are never dropped (`keep`).
 
 Warm from the start: when the ledger opens, it loads the whole state into the cache if it
-fits within `entries_max` (`warm`). Then a block reads no store page at any population
+fits in three quarters of `entries_max` (`warm`; the last quarter is room for new keys, so
+the first blocks do not cut half of what was just loaded). Then a block reads no store page at any population
 size: at 1,000,000 accounts each miss was a cold B-tree descent costing 2-3 µs, and a block
 of random transfers missed ~2,400 keys, the largest part of the 1M penalty
 (docs/benchmarks.md, rounds 8-10). The price is memory (about 330 bytes per account record
 and 170 per balance or nonce) and time at open (5-8 s per million accounts, measured); a
-state larger than the bound is not loaded at all, and the cache fills as blocks read.
+larger state is not loaded at all, and the cache fills as blocks read.
 
 Bounded: once it holds more than `entries_max` entries at the start of a block, it is cut
 down to half of that (a dropped key is simply read again), keeping, in this order:
@@ -143,7 +144,8 @@ class StateCache:
         nonces: Iterable[tuple[bytes, int]],
     ) -> None:
         """Fill the cache with the whole state after block `position`: every decoded account
-        record, balance and nonce the store holds, which together fit in `entries_max`."""
+        record, balance and nonce the store holds, which together fit in `entries_max`
+        (later pairs win: a balance may come from the tree and then from its journal)."""
         started = time.perf_counter()
         self.clear()
         self.accounts.update(accounts)

@@ -44,6 +44,7 @@ from node.ledger.errors import (
     LedgerCorruptError,
     LedgerError,
     LedgerFullError,
+    LedgerSchemaError,
 )
 from node.ledger.fastpath import transfer_fast_path
 from node.ledger.governance_records import (
@@ -100,7 +101,7 @@ class LedgerLimits:
     log_window_seqs: int = 32
     # Decoded accounts, balances and nonces kept between blocks, and loaded whole at open when
     # they fit (node/ledger/state_cache.py): a local speed/memory trade (~250 bytes an entry,
-    # so ~1 GB at this default, ~2M accounts of one asset), never part of any outcome. 0: off.
+    # so ~1 GB at this default, 1.3-2M accounts of one asset), never part of any outcome. 0: off.
     state_cache_entries_max: int = 4_000_000
     # Balance writes go to a small journal table while the balances tree holds at least
     # `balance_journal_from_entries`, and are merged into it when the journal holds
@@ -212,7 +213,15 @@ class Ledger:
         with self._env.begin() as txn:
             stored_chain = txn.get(kl.META_CHAIN_ID, db=meta)
             stored_digest = txn.get(kl.META_GENESIS_DIGEST, db=meta)
+            raw_schema = txn.get(kl.META_SCHEMA, db=meta)
         if stored_chain is not None:
+            schema = 1 if raw_schema is None else decode_int(raw_schema)
+            if schema > kl.SCHEMA_VERSION:
+                raise LedgerSchemaError(
+                    f"data directory has store schema {schema}, this build reads up to"
+                    f" {kl.SCHEMA_VERSION}: it was written by a later assetledger; run that"
+                    " version or a later one (downgrades are not supported)"
+                )
             if stored_chain.decode() != self.chain_id:
                 raise GenesisMismatchError(
                     f"data directory belongs to chain {stored_chain.decode()!r},"
@@ -227,26 +236,33 @@ class Ledger:
             # A ledger created before governance existed: its records follow from genesis.
             with self._env.begin(write=True) as txn:
                 gs.ensure_initialised(txn, self._dbs, self.genesis)
+                if schema < kl.SCHEMA_VERSION:  # upgraded in place: the new tables are empty
+                    txn.put(kl.META_SCHEMA, encode_int(kl.SCHEMA_VERSION), db=meta)
             return
         self._apply_genesis(g_digest)
 
     def _warm_state_cache(self) -> None:
-        """Load the whole state into the state cache if it fits (node/ledger/state_cache.py):
-        then evaluating a block reads no store page, however many accounts there are."""
+        """Load the whole state into the state cache if it fits in three quarters of its
+        bound (node/ledger/state_cache.py): then evaluating a block reads no store page,
+        however many accounts there are, and a quarter is left for new keys."""
         cache = self._state_cache
         if not cache.entries_max:
             return
         dbs = self._dbs
         with self._env.begin(buffers=False) as txn:
             counted = txn.stat(dbs[kl.ACCOUNTS])["entries"] + txn.stat(dbs[kl.NONCES])["entries"]
-            if counted + balance_journal.entries(txn, dbs) > cache.entries_max:
-                return  # too large: the cache fills as blocks read
+            if (counted + balance_journal.entries(txn, dbs)) * 4 > cache.entries_max * 3:
+                # Too large, or so close to the bound that the first new keys would make
+                # the next block cut half of it: the cache fills as blocks read.
+                return
             seen: dict[Any, Any] = {}
             account = AccountRecord.decode_shared
             cache.warm(
                 self._tip(txn)[2],
                 accounts=((k, account(v, seen)) for k, v in txn.cursor(dbs[kl.ACCOUNTS])),
-                balances=((k, decode_int(v)) for k, v in balance_journal.scan(txn, dbs)),
+                balances=(
+                    (k, decode_int(v)) for k, v in balance_journal.tree_then_journal(txn, dbs)
+                ),
                 nonces=((k, decode_int(v)) for k, v in txn.cursor(dbs[kl.NONCES])),
             )
 

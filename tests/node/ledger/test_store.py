@@ -14,10 +14,13 @@ from node.ledger import (
     LedgerError,
     LedgerFullError,
     LedgerLimits,
+    LedgerSchemaError,
     ReasonCode,
 )
+from node.ledger import keys as kl
 from node.ledger import store as store_module
 from node.ledger.digest import block_hash, tx_root
+from node.ledger.records import decode_int, encode_int
 from node.tx import Kind, build_transfer
 from tests.node.ledger.conftest import ALICE, BOB, BOND, CAROL, ISSUER, pk, standard_genesis
 from tests.node.ledger.world import SMALL_MAP_BYTES, World
@@ -88,6 +91,35 @@ def test_refuses_a_data_dir_of_another_chain_or_genesis(tmp_path: Path) -> None:
         Ledger.open(tmp_path / "l", standard_genesis(chain_id="other-chain"), limits=limits)
     with pytest.raises(GenesisMismatchError, match="another genesis"):
         Ledger.open(tmp_path / "l", standard_genesis(regulators=2), limits=limits)
+
+
+def _set_schema(path: Path, version: int) -> None:
+    limits = LedgerLimits(map_size_bytes=SMALL_MAP_BYTES)
+    with (
+        Ledger.open(path, standard_genesis(), limits=limits) as led,
+        led._env.begin(write=True) as txn,
+    ):
+        txn.put(kl.META_SCHEMA, encode_int(version), db=led._dbs[kl.META])
+
+
+def _schema(path: Path) -> int:
+    limits = LedgerLimits(map_size_bytes=SMALL_MAP_BYTES)
+    with Ledger.open(path, standard_genesis(), limits=limits) as led, led._env.begin() as txn:
+        raw = txn.get(kl.META_SCHEMA, db=led._dbs[kl.META])
+    assert raw is not None
+    return decode_int(raw)
+
+
+def test_an_older_store_is_upgraded_and_a_newer_one_refused(tmp_path: Path) -> None:
+    """Schema 2 may keep balances in a journal an earlier build would not read: a build must
+    refuse a store written by a later one rather than read stale balances."""
+    path = tmp_path / "l"
+    _set_schema(path, 1)  # as written before the balance journal existed
+    assert _schema(path) == kl.SCHEMA_VERSION == 2  # reopened: upgraded in place
+    _set_schema(path, kl.SCHEMA_VERSION + 1)
+    limits = LedgerLimits(map_size_bytes=SMALL_MAP_BYTES)
+    with pytest.raises(LedgerSchemaError, match="store schema 3, this build reads up to 2"):
+        Ledger.open(path, standard_genesis(), limits=limits)
 
 
 def test_block_must_follow_the_tip(world: World) -> None:
