@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.ledger import Block, balance_journal, store
+from node.ledger import balance_journal, store
 from node.ledger import keys as kl
 from node.tx import Kind
 from tests.node.ledger.conftest import pk
 from tests.node.ledger.test_fastpath import _sync_nonces
 from tests.node.ledger.test_invariants import ASSETS, HOLDERS, PEOPLE, _tx, _world, ops
-from tests.node.ledger.test_pipeline import DeepHeldPipeline, _submit
+from tests.node.ledger.test_pipeline import run_deep
 from tests.node.ledger.test_state_cache import _block
 from tests.node.ledger.world import World
 
@@ -139,19 +139,7 @@ def test_pipelined_groups_with_merges_equal_one_at_a_time_without_a_journal(
         piped = _world(Path(d) / "piped", **limits)
         plain = _world(Path(d) / "plain", **OFF)
         try:
-            sent: list[Block] = []
-            with DeepHeldPipeline(piped.ledger, depths) as pipe:
-                pending = []
-                for spec in blocks:
-                    txs = [_tx(piped, op) for op in spec]
-                    p = _submit(pipe, piped, txs)
-                    pending.append(p)
-                    raws = tuple(t.encode() for t in txs)
-                    sent.append(
-                        Block(height=p.height, timestamp_ms=p.effects.timestamp_ms, txs=raws)
-                    )
-                pipe.release()
-                got = [p.wait(timeout_s=60) for p in pending]
+            _, sent, got = run_deep(piped, blocks, depths)
             for block, receipts in zip(sent, got, strict=True):
                 assert plain.ledger.apply_block(block) == receipts
             assert piped.ledger.state_digest == plain.ledger.state_digest

@@ -18,7 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.ledger import Block, BlockError, Ledger, LedgerError, LedgerFullError, LedgerLimits
+from node.ledger import (
+    Block,
+    BlockError,
+    Ledger,
+    LedgerError,
+    LedgerFullError,
+    LedgerLimits,
+    Receipt,
+)
 from node.ledger.pipeline import BlockPipeline, PendingBlock, PipelineError
 from node.tx import Kind
 from tests.node.ledger.conftest import ISSUER, pk
@@ -184,6 +192,25 @@ class DeepHeldPipeline(HeldPipeline):
         BlockPipeline._commit(self, txn, group)
 
 
+def run_deep(
+    w: World, blocks: list[list[tuple[Any, ...]]], depths: Sequence[int]
+) -> tuple[DeepHeldPipeline, list[Block], list[list[Receipt]]]:
+    """Random `blocks` (test_invariants ops) through a DeepHeldPipeline on `w`: the pipeline,
+    the blocks as sent, and each one's receipts once durable."""
+    sent: list[Block] = []
+    with DeepHeldPipeline(w.ledger, depths) as pipe:
+        pending = []
+        for spec in blocks:
+            txs = [_tx(w, op) for op in spec]
+            p = _submit(pipe, w, txs)
+            pending.append(p)
+            raws = tuple(t.encode() for t in txs)
+            sent.append(Block(height=p.height, timestamp_ms=p.effects.timestamp_ms, txs=raws))
+        pipe.release()
+        got = [p.wait(timeout_s=60) for p in pending]
+    return pipe, sent, got
+
+
 # The cache at its default; evicting at every block (so only the keys the uncommitted blocks
 # wrote are left); and off (so every view decodes the overlays of the blocks below it).
 @pytest.mark.parametrize("cache_entries", [200_000, 1, 0])
@@ -209,19 +236,7 @@ def test_blocks_evaluated_several_ahead_equal_one_at_a_time(
         piped = _world(Path(d) / "piped", state_cache_entries_max=cache_entries)
         plain = _world(Path(d) / "plain")
         try:
-            sent: list[Block] = []
-            with DeepHeldPipeline(piped.ledger, depths) as pipe:
-                pending = []
-                for spec in blocks:
-                    txs = [_tx(piped, op) for op in spec]
-                    p = _submit(pipe, piped, txs)
-                    pending.append(p)
-                    raws = tuple(t.encode() for t in txs)
-                    sent.append(
-                        Block(height=p.height, timestamp_ms=p.effects.timestamp_ms, txs=raws)
-                    )
-                pipe.release()
-                got = [p.wait(timeout_s=60) for p in pending]
+            pipe, sent, got = run_deep(piped, blocks, depths)
             assert pipe.ahead == len(blocks) - 1
             assert max(len(g) for g in pipe.groups) <= pipe.group_blocks_max
             for block, receipts in zip(sent, got, strict=True):
