@@ -1,7 +1,7 @@
 """The one exception of the config layer.
 
 Every message starts with the path of the offending field (``genesis.validators[2].public_key``,
-``limits.batch_bytes_max``) and says what is wrong and what was expected, so an operator can fix
+``limits.frame_bytes_max``) and says what is wrong and what was expected, so an operator can fix
 the file without reading our code.
 """
 

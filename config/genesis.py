@@ -9,11 +9,15 @@ fixes the primary rotation) and is kept exactly as written in the file.
 Error paths are TOML paths (``genesis.regulator.public_keys[1]``), also for errors raised
 when the objects are built directly in Python.
 
-The ``[consensus]`` table holds the chain parameters every validator must share because they
-fix where checkpoints and epoch boundaries fall (consensus/epochs.py): the checkpoint
-interval K and the log window W. They are digested only when they differ from the defaults,
-so a genesis without a ``[consensus]`` table keeps the digest it had before the table existed
-(existing chains and data directories keep their identity).
+The ``[consensus]`` table holds the chain parameters every validator must share: the
+checkpoint interval K and the log window W, which fix where checkpoints and epoch boundaries
+fall (consensus/epochs.py), and the proposal limits (largest transaction and memo, most
+transactions and bytes per proposal), which decide what a validator admits and which
+proposals it votes for. Were they per-node settings, a validator that admits a transaction
+the primary refuses would blame the primary for leaving it out and change view alone. They
+are digested only when they differ from the defaults, so a genesis without a ``[consensus]``
+table keeps the digest it had before the table existed (existing chains and data
+directories keep their identity).
 """
 
 from __future__ import annotations
@@ -55,11 +59,30 @@ ASSET_NAME_CHARS_MAX = 128
 DECIMALS_MAX = 18
 CATEGORIES = frozenset({"individual", "entity", "intermediary"})
 ROLES = frozenset({"issuer", "registrar"})
+_MIB = 1 << 20
 # (lowest, highest) accepted value of each [consensus] parameter; units in the names.
 CONSENSUS_BOUNDS: dict[str, tuple[int, int]] = {
     "checkpoint_interval_seqs": (1, 500_000),
     "log_window_seqs": (2, 1_000_000),
+    "tx_bytes_max": (256, 1 * _MIB),
+    "memo_bytes_max": (1, 4096),
+    "batch_txs_max": (1, 100_000),
+    "batch_bytes_max": (1, 64 * _MIB),
 }
+# The proposal limits, digested after K and W (see Genesis.canonical).
+PROPOSAL_LIMITS = ("tx_bytes_max", "memo_bytes_max", "batch_txs_max", "batch_bytes_max")
+# A proposal's header plus one transaction's framing (node/finality.py: PAYLOAD_HEADER_BYTES +
+# PAYLOAD_TX_OVERHEAD_BYTES; tests/config pins the two equal). Without room for it, a
+# transaction of the maximum size is admitted but never fits in a block.
+BATCH_FRAMING_BYTES = 64 + 5
+# What consensus/state.py's STATE_LIMITS accept when a node restarts (config imports none of
+# ours; tests/config checks the two agree).
+CONSENSUS_STATE_BYTES_MAX = 64 << 20
+# A VIEW-CHANGE carries at most one proposal payload per sequence number in the log window,
+# each with up to VIEW_CHANGE_SEQ_BYTES of proof around it, plus VIEW_CHANGE_BASE_BYTES for the
+# checkpoint proof and envelope. Same formula as consensus.config.ReplicaLimits.message_bytes_max.
+VIEW_CHANGE_SEQ_BYTES = 1024
+VIEW_CHANGE_BASE_BYTES = 64 << 10
 CHAIN_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 ASSET_ID_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,31}")
 
@@ -134,12 +157,17 @@ class AssetSpec:
 class ConsensusParams:
     """Chain-wide consensus parameters. Section ``[consensus]`` of genesis.
 
-    Every validator derives checkpoint sequence numbers and epoch boundaries from these, so
-    they are part of the chain's identity, never a per-node setting.
+    Every validator derives checkpoint sequence numbers and epoch boundaries from K and W, and
+    admits transactions and votes for proposals by the proposal limits, so they are part of
+    the chain's identity, never a per-node setting.
     """
 
     checkpoint_interval_seqs: int = 16  # K: a checkpoint every K sequence numbers
     log_window_seqs: int = 32  # W: PBFT high minus low watermark; a multiple of K, >= 2K
+    tx_bytes_max: int = 16 << 10  # one encoded signed transaction
+    memo_bytes_max: int = 256  # a transaction's memo
+    batch_txs_max: int = 1000  # transactions per block proposal
+    batch_bytes_max: int = 256 << 10  # encoded transactions per proposal
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in CONSENSUS_BOUNDS.items():
@@ -158,9 +186,61 @@ class ConsensusParams:
                 " two checkpoint intervals so the primary can keep proposing while the previous"
                 f" checkpoint collects signatures (expected at most {w // 2})",
             )
+        if self.tx_bytes_max + BATCH_FRAMING_BYTES > self.batch_bytes_max:
+            raise ConfigError(
+                "tx_bytes_max",
+                f"{self.tx_bytes_max} plus {BATCH_FRAMING_BYTES} bytes of proposal framing"
+                f" exceeds consensus.batch_bytes_max ({self.batch_bytes_max}); a transaction of"
+                " the maximum size must fit in a batch (expected at most"
+                f" {self.batch_bytes_max - BATCH_FRAMING_BYTES})",
+            )
+        if self.memo_bytes_max > self.tx_bytes_max // 2:
+            raise ConfigError(
+                "memo_bytes_max",
+                f"{self.memo_bytes_max} exceeds half of consensus.tx_bytes_max"
+                f" ({self.tx_bytes_max}); expected at most {self.tx_bytes_max // 2}, so the rest"
+                " of a transaction fits",
+            )
+        state_bytes = self.consensus_state_bytes_max()
+        if state_bytes > CONSENSUS_STATE_BYTES_MAX:
+            batch_fit = (CONSENSUS_STATE_BYTES_MAX - _MIB) // (2 * w) - VIEW_CHANGE_SEQ_BYTES
+            # A batch must still hold one transaction of the maximum size.
+            advice = (
+                f"expected at most {batch_fit} for this window"
+                if batch_fit >= self.tx_bytes_max + BATCH_FRAMING_BYTES
+                else "no batch that holds a transaction of consensus.tx_bytes_max fits a window"
+                " this wide; use a smaller log_window_seqs"
+            )
+            raise ConfigError(
+                "batch_bytes_max",
+                f"{self.batch_bytes_max} is too large for consensus.log_window_seqs ({w}):"
+                f" {w} sequences of up to batch_bytes_max make a persisted consensus state of"
+                f" {state_bytes} bytes, above {CONSENSUS_STATE_BYTES_MAX}; {advice}",
+            )
+
+    def view_change_bytes_max(self) -> int:
+        """Largest VIEW-CHANGE a full log window can produce (without frame overhead)."""
+        return (
+            self.log_window_seqs * (self.batch_bytes_max + VIEW_CHANGE_SEQ_BYTES)
+            + VIEW_CHANGE_BASE_BYTES
+        )
+
+    def consensus_state_bytes_max(self) -> int:
+        """Largest persisted replica state: its own pre-prepares and its prepared payloads,
+        at most one of each per sequence number in the log window."""
+        return 2 * self.log_window_seqs * (self.batch_bytes_max + VIEW_CHANGE_SEQ_BYTES) + _MIB
 
     def is_default(self) -> bool:
         return self == ConsensusParams()
+
+    def canonical(self) -> list[int]:
+        """``[K, W]``, then the proposal limits only when one differs from its default: a
+        genesis that set K or W before the limits were chain parameters keeps its digest."""
+        out = [self.checkpoint_interval_seqs, self.log_window_seqs]
+        defaults = ConsensusParams()
+        if any(getattr(self, n) != getattr(defaults, n) for n in PROPOSAL_LIMITS):
+            out += [getattr(self, n) for n in PROPOSAL_LIMITS]
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,7 +252,7 @@ class Genesis:
     validators: tuple[ValidatorSpec, ...]  # 1..256; names, keys, addresses unique
     accounts: tuple[AccountSpec, ...] = ()  # distinct keys
     assets: tuple[AssetSpec, ...] = ()  # distinct ids; issuers are accounts with role issuer
-    consensus: ConsensusParams = field(default_factory=ConsensusParams)  # K and W
+    consensus: ConsensusParams = field(default_factory=ConsensusParams)  # K, W, proposal limits
 
     def __post_init__(self) -> None:
         check_str(
@@ -221,9 +301,10 @@ class Genesis:
     def canonical(self) -> list[Any]:
         """The fixed-order array whose msgpack encoding `digest()` hashes.
 
-        `consensus` is appended as a ninth element ``[K, W]`` only when it differs from the
-        defaults: a genesis without ``[consensus]`` keeps its pre-existing digest, and the
-        encoding stays unambiguous (an eight-element array always means the defaults).
+        `consensus` is appended as a ninth element (`ConsensusParams.canonical`) only when it
+        differs from the defaults: a genesis without ``[consensus]`` keeps its pre-existing
+        digest, and the encoding stays unambiguous (an eight-element array always means the
+        defaults; a two-element ninth one, the default proposal limits).
         """
         array: list[Any] = [
             GENESIS_FORMAT,
@@ -242,7 +323,7 @@ class Genesis:
             ],
         ]
         if not self.consensus.is_default():
-            array.append([self.consensus.checkpoint_interval_seqs, self.consensus.log_window_seqs])
+            array.append(self.consensus.canonical())
         return array
 
     def digest(self) -> bytes:
@@ -382,11 +463,10 @@ def genesis_to_toml(genesis: Genesis) -> str:
     if not genesis.consensus.is_default():
         # Written only when it differs from the defaults, like the digest (see canonical()).
         lines += ["", "[consensus]"]
+        # The values the digest covers: K and W, and the proposal limits if one is not the
+        # default (ConsensusParams.canonical lists them in CONSENSUS_BOUNDS order).
         lines += toml_pairs(
-            [
-                ("checkpoint_interval_seqs", genesis.consensus.checkpoint_interval_seqs),
-                ("log_window_seqs", genesis.consensus.log_window_seqs),
-            ]
+            list(zip(CONSENSUS_BOUNDS, genesis.consensus.canonical(), strict=False))
         )
     for v in genesis.validators:
         lines += ["", "[[validators]]"]

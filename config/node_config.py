@@ -4,10 +4,11 @@ Sections: ``[node]`` (identity and files), ``[listen]`` (sockets), ``[[peers]]``
 overrides of genesis peer addresses), ``[limits]``, ``[timeouts]``, ``[log]``. Every limit and
 timeout has a safe default and hard bounds (`LIMIT_BOUNDS`, `TIMEOUT_BOUNDS_MS`), plus the
 cross-field rules checked in `Limits.__post_init__` / `Timeouts.__post_init__`. The rules that
-involve the chain's log window W (genesis ``[consensus]``, not a node setting) are in
-`Limits.check_log_window`, which the node runs at start against its genesis.
+involve the chain's parameters (genesis ``[consensus]``: the log window and the proposal
+limits, which every validator must share) are in `Limits.check_chain`, which the node runs at
+start against its genesis.
 
-Error paths are TOML paths (``limits.batch_bytes_max``, ``listen.peer``), also for errors
+Error paths are TOML paths (``limits.frame_bytes_max``, ``listen.peer``), also for errors
 raised when the objects are built directly in Python.
 """
 
@@ -36,20 +37,13 @@ from config._fields import (
 )
 from config._toml import read_toml, toml_pairs
 from config.errors import ConfigError
+from config.genesis import VIEW_CHANGE_BASE_BYTES, VIEW_CHANGE_SEQ_BYTES, ConsensusParams
 
 NODE_CONFIG_FILE_BYTES_MAX = 1 << 20
 PEERS_MAX = 256
 # Room a frame needs around the payloads it carries: message envelope, view and sequence
 # numbers, signatures and the commit certificate, msgpack headers of up to batch_txs_max items.
 FRAME_OVERHEAD_BYTES = 64 << 10
-# What consensus/state.py's STATE_LIMITS accept when a node restarts (config imports none of
-# ours; tests/config checks the two agree).
-CONSENSUS_STATE_BYTES_MAX = 64 << 20
-# A VIEW-CHANGE carries at most one proposal payload per sequence number in the log window,
-# each with up to VIEW_CHANGE_SEQ_BYTES of proof around it, plus VIEW_CHANGE_BASE_BYTES for the
-# checkpoint proof and envelope. Same formula as consensus.config.ReplicaLimits.message_bytes_max.
-VIEW_CHANGE_SEQ_BYTES = 1024
-VIEW_CHANGE_BASE_BYTES = 64 << 10
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 LOG_FORMATS = frozenset({"json", "text"})
@@ -59,10 +53,6 @@ _MIB = 1 << 20
 LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "frame_bytes_max": (2 * FRAME_OVERHEAD_BYTES, 64 * _MIB),
     "peer_frame_bytes_max": (1 * _MIB, 256 * _MIB),
-    "tx_bytes_max": (256, 1 * _MIB),
-    "memo_bytes_max": (1, 4096),
-    "batch_txs_max": (1, 100_000),
-    "batch_bytes_max": (1, 64 * _MIB),
     "mempool_txs_max": (1, 10_000_000),
     "peer_send_queue_messages_max": (1, 1_000_000),
     "client_connections_per_address_max": (1, 65_536),
@@ -77,12 +67,15 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
 # Former [limits] keys that are chain parameters now: every validator must use the same
 # values, so they live in genesis [consensus] (config/genesis.py). A node.toml that still sets
 # one is refused with a pointer there rather than silently ignored or compared.
-MOVED_TO_GENESIS = ("checkpoint_interval_seqs", "log_window_seqs")
+MOVED_TO_GENESIS = (
+    "checkpoint_interval_seqs",
+    "log_window_seqs",
+    "tx_bytes_max",
+    "memo_bytes_max",
+    "batch_txs_max",
+    "batch_bytes_max",
+)
 _HOUR_MS = 3_600_000
-# A proposal's header plus one transaction's framing (node/finality.py: PAYLOAD_HEADER_BYTES +
-# PAYLOAD_TX_OVERHEAD_BYTES; tests/config pins the two equal). Without room for it, a
-# transaction of the maximum size is admitted but never fits in a block.
-BATCH_FRAMING_BYTES = 64 + 5
 TIMEOUT_BOUNDS_MS: dict[str, tuple[int, int]] = {
     "tick_interval_ms": (1, 60_000),
     "batch_timeout_ms": (1, 60_000),
@@ -99,11 +92,6 @@ TIMEOUT_BOUNDS_MS: dict[str, tuple[int, int]] = {
 }
 
 
-def _batch_bytes_for_state(log_window_seqs: int) -> int:
-    """Largest batch_bytes_max whose persisted consensus state fits for window W."""
-    return (CONSENSUS_STATE_BYTES_MAX - _MIB) // (2 * log_window_seqs) - VIEW_CHANGE_SEQ_BYTES
-
-
 def _check_bounds(obj: Any, bounds: Mapping[str, tuple[int, int]]) -> None:
     for name, (lo, hi) in bounds.items():
         check_int(name, getattr(obj, name), lo, hi)
@@ -115,10 +103,6 @@ class Limits:
 
     frame_bytes_max: int = 1 << 20  # one client frame (request or response)
     peer_frame_bytes_max: int = 16 << 20  # one p2p frame between validators
-    tx_bytes_max: int = 16 << 10  # one encoded signed transaction
-    memo_bytes_max: int = 256  # a transaction's memo
-    batch_txs_max: int = 1000  # transactions per block proposal
-    batch_bytes_max: int = 256 << 10  # encoded txs per proposal
     mempool_txs_max: int = 50_000
     peer_send_queue_messages_max: int = 10_000  # per peer
     client_connections_per_address_max: int = 64
@@ -132,85 +116,43 @@ class Limits:
     # fit (~250 bytes each, so ~1 GB at the default: 1.3-2M accounts of one asset); 0: off.
     state_cache_entries_max: int = 4_000_000
 
-    # The log window W is a chain parameter (genesis [consensus]); the sizes that depend on
-    # it are therefore functions of W, checked by `check_log_window` when the node starts.
-    def view_change_bytes_max(self, log_window_seqs: int) -> int:
-        """Largest VIEW-CHANGE a full log window can produce (without frame overhead)."""
-        return (
-            log_window_seqs * (self.batch_bytes_max + VIEW_CHANGE_SEQ_BYTES)
-            + VIEW_CHANGE_BASE_BYTES
-        )
-
-    def consensus_state_bytes_max(self, log_window_seqs: int) -> int:
-        """Largest persisted replica state: its own pre-prepares and its prepared payloads,
-        at most one of each per sequence number in the log window."""
-        return 2 * log_window_seqs * (self.batch_bytes_max + VIEW_CHANGE_SEQ_BYTES) + _MIB
-
-    def check_log_window(self, log_window_seqs: int) -> None:
-        """Raise ConfigError unless these limits can carry consensus traffic for the chain's
-        log window W (genesis ``consensus.log_window_seqs``). The node calls this at start;
-        like every Limits error, the field is relative to ``[limits]``."""
-        peer_frame_min = self.view_change_bytes_max(log_window_seqs) + FRAME_OVERHEAD_BYTES
+    def check_chain(self, chain: ConsensusParams) -> None:
+        """Raise ConfigError unless these limits can carry the chain's consensus traffic and
+        blocks (genesis ``[consensus]``: the log window and the proposal limits). The node
+        calls this at start; like every Limits error, the field is relative to ``[limits]``."""
+        peer_frame_min = chain.view_change_bytes_max() + FRAME_OVERHEAD_BYTES
         if self.peer_frame_bytes_max < peer_frame_min:
             raise ConfigError(
                 "peer_frame_bytes_max",
                 f"{self.peer_frame_bytes_max} cannot carry a VIEW-CHANGE for a full log window:"
-                f" genesis consensus.log_window_seqs ({log_window_seqs}) x (limits.batch_bytes_max"
-                f" ({self.batch_bytes_max}) + {VIEW_CHANGE_SEQ_BYTES})"
+                f" genesis consensus.log_window_seqs ({chain.log_window_seqs}) x"
+                f" (consensus.batch_bytes_max ({chain.batch_bytes_max}) + {VIEW_CHANGE_SEQ_BYTES})"
                 f" + {VIEW_CHANGE_BASE_BYTES} + {FRAME_OVERHEAD_BYTES} bytes of frame overhead"
                 f" (expected at least {peer_frame_min})",
             )
-        state_bytes = self.consensus_state_bytes_max(log_window_seqs)
-        batch_fit = _batch_bytes_for_state(log_window_seqs)
-        advice = (
-            f"lower limits.batch_bytes_max (expected at most {batch_fit})"
-            if batch_fit >= 1
-            else "no batch size fits a window this wide; the chain needs a smaller window"
-        )
-        if state_bytes > CONSENSUS_STATE_BYTES_MAX:
+        # A client `block` response carries the block's transactions and the ordered payload
+        # with its certificate: twice a batch, in one client frame.
+        frame_min = 2 * chain.batch_bytes_max + FRAME_OVERHEAD_BYTES
+        if self.frame_bytes_max < frame_min:
             raise ConfigError(
-                "batch_bytes_max",
-                f"{self.batch_bytes_max} is too large for the chain's log window: genesis"
-                f" consensus.log_window_seqs ({log_window_seqs}) sequences of up to"
-                f" limits.batch_bytes_max make a persisted consensus state of {state_bytes}"
-                f" bytes, above {CONSENSUS_STATE_BYTES_MAX}; {advice}",
+                "frame_bytes_max",
+                f"{self.frame_bytes_max} cannot carry a block: 2 x genesis"
+                f" consensus.batch_bytes_max ({chain.batch_bytes_max}) + {FRAME_OVERHEAD_BYTES}"
+                " bytes of frame overhead must fit in one client frame, because a block"
+                " response carries the block's transactions and the ordered payload with its"
+                f" certificate (expected at least {frame_min})",
+            )
+        if self.mempool_txs_max < chain.batch_txs_max:
+            raise ConfigError(
+                "mempool_txs_max",
+                f"{self.mempool_txs_max} is below genesis consensus.batch_txs_max"
+                f" ({chain.batch_txs_max}); the mempool must hold a full proposal",
             )
 
     def __post_init__(self) -> None:
         _check_bounds(self, LIMIT_BOUNDS)
-        # A client `block` response carries the block's transactions and the ordered payload
-        # with its certificate: twice a batch, in one client frame.
-        batch_room = (self.frame_bytes_max - FRAME_OVERHEAD_BYTES) // 2
-        if self.batch_bytes_max > batch_room:
-            raise ConfigError(
-                "batch_bytes_max",
-                f"{self.batch_bytes_max} is too large for limits.frame_bytes_max"
-                f" ({self.frame_bytes_max}): 2 x batch_bytes_max + {FRAME_OVERHEAD_BYTES} bytes"
-                " of frame overhead must fit in one client frame, because a block response"
-                " carries the block's transactions and the ordered payload with its certificate"
-                f" (expected at most {batch_room})",
-            )
-        if self.tx_bytes_max + BATCH_FRAMING_BYTES > self.batch_bytes_max:
-            raise ConfigError(
-                "tx_bytes_max",
-                f"{self.tx_bytes_max} plus {BATCH_FRAMING_BYTES} bytes of proposal framing"
-                f" exceeds limits.batch_bytes_max ({self.batch_bytes_max}); a transaction of"
-                " the maximum size must fit in a batch (expected at most"
-                f" {self.batch_bytes_max - BATCH_FRAMING_BYTES})",
-            )
-        if self.memo_bytes_max > self.tx_bytes_max // 2:
-            raise ConfigError(
-                "memo_bytes_max",
-                f"{self.memo_bytes_max} exceeds half of limits.tx_bytes_max ({self.tx_bytes_max});"
-                f" expected at most {self.tx_bytes_max // 2}, so the rest of a transaction fits",
-            )
-        if self.batch_txs_max > self.mempool_txs_max:
-            raise ConfigError(
-                "batch_txs_max",
-                f"{self.batch_txs_max} exceeds limits.mempool_txs_max ({self.mempool_txs_max})",
-            )
-        # The rules involving the log window W (VIEW-CHANGE in a peer frame, persisted
-        # consensus state) need the genesis value: see `check_log_window`.
+        # The rules involving the chain's parameters (genesis [consensus]) need genesis: see
+        # `check_chain`.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -422,9 +364,10 @@ def parse_node_config(data: Mapping[str, Any], *, base_dir: Path) -> NodeConfig:
         if limits_table.has(moved):
             limits_table.fail(
                 moved,
-                "is no longer a node setting: the checkpoint interval and the log window are"
-                " chain parameters that every validator must share; they moved to the genesis"
-                f" file's [consensus] table (consensus.{moved}). Remove this line from node.toml",
+                "is no longer a node setting: the checkpoint interval, the log window and the"
+                " proposal limits are chain parameters that every validator must share; they"
+                f" moved to the genesis file's [consensus] table (consensus.{moved}). Remove"
+                " this line from node.toml",
             )
     limits = _numbers(limits_table, Limits, LIMIT_BOUNDS)
     timeouts = _numbers(

@@ -1,12 +1,14 @@
 """Every bound the client API enforces, named with units last and validated on creation.
 
-The node runtime builds this with `from_node_config(limits, timeouts)`; tests build it directly.
+The node runtime builds this with `from_node_config(limits, timeouts, chain)`; tests build it
+directly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from config.genesis import ConsensusParams
 from config.node_config import Limits, Timeouts
 from node.api.framing import FRAME_BYTES_MAX_DEFAULT, validate_frame_bytes_max
 
@@ -48,8 +50,11 @@ class ApiLimits:
             )
 
 
-def from_node_config(limits: Limits, timeouts: Timeouts, **overrides: int) -> ApiLimits:
-    """The client API's share of the node configuration (`overrides` for the rest)."""
+def from_node_config(
+    limits: Limits, timeouts: Timeouts, chain: ConsensusParams, **overrides: int
+) -> ApiLimits:
+    """The client API's share of the node configuration and of the chain's parameters
+    (genesis [consensus]: the largest transaction); `overrides` for the rest."""
     values = {
         "frame_bytes_max": limits.frame_bytes_max,
         "requests_in_flight_max": limits.client_requests_in_flight_max,
@@ -58,7 +63,7 @@ def from_node_config(limits: Limits, timeouts: Timeouts, **overrides: int) -> Ap
         "pending_waits_max": limits.pending_waits_max,
         "subscriptions_per_connection_max": limits.subscriptions_max,
         "wait_ms_max": timeouts.client_wait_max_ms,
-        "tx_bytes_max": limits.tx_bytes_max,
+        "tx_bytes_max": chain.tx_bytes_max,
     }
     values.update(overrides)
     return ApiLimits(**values)

@@ -51,17 +51,17 @@ def init_cluster(
     """With `proxies`, every node reaches every peer through a link proxy (a port of its
     own per direction), so `cluster partition` can cut links between real processes.
 
-    `consensus` (K and W) goes into genesis, where every validator reads it; genesis.toml
+    `consensus` (K, W and the proposal limits) goes into genesis, where every validator reads it; genesis.toml
     gets a [consensus] table only when it differs from the defaults."""
     root = root.absolute()  # configs name absolute paths; `--dir ./c` must work too
     consensus = consensus or ConsensusParams()
     limits = limits or Limits()
     try:
         # Checked here too so a cluster whose nodes could never start is not created.
-        limits.check_log_window(consensus.log_window_seqs)
+        limits.check_chain(consensus)
     except ConfigError as exc:
         raise ClusterError(
-            f"{exc.under('limits')} (for the genesis log window W = {consensus.log_window_seqs})"
+            f"{exc.under('limits')} (for this chain's genesis [consensus])"
         ) from None
     if not 1 <= nodes <= NODES_MAX:
         raise ClusterError(

@@ -79,15 +79,14 @@ def _check_identity(config: NodeConfig, key: nacl.signing.SigningKey, ledger: Le
 
 
 def _check_limits_fit_chain(config: NodeConfig, genesis: Genesis) -> None:
-    """The node's [limits] must carry consensus traffic for the chain's log window W, which
-    only genesis knows (node.toml alone cannot be checked for it)."""
-    window = genesis.consensus.log_window_seqs
+    """The node's [limits] must carry the chain's consensus traffic and blocks, whose sizes
+    only genesis knows (node.toml alone cannot be checked for them)."""
     try:
-        config.limits.check_log_window(window)
+        config.limits.check_chain(genesis.consensus)
     except ConfigError as exc:
         raise NodeStartupError(
-            f"{exc.under('limits')} (the log window W = {window} comes from"
-            f" {config.genesis_file} [consensus]; raise the node limit or use a smaller W)"
+            f"{exc.under('limits')} (the log window and the proposal limits come from"
+            f" {config.genesis_file} [consensus]; raise the node limit)"
         ) from exc
 
 
@@ -117,7 +116,9 @@ class Node:
         self.ledger = ledger
         self.metrics = NodeMetrics()
         limits, timeouts = config.limits, config.timeouts
-        # K and W are chain parameters (genesis [consensus]), never this node's settings.
+        # K, W and the proposal limits are chain parameters (genesis [consensus]), never this
+        # node's settings: validators that admitted or voted by different limits would blame
+        # one another's proposals.
         chain = genesis.consensus
         _check_limits_fit_chain(config, genesis)
         self.key = key
@@ -125,8 +126,8 @@ class Node:
         replica_limits = ReplicaLimits(
             checkpoint_interval_seqs=chain.checkpoint_interval_seqs,
             log_window_seqs=chain.log_window_seqs,
-            batch_bytes_max=limits.batch_bytes_max,
-            message_bytes_max=limits.view_change_bytes_max(chain.log_window_seqs),
+            batch_bytes_max=chain.batch_bytes_max,
+            message_bytes_max=chain.view_change_bytes_max(),
             future_view_messages_per_peer_max=limits.future_view_messages_per_peer_max,
         )
         view_change_ticks = max(2, math.ceil(timeouts.view_change_timeout_ms / tick_ms))
@@ -194,7 +195,7 @@ class Node:
             rng=random.Random(rng.random()),
             log=self.log,
         )
-        tx_limits = TxLimits(tx_bytes_max=limits.tx_bytes_max, memo_bytes_max=limits.memo_bytes_max)
+        tx_limits = TxLimits(tx_bytes_max=chain.tx_bytes_max, memo_bytes_max=chain.memo_bytes_max)
         pool_limits = {
             "capacity_txs": limits.mempool_txs_max,
             "gap_wait_ms": timeouts.nonce_gap_wait_ms,
@@ -207,13 +208,13 @@ class Node:
         # Enough for everything pending plus a full window of proposals; committed
         # transactions leave it at once (ConsensusDriver._after_block).
         cache = VerifiedCache(
-            entries_max=limits.mempool_txs_max + chain.log_window_seqs * limits.batch_txs_max
+            entries_max=limits.mempool_txs_max + chain.log_window_seqs * chain.batch_txs_max
         )
         verifier = BatchVerifier(threads=limits.verify_threads)
         rules = ProposalRules(
             chain_id=genesis.chain_id,
-            txs_max=limits.batch_txs_max,
-            bytes_max=limits.batch_bytes_max,
+            txs_max=chain.batch_txs_max,
+            bytes_max=chain.batch_bytes_max,
             clock_skew_max_ms=timeouts.clock_skew_max_ms,
             tx_limits=tx_limits,
         )
@@ -250,8 +251,8 @@ class Node:
             settings=DriverSettings(
                 tick_interval_ms=tick_ms,
                 batch_timeout_ms=timeouts.batch_timeout_ms,
-                batch_txs_max=limits.batch_txs_max,
-                batch_bytes_max=limits.batch_bytes_max,
+                batch_txs_max=chain.batch_txs_max,
+                batch_bytes_max=chain.batch_bytes_max,
                 peer_frame_bytes_max=limits.peer_frame_bytes_max,
                 waiters_max=limits.pending_waits_max,
                 forward_waiting_after_ms=timeouts.request_timeout_ms // 2,
@@ -322,9 +323,7 @@ class Node:
                 block_txs_max=EXECUTION_PAYLOAD_TXS_MAX,
                 certificate_bytes_max=EXECUTION_PAYLOAD_BYTES_MAX + FINALITY_OVERHEAD_BYTES,
                 tx=EXECUTION_TX_LIMITS,
-                consensus_state_bytes_max=config.limits.consensus_state_bytes_max(
-                    genesis.consensus.log_window_seqs
-                ),
+                consensus_state_bytes_max=genesis.consensus.consensus_state_bytes_max(),
                 # Epoch boundaries are derived from these, so they come from genesis: every
                 # validator must agree on them.
                 checkpoint_interval_seqs=genesis.consensus.checkpoint_interval_seqs,
@@ -368,7 +367,9 @@ class Node:
                 await nursery.start(self.driver.run)
                 backend = NodeBackend(node=self)
                 server = ClientApiServer(
-                    backend, limits=from_node_config(config.limits, config.timeouts), log=self.log
+                    backend,
+                    limits=from_node_config(config.limits, config.timeouts, self.genesis.consensus),
+                    log=self.log,
                 )
                 _, client_port = await nursery.start(server.serve, config.client_listen)
                 metrics_port = None

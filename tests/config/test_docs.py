@@ -34,10 +34,10 @@ def test_examples_load() -> None:
     assert cfg.limits.peer_frame_bytes_max == 32 << 20
     assert cfg.timeouts.clock_skew_max_ms == 10_000
     # The example node can run the example chain (the check the node makes at start)...
-    cfg.limits.check_log_window(genesis.consensus.log_window_seqs)
+    cfg.limits.check_chain(genesis.consensus)
     # ...and the comment's figure is the real minimum: 64 x (262144 + 1024) + 2 x 65536.
     with pytest.raises(ConfigError, match=r"expected at least 16973824\)$"):
-        Limits().check_log_window(genesis.consensus.log_window_seqs)
+        Limits().check_chain(genesis.consensus)
 
 
 def test_consensus_table_matches_the_code() -> None:

@@ -8,9 +8,9 @@ from config.errors import ConfigError
 
 
 def test_message_is_field_then_reason() -> None:
-    error = ConfigError("limits.tx_bytes_max", "too big")
-    assert str(error) == "limits.tx_bytes_max: too big"
-    assert (error.field, error.reason) == ("limits.tx_bytes_max", "too big")
+    error = ConfigError("limits.frame_bytes_max", "too big")
+    assert str(error) == "limits.frame_bytes_max: too big"
+    assert (error.field, error.reason) == ("limits.frame_bytes_max", "too big")
     assert isinstance(error, ValueError)
     assert str(ConfigError("", "whole file")) == "whole file"
 

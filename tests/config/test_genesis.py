@@ -14,9 +14,12 @@ from hypothesis import strategies as st
 from config.errors import ConfigError
 from config.genesis import (
     ASSET_ID_PATTERN,
+    BATCH_FRAMING_BYTES,
     CATEGORIES,
     CHAIN_ID_PATTERN,
     CONSENSUS_BOUNDS,
+    CONSENSUS_STATE_BYTES_MAX,
+    PROPOSAL_LIMITS,
     ROLES,
     AccountSpec,
     AssetSpec,
@@ -58,6 +61,14 @@ def test_defaults(genesis_data: dict[str, Any]) -> None:
     assert g.assets == ()
     assert g.consensus == ConsensusParams()
     assert (g.consensus.checkpoint_interval_seqs, g.consensus.log_window_seqs) == (16, 32)
+    # The documented defaults of the proposal limits (docs/configuration.md), the values
+    # node.toml [limits] had before they became chain parameters.
+    assert g.consensus.tx_bytes_max == 16 << 10 == 16_384
+    assert g.consensus.memo_bytes_max == 256
+    assert g.consensus.batch_txs_max == 1000
+    assert g.consensus.batch_bytes_max == 256 << 10 == 262_144
+    assert g.consensus.consensus_state_bytes_max() == 2 * 32 * (262_144 + 1024) + (1 << 20)
+    assert g.consensus.consensus_state_bytes_max() == 17_891_328 <= CONSENSUS_STATE_BYTES_MAX
 
 
 def test_consensus_table_is_read(genesis_data: dict[str, Any]) -> None:
@@ -66,6 +77,13 @@ def test_consensus_table_is_read(genesis_data: dict[str, Any]) -> None:
     assert g.consensus == ConsensusParams(checkpoint_interval_seqs=8, log_window_seqs=64)
     genesis_data["consensus"] = {"log_window_seqs": 48}  # K keeps its default, 16
     assert parse_genesis(genesis_data).consensus.checkpoint_interval_seqs == 16
+    limits = {"tx_bytes_max": 8192, "memo_bytes_max": 64, "batch_txs_max": 500}
+    genesis_data["consensus"] = limits | {"batch_bytes_max": 100_000}
+    assert parse_genesis(genesis_data).consensus == ConsensusParams(
+        tx_bytes_max=8192, memo_bytes_max=64, batch_txs_max=500, batch_bytes_max=100_000
+    )
+    genesis_data["consensus"] = {"batch_txs_max": 7}  # the others keep their defaults
+    assert parse_genesis(genesis_data).consensus == ConsensusParams(batch_txs_max=7)
 
 
 def test_consensus_defaults_lie_within_the_bounds() -> None:
@@ -78,29 +96,89 @@ def test_consensus_defaults_lie_within_the_bounds() -> None:
     assert CONSENSUS_BOUNDS == {
         "checkpoint_interval_seqs": (1, 500_000),
         "log_window_seqs": (2, 1_000_000),
+        "tx_bytes_max": (256, 1 << 20),
+        "memo_bytes_max": (1, 4096),
+        "batch_txs_max": (1, 100_000),
+        "batch_bytes_max": (1, 64 << 20),
     }
+    assert PROPOSAL_LIMITS == ("tx_bytes_max", "memo_bytes_max", "batch_txs_max", "batch_bytes_max")
+    # The digest and genesis_to_toml rely on this order (ConsensusParams.canonical).
+    assert list(CONSENSUS_BOUNDS) == [
+        "checkpoint_interval_seqs",
+        "log_window_seqs",
+        *PROPOSAL_LIMITS,
+    ]
     from consensus.config import ReplicaLimits
 
     for k, w in ((1, 2), (500_000, 1_000_000)):
-        ConsensusParams(checkpoint_interval_seqs=k, log_window_seqs=w)
-        ReplicaLimits(
+        for batch in (1, 64 << 20):
+            ReplicaLimits(
+                checkpoint_interval_seqs=k,
+                log_window_seqs=w,
+                batch_bytes_max=batch,
+                message_bytes_max=w * (batch + 1024) + (64 << 10),
+            )
+    # The upper ends are bounds on each value alone: the persisted consensus state rule makes
+    # the widest window 24484 (with the smallest batch) and the largest batch 16514048 (with
+    # the smallest window); see test_consensus_on_the_edge_of_a_rule_is_accepted.
+    for k, w in ((1, 2), (1, 24_484)):
+        ConsensusParams(
             checkpoint_interval_seqs=k,
             log_window_seqs=w,
-            batch_bytes_max=1,
-            message_bytes_max=w * (1 + 1024) + (64 << 10),
+            tx_bytes_max=256,
+            memo_bytes_max=1,
+            batch_txs_max=1,
+            batch_bytes_max=256 + BATCH_FRAMING_BYTES,
         )
 
 
-@pytest.mark.parametrize(
-    ("k", "w"), [(1, 2), (16, 32), (16, 48), (8, 32), (500_000, 1_000_000), (1, 1_000_000)]
-)
+CONSENSUS_EDGES: list[dict[str, int]] = [
+    {"checkpoint_interval_seqs": 1, "log_window_seqs": 2},
+    {"checkpoint_interval_seqs": 16, "log_window_seqs": 32},
+    {"checkpoint_interval_seqs": 16, "log_window_seqs": 48},
+    {"checkpoint_interval_seqs": 8, "log_window_seqs": 32},
+    # The widest window for the default batch: 2 x 125 x (262144 + 1024) + 1 MiB <= 64 MiB.
+    {"checkpoint_interval_seqs": 25, "log_window_seqs": 125},
+    # 2 x 128 x (257024 + 1024) + 1 MiB == 64 MiB: the persisted state fills the bound exactly.
+    {"log_window_seqs": 128, "batch_bytes_max": 257_024},
+    # The largest batch of all (W = 2): 2 x 2 x (16514048 + 1024) + 1 MiB == 64 MiB.
+    {"checkpoint_interval_seqs": 1, "log_window_seqs": 2, "batch_bytes_max": 16_514_048},
+    # The widest window of all: the smallest batch that holds the smallest transaction.
+    {
+        "checkpoint_interval_seqs": 1,
+        "log_window_seqs": 24_484,
+        "batch_bytes_max": 325,
+        "tx_bytes_max": 256,
+        "memo_bytes_max": 128,
+    },
+    # 262075 + 69 == 262144: a transaction of the maximum size fills a batch exactly.
+    {"tx_bytes_max": 262_075},
+    {"tx_bytes_max": 256, "memo_bytes_max": 128, "batch_bytes_max": 325},
+    # The largest transaction in the smallest batch that holds it; the default W = 32 is too
+    # wide for that batch (its state would be 68227392 bytes), W = 31 is the widest.
+    {
+        "checkpoint_interval_seqs": 1,
+        "log_window_seqs": 31,
+        "tx_bytes_max": 1 << 20,
+        "memo_bytes_max": 4096,
+        "batch_bytes_max": (1 << 20) + 69,
+    },
+    {"tx_bytes_max": 8192, "memo_bytes_max": 4096},
+    {"memo_bytes_max": 1},
+    {"batch_txs_max": 1},
+    {"batch_txs_max": 100_000},
+]
+
+
+@pytest.mark.parametrize("values", CONSENSUS_EDGES)
 def test_consensus_on_the_edge_of_a_rule_is_accepted(
-    genesis_data: dict[str, Any], k: int, w: int
+    genesis_data: dict[str, Any], values: dict[str, int]
 ) -> None:
-    genesis_data["consensus"] = {"checkpoint_interval_seqs": k, "log_window_seqs": w}
-    assert parse_genesis(genesis_data).consensus == ConsensusParams(
-        checkpoint_interval_seqs=k, log_window_seqs=w
-    )
+    genesis_data["consensus"] = dict(values)
+    params = parse_genesis(genesis_data).consensus
+    assert params == ConsensusParams(**values)
+    assert {name: getattr(params, name) for name in values} == values
+    assert params.consensus_state_bytes_max() <= CONSENSUS_STATE_BYTES_MAX
 
 
 def test_round_trip_through_toml(genesis_data: dict[str, Any]) -> None:
@@ -112,11 +190,41 @@ def test_round_trip_through_toml(genesis_data: dict[str, Any]) -> None:
     assert g.digest().hex() in text  # the header comment names the digest
 
 
-def test_round_trip_with_consensus_table(genesis_data: dict[str, Any]) -> None:
-    genesis_data["consensus"] = {"checkpoint_interval_seqs": 8, "log_window_seqs": 64}
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"checkpoint_interval_seqs": 8, "log_window_seqs": 64},
+        {"tx_bytes_max": 8192},
+        {"checkpoint_interval_seqs": 8, "log_window_seqs": 64, "batch_txs_max": 10},
+        *CONSENSUS_EDGES,
+    ],
+)
+def test_round_trip_with_consensus_table(
+    genesis_data: dict[str, Any], values: dict[str, int]
+) -> None:
+    genesis_data["consensus"] = dict(values)
     g = parse_genesis(genesis_data)
     text = genesis_to_toml(g)
-    assert tomllib.loads(text)["consensus"] == genesis_data["consensus"]
+    if g.consensus.is_default():
+        assert "consensus" not in tomllib.loads(text)
+    else:
+        # Written like the digest covers it: K and W, plus all the proposal limits when one
+        # of them is not the default; in the documented order.
+        defaults = ConsensusParams()
+        limits_differ = any(
+            getattr(g.consensus, n) != getattr(defaults, n) for n in PROPOSAL_LIMITS
+        )
+        names = (
+            [*CONSENSUS_BOUNDS]
+            if limits_differ
+            else ["checkpoint_interval_seqs", "log_window_seqs"]
+        )
+        written = tomllib.loads(text)["consensus"]
+        assert list(written) == names
+        assert written == {name: getattr(g.consensus, name) for name in names}
+        assert {
+            n: v for n, v in values.items() if v != getattr(defaults, n)
+        }.items() <= written.items()
     again = parse_genesis(tomllib.loads(text))
     assert again == g
     assert again.digest() == g.digest()
@@ -126,6 +234,9 @@ def test_default_consensus_is_not_written(genesis_data: dict[str, Any]) -> None:
     # Like the digest: a chain with the default K and W has the genesis file it always had.
     assert "consensus" not in genesis_to_toml(parse_genesis(genesis_data))
     genesis_data["consensus"] = {"checkpoint_interval_seqs": 16, "log_window_seqs": 32}
+    assert "consensus" not in genesis_to_toml(parse_genesis(genesis_data))
+    defaults = ConsensusParams()
+    genesis_data["consensus"] = {name: getattr(defaults, name) for name in CONSENSUS_BOUNDS}
     assert "consensus" not in genesis_to_toml(parse_genesis(genesis_data))
 
 
@@ -164,6 +275,88 @@ def test_digest_is_pinned(genesis_data: dict[str, Any]) -> None:
     )
 
 
+def _canonical_without_consensus(genesis_data: dict[str, Any]) -> list[Any]:
+    eight = parse_genesis(genesis_data).canonical()
+    assert len(eight) == 8  # the sample has the default consensus parameters
+    return eight
+
+
+def _sha(array: list[Any]) -> bytes:
+    return hashlib.sha256(msgpack.packb(array, use_bin_type=True)).digest()
+
+
+def test_digest_keeps_the_k_w_encoding_when_only_k_and_w_differ(
+    genesis_data: dict[str, Any],
+) -> None:
+    # A chain that set K and W before the proposal limits were chain parameters keeps its
+    # identity, also when its file now spells out the default proposal limits.
+    expected = _canonical_without_consensus(genesis_data)
+    defaults = ConsensusParams()
+    limits = {name: getattr(defaults, name) for name in PROPOSAL_LIMITS}
+    for table in (
+        {"checkpoint_interval_seqs": 8, "log_window_seqs": 64},
+        {"checkpoint_interval_seqs": 8, "log_window_seqs": 64} | limits,
+    ):
+        genesis_data["consensus"] = table
+        g = parse_genesis(genesis_data)
+        assert g.consensus.canonical() == [8, 64]
+        assert g.canonical() == [*expected, [8, 64]]
+        assert g.digest() == _sha([*expected, [8, 64]])
+        assert g.digest().hex() == (
+            "e9b7cf36106f5699f2859af2fd018296d53a21cb06de4ecf5c5e67439803dcc3"
+        )
+
+
+@pytest.mark.parametrize(
+    ("table", "ninth", "digest_hex"),
+    [
+        (
+            {"tx_bytes_max": 8192},
+            [16, 32, 8192, 256, 1000, 262_144],
+            "6d680ca9bfa7c637f70e6f3c8bdabe06a608609c0eff26a7abae57b70ed91cef",
+        ),
+        (
+            {"checkpoint_interval_seqs": 8, "log_window_seqs": 64, "batch_txs_max": 10},
+            [8, 64, 16_384, 256, 10, 262_144],
+            "b9b73c4fac1113476ec183e9ce7164675f69e82fac1f2b3e5623cb1ffd2fbe2b",
+        ),
+    ],
+)
+def test_digest_appends_every_proposal_limit_when_one_differs(
+    genesis_data: dict[str, Any], table: dict[str, int], ninth: list[int], digest_hex: str
+) -> None:
+    # [K, W, tx_bytes_max, memo_bytes_max, batch_txs_max, batch_bytes_max] (docs/configuration.md).
+    default_digest = parse_genesis(genesis_dict()).digest()
+    expected = _canonical_without_consensus(genesis_data)
+    genesis_data["consensus"] = dict(table)
+    g = parse_genesis(genesis_data)
+    assert g.consensus.canonical() == ninth
+    assert g.canonical() == [*expected, ninth]
+    assert g.digest() == _sha([*expected, ninth])
+    assert g.digest().hex() == digest_hex
+    assert g.digest() != default_digest
+    # ...and the file written for it names the same chain.
+    text = genesis_to_toml(g)
+    again = parse_genesis(tomllib.loads(text))
+    assert again == g
+    assert again.digest() == g.digest()
+    assert f"digest {digest_hex}" in text
+
+
+def test_each_proposal_limit_has_its_own_place_in_the_digest(genesis_data: dict[str, Any]) -> None:
+    # Changing different limits by the same amount never gives the same chain, and a limit's
+    # place in the encoding is fixed, not taken from the table's key order.
+    digests = set()
+    for name in PROPOSAL_LIMITS:
+        genesis_data["consensus"] = {name: getattr(ConsensusParams(), name) // 2}
+        digests.add(parse_genesis(genesis_data).digest())
+    assert len(digests) == len(PROPOSAL_LIMITS)
+    genesis_data["consensus"] = {"batch_txs_max": 10, "tx_bytes_max": 8192}
+    forward = parse_genesis(genesis_data).digest()
+    genesis_data["consensus"] = {"tx_bytes_max": 8192, "batch_txs_max": 10}
+    assert parse_genesis(genesis_data).digest() == forward
+
+
 @pytest.mark.parametrize(
     ("path", "value"),
     [
@@ -178,6 +371,10 @@ def test_digest_is_pinned(genesis_data: dict[str, Any]) -> None:
         (("consensus", "checkpoint_interval_seqs"), 8),
         (("consensus", "log_window_seqs"), 64),
         (("consensus",), {"checkpoint_interval_seqs": 32, "log_window_seqs": 64}),
+        (("consensus", "tx_bytes_max"), 8192),
+        (("consensus", "memo_bytes_max"), 255),
+        (("consensus", "batch_txs_max"), 1001),
+        (("consensus", "batch_bytes_max"), 262_143),
     ],
 )
 def test_digest_covers_every_field(path: tuple[Any, ...], value: Any) -> None:
@@ -429,7 +626,159 @@ INVALID = [
         ("consensus", "window_seqs"),
         32,
         "genesis.consensus.window_seqs",
-        "unknown key (allowed: checkpoint_interval_seqs, log_window_seqs)",
+        "unknown key (allowed: batch_bytes_max, batch_txs_max, checkpoint_interval_seqs,"
+        " log_window_seqs, memo_bytes_max, tx_bytes_max)",
+    ),
+    # The proposal limits (they were node.toml [limits] keys, with the same bounds and rules).
+    (
+        ("consensus", "tx_bytes_max"),
+        255,
+        "genesis.consensus.tx_bytes_max",
+        "255 is out of range (expected 256..1048576)",
+    ),
+    (
+        ("consensus", "tx_bytes_max"),
+        (1 << 20) + 1,
+        "genesis.consensus.tx_bytes_max",
+        "out of range (expected 256..1048576)",
+    ),
+    (
+        ("consensus", "tx_bytes_max"),
+        1 << 20,
+        "genesis.consensus.tx_bytes_max",
+        "exceeds consensus.batch_bytes_max (262144)",
+    ),
+    (
+        ("consensus", "tx_bytes_max"),
+        262_076,
+        "genesis.consensus.tx_bytes_max",
+        "262076 plus 69 bytes of proposal framing exceeds consensus.batch_bytes_max (262144);"
+        " a transaction of the maximum size must fit in a batch (expected at most 262075)",
+    ),
+    (
+        ("consensus", "tx_bytes_max"),
+        16_384.0,
+        "genesis.consensus.tx_bytes_max",
+        "got float 16384.0",
+    ),
+    (
+        ("consensus", "memo_bytes_max"),
+        0,
+        "genesis.consensus.memo_bytes_max",
+        "0 is out of range (expected 1..4096)",
+    ),
+    (("consensus", "memo_bytes_max"), 4097, "genesis.consensus.memo_bytes_max", "out of range"),
+    (
+        ("consensus", "tx_bytes_max"),
+        256,
+        "genesis.consensus.memo_bytes_max",
+        "256 exceeds half of consensus.tx_bytes_max (256); expected at most 128, so the rest of"
+        " a transaction fits",
+    ),
+    (
+        ("consensus",),
+        {"tx_bytes_max": 1000, "memo_bytes_max": 501},
+        "genesis.consensus.memo_bytes_max",
+        "501 exceeds half of consensus.tx_bytes_max (1000); expected at most 500",
+    ),
+    (
+        ("consensus", "batch_txs_max"),
+        0,
+        "genesis.consensus.batch_txs_max",
+        "0 is out of range (expected 1..100000)",
+    ),
+    (
+        ("consensus", "batch_txs_max"),
+        100_001,
+        "genesis.consensus.batch_txs_max",
+        "100001 is out of range (expected 1..100000)",
+    ),
+    (
+        ("consensus", "batch_txs_max"),
+        True,
+        "genesis.consensus.batch_txs_max",
+        "expected an integer, got boolean true",
+    ),
+    (
+        ("consensus", "batch_bytes_max"),
+        0,
+        "genesis.consensus.batch_bytes_max",
+        "0 is out of range (expected 1..67108864)",
+    ),
+    (
+        ("consensus", "batch_bytes_max"),
+        (64 << 20) + 1,
+        "genesis.consensus.batch_bytes_max",
+        "out of range (expected 1..67108864)",
+    ),
+    (
+        ("consensus", "batch_bytes_max"),
+        "256KiB",
+        "genesis.consensus.batch_bytes_max",
+        "expected an integer, got string '256KiB'",
+    ),
+    (
+        ("consensus", "batch_bytes_max"),
+        16_452,
+        "genesis.consensus.tx_bytes_max",
+        "16384 plus 69 bytes of proposal framing exceeds consensus.batch_bytes_max (16452)",
+    ),
+    # 2 x 128 x (262144 + 1024) + 1 MiB > 64 MiB: the persisted consensus state would not fit.
+    (
+        ("consensus", "log_window_seqs"),
+        128,
+        "genesis.consensus.batch_bytes_max",
+        "262144 is too large for consensus.log_window_seqs (128): 128 sequences of up to"
+        " batch_bytes_max make a persisted consensus state of 68419584 bytes, above 67108864;"
+        " expected at most 257024 for this window",
+    ),
+    (
+        ("consensus", "batch_bytes_max"),
+        2_000_000,
+        "genesis.consensus.batch_bytes_max",
+        "2000000 is too large for consensus.log_window_seqs (32): 32 sequences of up to"
+        " batch_bytes_max make a persisted consensus state of 129114112 bytes, above 67108864;"
+        " expected at most 1031168 for this window",
+    ),
+    (
+        ("consensus",),
+        {"checkpoint_interval_seqs": 1, "log_window_seqs": 2, "batch_bytes_max": 16_514_049},
+        "genesis.consensus.batch_bytes_max",
+        "above 67108864; expected at most 16514048 for this window",
+    ),
+    # Even the smallest batch that holds a 256-byte transaction gives
+    # 2 x 40000 x (325 + 1024) + 1 MiB > 64 MiB of consensus state.
+    (
+        ("consensus",),
+        {
+            "log_window_seqs": 40_000,
+            "batch_bytes_max": 325,
+            "tx_bytes_max": 256,
+            "memo_bytes_max": 128,
+        },
+        "genesis.consensus.batch_bytes_max",
+        "no batch that holds a transaction of consensus.tx_bytes_max fits a window this wide;"
+        " use a smaller log_window_seqs",
+    ),
+    # One sequence wider than the widest that fits: the room left (324 bytes) is a batch, but
+    # not one that holds a 256-byte transaction, so no "at most" figure is offered.
+    (
+        ("consensus",),
+        {
+            "checkpoint_interval_seqs": 5,
+            "log_window_seqs": 24_485,
+            "batch_bytes_max": 325,
+            "tx_bytes_max": 256,
+            "memo_bytes_max": 128,
+        },
+        "genesis.consensus.batch_bytes_max",
+        "above 67108864; no batch that holds a transaction of consensus.tx_bytes_max fits",
+    ),
+    (
+        ("consensus", "log_window_seqs"),
+        1_000_000,
+        "genesis.consensus.batch_bytes_max",
+        "persisted consensus state of 526337048576 bytes, above 67108864; no batch that holds",
     ),
 ]
 
@@ -529,6 +878,55 @@ def _validator(**changes: Any) -> ValidatorSpec:
             lambda: ConsensusParams(log_window_seqs=True),
             "log_window_seqs: expected an integer, got boolean true",
         ),
+        # Built directly, the proposal limits' errors name the field relative to [consensus].
+        (
+            lambda: ConsensusParams(tx_bytes_max=255),
+            "tx_bytes_max: 255 is out of range (expected 256..1048576)",
+        ),
+        (
+            lambda: ConsensusParams(tx_bytes_max=262_076),
+            "tx_bytes_max: 262076 plus 69 bytes of proposal framing exceeds"
+            " consensus.batch_bytes_max (262144)",
+        ),
+        (
+            lambda: ConsensusParams(batch_bytes_max=16_452),
+            "tx_bytes_max: 16384 plus 69 bytes of proposal framing exceeds"
+            " consensus.batch_bytes_max (16452); a transaction of the maximum size must fit in a"
+            " batch (expected at most 16383)",
+        ),
+        (
+            lambda: ConsensusParams(memo_bytes_max=8193, tx_bytes_max=16_384),
+            "memo_bytes_max: 8193 is out of range (expected 1..4096)",
+        ),
+        (
+            lambda: ConsensusParams(tx_bytes_max=300),
+            "memo_bytes_max: 256 exceeds half of consensus.tx_bytes_max (300); expected at most"
+            " 150",
+        ),
+        (
+            lambda: ConsensusParams(batch_txs_max=1.0),  # type: ignore[arg-type]  # wrong type on purpose: it must be refused
+            "batch_txs_max: expected an integer, got float 1.0",
+        ),
+        (
+            lambda: ConsensusParams(batch_txs_max=0),
+            "batch_txs_max: 0 is out of range (expected 1..100000)",
+        ),
+        (
+            lambda: ConsensusParams(batch_bytes_max=False),
+            "batch_bytes_max: expected an integer, got boolean false",
+        ),
+        (
+            lambda: ConsensusParams(log_window_seqs=128),
+            "batch_bytes_max: 262144 is too large for consensus.log_window_seqs (128): 128"
+            " sequences of up to batch_bytes_max make a persisted consensus state of 68419584"
+            " bytes, above 67108864; expected at most 257024 for this window",
+        ),
+        (
+            lambda: ConsensusParams(
+                log_window_seqs=40_000, batch_bytes_max=325, tx_bytes_max=256, memo_bytes_max=128
+            ),
+            "batch_bytes_max: 325 is too large for consensus.log_window_seqs (40000)",
+        ),
         (
             lambda: Genesis(
                 chain_id="c",
@@ -545,6 +943,51 @@ def test_invalid_objects_cannot_be_built(build: Any, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         build()
     assert str(info.value).startswith(message)
+
+
+def test_view_change_bytes_max_is_the_replica_formula() -> None:
+    # node/ sizes consensus' message_bytes_max from this; it must be the replica's own formula.
+    from consensus.config import ReplicaLimits
+
+    for chain in (
+        ConsensusParams(log_window_seqs=64),
+        ConsensusParams(),
+        ConsensusParams(checkpoint_interval_seqs=1, log_window_seqs=2, batch_bytes_max=16_514_048),
+    ):
+        needed = chain.view_change_bytes_max()
+        assert needed == chain.log_window_seqs * (chain.batch_bytes_max + 1024) + (64 << 10)
+        common = {
+            "log_window_seqs": chain.log_window_seqs,
+            "checkpoint_interval_seqs": chain.checkpoint_interval_seqs,
+            "batch_bytes_max": chain.batch_bytes_max,
+        }
+        ReplicaLimits(message_bytes_max=needed, **common)
+        with pytest.raises(ValueError):
+            ReplicaLimits(message_bytes_max=needed - 1, **common)
+    assert ConsensusParams(log_window_seqs=64).view_change_bytes_max() == 16_908_288
+
+
+def test_consensus_state_bound_matches_what_a_restarting_replica_accepts() -> None:
+    from consensus.state import STATE_LIMITS
+
+    assert STATE_LIMITS.buffer_bytes_max == CONSENSUS_STATE_BYTES_MAX
+    assert ConsensusParams().consensus_state_bytes_max() <= CONSENSUS_STATE_BYTES_MAX
+    # The largest batch any accepted chain can have is one bin in the persisted state.
+    largest = ConsensusParams(
+        checkpoint_interval_seqs=1, log_window_seqs=2, batch_bytes_max=16_514_048
+    )
+    assert largest.consensus_state_bytes_max() == CONSENSUS_STATE_BYTES_MAX
+    assert largest.batch_bytes_max <= STATE_LIMITS.bin_bytes_max
+    with pytest.raises(
+        ConfigError, match=r"^batch_bytes_max: .* persisted consensus state of 68419584 bytes"
+    ):
+        ConsensusParams(log_window_seqs=128)
+
+
+def test_the_batch_framing_allowance_matches_the_proposal_encoding() -> None:
+    from node.finality import PAYLOAD_HEADER_BYTES, PAYLOAD_TX_OVERHEAD_BYTES
+
+    assert BATCH_FRAMING_BYTES == PAYLOAD_HEADER_BYTES + PAYLOAD_TX_OVERHEAD_BYTES
 
 
 def test_objects_are_frozen(genesis_data: dict[str, Any]) -> None:
@@ -643,12 +1086,8 @@ def geneses(draw: st.DrawFn) -> Genesis:
             )
             for asset_id in ids
         )
-    k = draw(st.sampled_from([16, 1, 2, 7, 500_000]) | st.integers(1, 500_000))
-    consensus = ConsensusParams(
-        checkpoint_interval_seqs=k, log_window_seqs=k * draw(st.integers(2, 1_000_000 // k))
-    )
     return Genesis(
-        consensus=consensus,
+        consensus=draw(consensus_params()),
         chain_id=draw(st.from_regex(CHAIN_ID_PATTERN, fullmatch=True)),
         genesis_time_ms=draw(st.integers(0, 2**63 - 1)),
         regulator_keys=tuple(regulator_keys),
@@ -659,9 +1098,49 @@ def geneses(draw: st.DrawFn) -> Genesis:
     )
 
 
+@st.composite
+def consensus_params(draw: st.DrawFn) -> ConsensusParams:
+    """Any valid [consensus]: often the default proposal limits (the [K, W] encoding)."""
+    defaults = ConsensusParams()
+    if draw(st.booleans()):
+        tx, memo, txs, batch = (getattr(defaults, name) for name in PROPOSAL_LIMITS)
+    else:
+        tx = draw(st.sampled_from([256, 16_384, 1 << 20]) | st.integers(256, 1 << 20))
+        memo = draw(st.integers(1, min(4096, tx // 2)))
+        txs = draw(st.integers(1, 100_000))
+        # The largest batch the state rule allows for the narrowest window, W = 2.
+        batch = draw(st.integers(tx + BATCH_FRAMING_BYTES, 16_514_048))
+    # The widest window whose persisted state fits for this batch size.
+    w_max = (CONSENSUS_STATE_BYTES_MAX - (1 << 20)) // (2 * (batch + 1024))
+    k_max = w_max // 2
+    typical = [k for k in (16, 1, 2, 7, k_max) if k <= k_max]
+    k = draw(st.sampled_from(typical) | st.integers(1, k_max))
+    return ConsensusParams(
+        checkpoint_interval_seqs=k,
+        log_window_seqs=k * draw(st.integers(2, w_max // k)),
+        tx_bytes_max=tx,
+        memo_bytes_max=memo,
+        batch_txs_max=txs,
+        batch_bytes_max=batch,
+    )
+
+
 @settings(max_examples=150, deadline=None)
 @given(geneses())
 def test_round_trip_property(genesis: Genesis) -> None:
     again = parse_genesis(tomllib.loads(genesis_to_toml(genesis)))
     assert again == genesis
     assert again.digest() == genesis.digest()
+    # The [consensus] element is there exactly when a parameter differs from its default,
+    # with the proposal limits exactly when one of them does.
+    canonical = genesis.canonical()
+    defaults = ConsensusParams()
+    if genesis.consensus.is_default():
+        assert len(canonical) == 8
+    elif all(getattr(genesis.consensus, n) == getattr(defaults, n) for n in PROPOSAL_LIMITS):
+        assert canonical[8] == [
+            genesis.consensus.checkpoint_interval_seqs,
+            genesis.consensus.log_window_seqs,
+        ]
+    else:
+        assert canonical[8] == [getattr(genesis.consensus, n) for n in CONSENSUS_BOUNDS]

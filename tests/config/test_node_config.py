@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from config.errors import ConfigError
+from config.genesis import CONSENSUS_BOUNDS, PROPOSAL_LIMITS, ConsensusParams
 from config.node_config import (
     FRAME_OVERHEAD_BYTES,
     LIMIT_BOUNDS,
@@ -41,18 +42,18 @@ def test_default_values_are_the_documented_ones() -> None:
     limits = Limits()
     assert limits.frame_bytes_max == 1 << 20
     assert limits.peer_frame_bytes_max == 16 << 20
-    assert limits.batch_bytes_max == 256 << 10 == 262_144
-    assert limits.tx_bytes_max == 16 << 10
+    assert limits.mempool_txs_max == 50_000
     assert limits.future_view_messages_per_peer_max == 64
     assert limits.verify_threads == 2
     assert Timeouts().view_change_timeout_ms == 2_000
     assert Timeouts().clock_skew_max_ms == 30_000
-    # The defaults satisfy the cross-field rules with room to spare.
-    assert 2 * limits.batch_bytes_max + FRAME_OVERHEAD_BYTES == 589_824 <= limits.frame_bytes_max
-    # ...also for the default log window W = 32 of genesis [consensus].
-    assert limits.view_change_bytes_max(32) == 32 * (262_144 + 1024) + 65_536 == 8_486_912
-    assert limits.view_change_bytes_max(32) + FRAME_OVERHEAD_BYTES <= limits.peer_frame_bytes_max
-    limits.check_log_window(32)
+    # The defaults can run a chain with the default genesis [consensus], with room to spare.
+    chain = ConsensusParams()
+    assert 2 * chain.batch_bytes_max + FRAME_OVERHEAD_BYTES == 589_824 <= limits.frame_bytes_max
+    assert chain.view_change_bytes_max() == 32 * (262_144 + 1024) + 65_536 == 8_486_912
+    assert chain.view_change_bytes_max() + FRAME_OVERHEAD_BYTES <= limits.peer_frame_bytes_max
+    assert chain.batch_txs_max == 1000 <= limits.mempool_txs_max
+    limits.check_chain(chain)
     # Every field has bounds, and every default lies inside them.
     assert set(LIMIT_BOUNDS) == {f.name for f in dataclasses.fields(Limits)}
     assert set(TIMEOUT_BOUNDS_MS) == {f.name for f in dataclasses.fields(Timeouts)}
@@ -105,7 +106,6 @@ def _full_config() -> NodeConfig:
         ),
         limits=Limits(
             mempool_txs_max=1000,
-            batch_txs_max=500,
             peer_frame_bytes_max=32 << 20,
             future_view_messages_per_peer_max=128,
             verify_threads=4,
@@ -128,7 +128,6 @@ def test_round_trip_writes_only_non_default_limits() -> None:
     data = tomllib.loads(text)
     assert data["limits"] == {
         "peer_frame_bytes_max": 32 << 20,
-        "batch_txs_max": 500,
         "mempool_txs_max": 1000,
         "future_view_messages_per_peer_max": 128,
         "verify_threads": 4,
@@ -213,31 +212,6 @@ INVALID = [
     (("peers",), [{"name": "n"}] * 257, "peers", "257 items exceeds the maximum of 256"),
     (("limits",), 5, "limits", "expected a table, got integer 5"),
     (
-        ("limits", "batch_bytes_max"),
-        2_000_000,
-        "limits.batch_bytes_max",
-        "2000000 is too large for limits.frame_bytes_max (1048576)",
-    ),
-    # Twice a batch plus the overhead must fit one client frame: (1048576 - 65536) / 2 = 491520.
-    (
-        ("limits", "batch_bytes_max"),
-        491_521,
-        "limits.batch_bytes_max",
-        "2 x batch_bytes_max + 65536 bytes of frame overhead must fit in one client frame",
-    ),
-    (
-        ("limits", "batch_bytes_max"),
-        491_521,
-        "limits.batch_bytes_max",
-        "(expected at most 491520)",
-    ),
-    (
-        ("limits",),
-        {"frame_bytes_max": 200_000, "batch_bytes_max": 100_000},
-        "limits.batch_bytes_max",
-        "too large for limits.frame_bytes_max (200000)",
-    ),
-    (
         ("limits", "peer_frame_bytes_max"),
         (1 << 20) - 1,
         "limits.peer_frame_bytes_max",
@@ -256,27 +230,9 @@ INVALID = [
         "0 is out of range (expected 131072..67108864)",
     ),
     (("limits", "frame_bytes_max"), 1 << 30, "limits.frame_bytes_max", "out of range"),
-    (
-        ("limits", "tx_bytes_max"),
-        1 << 20,
-        "limits.tx_bytes_max",
-        "exceeds limits.batch_bytes_max (262144)",
-    ),
-    (("limits", "memo_bytes_max"), 4097, "limits.memo_bytes_max", "out of range"),
-    (
-        ("limits", "tx_bytes_max"),
-        256,
-        "limits.memo_bytes_max",
-        "256 exceeds half of limits.tx_bytes_max (256); expected at most 128",
-    ),
-    (
-        ("limits", "batch_txs_max"),
-        60_000,
-        "limits.batch_txs_max",
-        "exceeds limits.mempool_txs_max (50000)",
-    ),
-    # K and W are chain parameters now (genesis [consensus]): a node.toml that still sets them
-    # is refused with a pointer to where they went, whatever the value.
+    # K, W and the proposal limits are chain parameters now (genesis [consensus]): a node.toml
+    # that still sets one is refused with a pointer to where it went, whatever the value (see
+    # also test_every_moved_key_is_refused_with_a_pointer_to_genesis).
     (
         ("limits", "checkpoint_interval_seqs"),
         16,
@@ -294,6 +250,30 @@ INVALID = [
         "x",
         "limits.log_window_seqs",
         "Remove this line from node.toml",
+    ),
+    (
+        ("limits", "tx_bytes_max"),
+        1 << 20,
+        "limits.tx_bytes_max",
+        "they moved to the genesis file's [consensus] table (consensus.tx_bytes_max)",
+    ),
+    (
+        ("limits", "memo_bytes_max"),
+        4097,  # out of range once, but the move is the error that helps
+        "limits.memo_bytes_max",
+        "they moved to the genesis file's [consensus] table (consensus.memo_bytes_max)",
+    ),
+    (
+        ("limits", "batch_txs_max"),
+        60_000,
+        "limits.batch_txs_max",
+        "they moved to the genesis file's [consensus] table (consensus.batch_txs_max)",
+    ),
+    (
+        ("limits", "batch_bytes_max"),
+        2_000_000,
+        "limits.batch_bytes_max",
+        "they moved to the genesis file's [consensus] table (consensus.batch_bytes_max)",
     ),
     (
         ("limits", "future_view_messages_per_peer_max"),
@@ -339,7 +319,8 @@ INVALID = [
         ("limits", "frame_byte_max"),
         1,
         "limits.frame_byte_max",
-        "unknown key (allowed: batch_bytes_max,",
+        "unknown key (allowed: client_connections_max, client_connections_per_address_max,"
+        " client_requests_in_flight_max, frame_bytes_max,",
     ),
     (
         ("timeouts", "tick_interval_ms"),
@@ -358,12 +339,6 @@ INVALID = [
         1000,
         "timeouts.request_timeout_ms",
         "below timeouts.view_change_timeout_ms (2000)",
-    ),
-    (
-        ("limits", "tx_bytes_max"),
-        262_144,
-        "limits.tx_bytes_max",
-        "plus 69 bytes of proposal framing exceeds limits.batch_bytes_max (262144)",
     ),
     (
         ("timeouts", "peer_dead_after_ms"),
@@ -431,10 +406,8 @@ def test_invalid_input_names_the_field(
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (
-            lambda: Limits(batch_bytes_max=2_000_000),
-            "batch_bytes_max: 2000000 is too large for limits.frame_bytes_max",
-        ),
+        (lambda: Limits(frame_bytes_max=131_071), "frame_bytes_max: 131071 is out of range"),
+        (lambda: Limits(mempool_txs_max=0), "mempool_txs_max: 0 is out of range"),
         (
             lambda: Limits(peer_frame_bytes_max=(1 << 20) - 1),
             "peer_frame_bytes_max: 1048575 is out of range",
@@ -482,11 +455,12 @@ def test_invalid_objects_cannot_be_built(build: Any, message: str) -> None:
 @pytest.mark.parametrize(
     "values",
     [
-        # 2 x 491520 + 65536 == 1048576: twice a batch fills the client frame exactly.
-        {"batch_bytes_max": 491_520},
-        {"frame_bytes_max": 131_072, "batch_bytes_max": 32_768, "tx_bytes_max": 16_384},
-        # The smallest peer frame: node.toml alone cannot know W, so only the bound applies.
+        # The smallest frames and mempool: node.toml alone cannot know the chain's window and
+        # proposal limits, so only the bounds apply (the rest is check_chain, at start).
+        {"frame_bytes_max": 131_072},
         {"peer_frame_bytes_max": 1 << 20},
+        {"mempool_txs_max": 1},
+        {"frame_bytes_max": 64 << 20, "peer_frame_bytes_max": 256 << 20},
         {"future_view_messages_per_peer_max": 10_000, "verify_threads": 64},
         {"future_view_messages_per_peer_max": 1, "verify_threads": 1},
     ],
@@ -531,131 +505,202 @@ def test_a_request_timeout_set_below_the_view_change_timeout_is_refused(
         parse_node_config(node_data, base_dir=BASE)
 
 
-def test_view_change_bytes_max_is_the_replica_formula() -> None:
-    # node/ sizes consensus' message_bytes_max from this; it must be the replica's own formula.
-    from consensus.config import ReplicaLimits
-
-    limits = Limits(peer_frame_bytes_max=32 << 20)
-    needed = limits.view_change_bytes_max(64)
-    common = {
-        "log_window_seqs": 64,
-        "checkpoint_interval_seqs": 16,
-        "batch_bytes_max": limits.batch_bytes_max,
-    }
-    ReplicaLimits(message_bytes_max=needed, **common)
-    with pytest.raises(ValueError):
-        ReplicaLimits(message_bytes_max=needed - 1, **common)
-
-
-def test_k_and_w_are_not_node_limits() -> None:
+def test_chain_parameters_are_not_node_limits() -> None:
     # They are chain parameters (config/genesis.py ConsensusParams); see MOVED_TO_GENESIS.
+    assert list(MOVED_TO_GENESIS) == [
+        "checkpoint_interval_seqs",
+        "log_window_seqs",
+        *PROPOSAL_LIMITS,
+    ]
+    assert set(MOVED_TO_GENESIS) == set(CONSENSUS_BOUNDS)
     names = {f.name for f in dataclasses.fields(Limits)}
     assert not names & set(MOVED_TO_GENESIS)
     assert not set(LIMIT_BOUNDS) & set(MOVED_TO_GENESIS)
-    with pytest.raises(TypeError):
-        Limits(log_window_seqs=32)  # type: ignore[call-arg]
+    for name in MOVED_TO_GENESIS:
+        with pytest.raises(TypeError):
+            Limits(**{name: getattr(ConsensusParams(), name)})
 
 
+@pytest.mark.parametrize("name", MOVED_TO_GENESIS)
+@pytest.mark.parametrize("kind", ["default", "other", "out of range", "wrong type"])
+def test_every_moved_key_is_refused_with_a_pointer_to_genesis(
+    node_data: dict[str, Any], name: str, kind: str
+) -> None:
+    default = getattr(ConsensusParams(), name)
+    value = {
+        "default": default,
+        "other": default * 2,
+        "out of range": CONSENSUS_BOUNDS[name][1] + 1,
+        "wrong type": "x",
+    }[kind]
+    node_data["limits"] = {name: value, "mempool_txs_max": 1000}
+    with pytest.raises(ConfigError) as info:
+        parse_node_config(node_data, base_dir=BASE)
+    assert info.value.field == f"limits.{name}"
+    assert info.value.reason == (
+        "is no longer a node setting: the checkpoint interval, the log window and the proposal"
+        " limits are chain parameters that every validator must share; they moved to the"
+        f" genesis file's [consensus] table (consensus.{name}). Remove this line from node.toml"
+    )
+
+
+@pytest.mark.parametrize("name", MOVED_TO_GENESIS)
 def test_moved_key_error_names_the_file_and_field(
-    tmp_path: Path, node_data: dict[str, Any]
+    tmp_path: Path, node_data: dict[str, Any], name: str
 ) -> None:
     path = tmp_path / "node.toml"
     cfg = parse_node_config(node_data, base_dir=tmp_path)
-    path.write_text(node_config_to_toml(cfg) + "[limits]\ncheckpoint_interval_seqs = 16\n")
+    value = getattr(ConsensusParams(), name)
+    path.write_text(node_config_to_toml(cfg) + f"[limits]\n{name} = {value}\n")
     with pytest.raises(ConfigError) as info:
         load_node_config(path)
-    assert str(info.value).startswith(
-        f"{path}: limits.checkpoint_interval_seqs: is no longer a node setting"
-    )
-    assert "genesis file's [consensus] table (consensus.checkpoint_interval_seqs)" in str(
-        info.value
-    )
+    assert str(info.value).startswith(f"{path}: limits.{name}: is no longer a node setting")
+    assert f"genesis file's [consensus] table (consensus.{name})" in str(info.value)
 
 
-# (peer limits, genesis log window W, field, fragment): the checks that need W, which the
-# node runs at start against genesis (node/runtime/node.py).
-WINDOW_INVALID = [
+# (node limits, genesis [consensus], field, fragment): the checks that need the chain's
+# parameters, which the node runs at start against genesis (node/runtime/node.py). The
+# rules among the chain parameters alone are genesis' own (tests/config/test_genesis.py).
+CHAIN_INVALID = [
     # Defaults need 32 x (262144 + 1024) + 65536 + 65536 = 8552448 bytes.
     (
         {"peer_frame_bytes_max": 8_552_447},
-        32,
+        {},
         "peer_frame_bytes_max",
         "8552447 cannot carry a VIEW-CHANGE for a full log window: genesis"
-        " consensus.log_window_seqs (32) x (limits.batch_bytes_max (262144) + 1024) + 65536"
+        " consensus.log_window_seqs (32) x (consensus.batch_bytes_max (262144) + 1024) + 65536"
         " + 65536 bytes of frame overhead (expected at least 8552448)",
     ),
     (
         {},
-        64,
+        {"log_window_seqs": 64},
         "peer_frame_bytes_max",
-        "genesis consensus.log_window_seqs (64) x (limits.batch_bytes_max (262144) + 1024)",
+        "genesis consensus.log_window_seqs (64) x (consensus.batch_bytes_max (262144) + 1024)",
     ),
-    ({}, 64, "peer_frame_bytes_max", "(expected at least 16973824)"),
+    ({}, {"log_window_seqs": 64}, "peer_frame_bytes_max", "(expected at least 16973824)"),
     (
-        {"batch_bytes_max": 491_520, "peer_frame_bytes_max": 15_892_479},
-        32,
+        {"frame_bytes_max": 2 << 20, "peer_frame_bytes_max": 15_892_479},
+        {"batch_bytes_max": 491_520},
         "peer_frame_bytes_max",
-        "limits.batch_bytes_max (491520) + 1024) + 65536 + 65536 bytes of frame overhead"
+        "consensus.batch_bytes_max (491520) + 1024) + 65536 + 65536 bytes of frame overhead"
         " (expected at least 15892480)",
     ),
-    # 2 x 128 x (262144 + 1024) + 1 MiB > 64 MiB: the persisted consensus state would not fit.
+    # A block response carries twice a batch plus the overhead in one client frame:
+    # (1048576 - 65536) / 2 = 491520 is the largest batch the default frame takes.
     (
-        {"peer_frame_bytes_max": 64 << 20},
-        128,
-        "batch_bytes_max",
-        "262144 is too large for the chain's log window: genesis consensus.log_window_seqs (128)"
-        " sequences of up to limits.batch_bytes_max make a persisted consensus state of",
+        {},
+        {"batch_bytes_max": 491_521},
+        "frame_bytes_max",
+        "1048576 cannot carry a block: 2 x genesis consensus.batch_bytes_max (491521) + 65536"
+        " bytes of frame overhead must fit in one client frame, because a block response"
+        " carries the block's transactions and the ordered payload with its certificate"
+        " (expected at least 1048578)",
     ),
-    ({"peer_frame_bytes_max": 64 << 20}, 128, "batch_bytes_max", "(expected at most 257024)"),
     (
-        # 40000 x (325 + 1024) + 131072 fits a 256 MiB peer frame, but even the smallest
-        # batch gives 2 x 40000 x (1 + 1024) + 1 MiB > 64 MiB of consensus state.
-        {
-            "batch_bytes_max": 325,  # the smallest that holds a 256-byte transaction
-            "tx_bytes_max": 256,
-            "memo_bytes_max": 128,
-            "peer_frame_bytes_max": 256 << 20,
-        },
-        40_000,
-        "batch_bytes_max",
-        "no batch size fits a window this wide; the chain needs a smaller window",
+        {"frame_bytes_max": 200_000},
+        {"batch_bytes_max": 100_000},
+        "frame_bytes_max",
+        "200000 cannot carry a block: 2 x genesis consensus.batch_bytes_max (100000)",
+    ),
+    ({"frame_bytes_max": 131_072}, {}, "frame_bytes_max", "(expected at least 589824)"),
+    (
+        {"mempool_txs_max": 999},
+        {},
+        "mempool_txs_max",
+        "999 is below genesis consensus.batch_txs_max (1000); the mempool must hold a full"
+        " proposal",
+    ),
+    (
+        {},
+        {"batch_txs_max": 60_000},
+        "mempool_txs_max",
+        "50000 is below genesis consensus.batch_txs_max (60000)",
     ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("values", "window", "field", "fragment"),
-    WINDOW_INVALID,
-    ids=[f"W={c[1]}:{c[2]}:{c[3][:40]}" for c in WINDOW_INVALID],
+    ("values", "chain", "field", "fragment"),
+    CHAIN_INVALID,
+    ids=[f"{c[1]}:{c[2]}:{c[3][:40]}" for c in CHAIN_INVALID],
 )
-def test_limits_that_cannot_carry_the_chains_window_are_refused(
-    node_data: dict[str, Any], values: dict[str, int], window: int, field: str, fragment: str
+def test_limits_that_cannot_carry_the_chain_are_refused(
+    node_data: dict[str, Any],
+    values: dict[str, int],
+    chain: dict[str, int],
+    field: str,
+    fragment: str,
 ) -> None:
     node_data["limits"] = dict(values)
     limits = parse_node_config(node_data, base_dir=BASE).limits  # fine without genesis
+    params = ConsensusParams(**chain)  # a valid chain on its own
     with pytest.raises(ConfigError) as info:
-        limits.check_log_window(window)
+        limits.check_chain(params)
     assert info.value.field == field
     assert fragment in info.value.reason
     assert str(info.value.under("limits")).startswith(f"limits.{field}: ")
 
 
 @pytest.mark.parametrize(
-    ("values", "window"),
+    ("values", "chain"),
     [
         # 64 x (262144 + 1024) + 65536 + 65536 == 16973824: the VIEW-CHANGE fills the frame.
-        ({"peer_frame_bytes_max": 16_973_824}, 64),
-        ({"peer_frame_bytes_max": 8_552_448}, 32),
-        ({"peer_frame_bytes_max": 1 << 20}, 2),
-        # 2 x 128 x (257024 + 1024) + 1 MiB == 64 MiB: the state fills the bound exactly.
-        ({"batch_bytes_max": 257_024, "peer_frame_bytes_max": 64 << 20}, 128),
+        ({"peer_frame_bytes_max": 16_973_824}, {"log_window_seqs": 64}),
+        ({"peer_frame_bytes_max": 8_552_448}, {}),
+        ({"peer_frame_bytes_max": 1 << 20}, {"checkpoint_interval_seqs": 1, "log_window_seqs": 2}),
+        # 2 x 128 x (257024 + 1024) + 1 MiB == 64 MiB: the largest batch genesis allows for
+        # W = 128; its VIEW-CHANGE is 128 x (257024 + 1024) + 2 x 65536 = 33161216 bytes.
+        (
+            {"peer_frame_bytes_max": 33_161_216},
+            {"log_window_seqs": 128, "batch_bytes_max": 257_024},
+        ),
+        # 2 x 491520 + 65536 == 1048576: twice a batch fills the client frame exactly.
+        ({}, {"batch_bytes_max": 491_520}),
+        ({"frame_bytes_max": 131_072}, {"batch_bytes_max": 32_768, "tx_bytes_max": 16_384}),
+        ({"mempool_txs_max": 1000}, {}),
+        ({"mempool_txs_max": 1}, {"batch_txs_max": 1}),
+        ({"mempool_txs_max": 100_000}, {"batch_txs_max": 100_000}),
     ],
 )
-def test_limits_on_the_edge_of_the_window_rules_are_accepted(
-    node_data: dict[str, Any], values: dict[str, int], window: int
+def test_limits_on_the_edge_of_the_chain_rules_are_accepted(
+    node_data: dict[str, Any], values: dict[str, int], chain: dict[str, int]
 ) -> None:
     node_data["limits"] = dict(values)
-    parse_node_config(node_data, base_dir=BASE).limits.check_log_window(window)
+    parse_node_config(node_data, base_dir=BASE).limits.check_chain(ConsensusParams(**chain))
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        # The largest batch any chain may have (W = 2: 2 x 2 x (16514048 + 1024) + 1 MiB
+        # == 64 MiB), with the largest transactions, memos and proposals.
+        {
+            "checkpoint_interval_seqs": 1,
+            "log_window_seqs": 2,
+            "batch_bytes_max": 16_514_048,
+            "tx_bytes_max": 1 << 20,
+            "memo_bytes_max": 4096,
+            "batch_txs_max": 100_000,
+        },
+        # The widest window any chain may have: the smallest batch that holds the smallest
+        # transaction, 2 x 24484 x (325 + 1024) + 1 MiB <= 64 MiB.
+        {
+            "checkpoint_interval_seqs": 1,
+            "log_window_seqs": 24_484,
+            "batch_bytes_max": 325,
+            "tx_bytes_max": 256,
+            "memo_bytes_max": 128,
+        },
+        {"log_window_seqs": 128, "batch_bytes_max": 257_024},
+    ],
+)
+def test_every_chain_genesis_accepts_can_be_run_by_some_node(chain: dict[str, int]) -> None:
+    # The genesis rules must not admit a chain that no node.toml within LIMIT_BOUNDS can run.
+    widest = Limits(
+        **{name: LIMIT_BOUNDS[name][1] for name in ("frame_bytes_max", "peer_frame_bytes_max")},
+        mempool_txs_max=LIMIT_BOUNDS["mempool_txs_max"][1],
+    )
+    widest.check_chain(ConsensusParams(**chain))
 
 
 def test_same_port_on_different_hosts_is_fine(node_data: dict[str, Any]) -> None:
@@ -684,11 +729,11 @@ def test_load_reports_toml_line(tmp_path: Path) -> None:
 def test_load_reports_file_and_field(tmp_path: Path, node_data: dict[str, Any]) -> None:
     path = tmp_path / "node.toml"
     cfg = parse_node_config(node_data, base_dir=tmp_path)
-    path.write_text(node_config_to_toml(cfg) + "[limits]\nbatch_bytes_max = 2000000\n")
+    path.write_text(node_config_to_toml(cfg) + "[limits]\nframe_bytes_max = 2000\n")
     with pytest.raises(ConfigError) as info:
         load_node_config(path)
-    assert str(info.value).startswith(
-        f"{path}: limits.batch_bytes_max: 2000000 is too large for limits.frame_bytes_max"
+    assert str(info.value) == (
+        f"{path}: limits.frame_bytes_max: 2000 is out of range (expected 131072..67108864)"
     )
 
 
@@ -712,23 +757,3 @@ def test_read_toml_bounds_the_file_size(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"big\.toml: larger than 1000 bytes$"):
         read_toml(path, 1000)
     assert read_toml(path, 1003) == {}
-
-
-def test_consensus_state_bound_matches_what_a_restarting_replica_accepts() -> None:
-    from config.node_config import CONSENSUS_STATE_BYTES_MAX
-    from consensus.state import STATE_LIMITS
-
-    assert STATE_LIMITS.buffer_bytes_max == CONSENSUS_STATE_BYTES_MAX
-    assert Limits().consensus_state_bytes_max(32) <= CONSENSUS_STATE_BYTES_MAX
-    assert Limits().batch_bytes_max <= STATE_LIMITS.bin_bytes_max
-    with pytest.raises(
-        ConfigError, match=r"^batch_bytes_max: .* persisted consensus state of 68419584 bytes"
-    ):
-        Limits(peer_frame_bytes_max=64 << 20).check_log_window(128)
-
-
-def test_the_batch_framing_allowance_matches_the_proposal_encoding() -> None:
-    from config.node_config import BATCH_FRAMING_BYTES
-    from node.finality import PAYLOAD_HEADER_BYTES, PAYLOAD_TX_OVERHEAD_BYTES
-
-    assert BATCH_FRAMING_BYTES == PAYLOAD_HEADER_BYTES + PAYLOAD_TX_OVERHEAD_BYTES

@@ -136,7 +136,7 @@ async def test_bad_transactions_are_refused_with_their_reason(procs: ClusterProc
             chain_id=chain_id,
         )
         assert (await refused(reused.encode())).reason == "nonce_used"
-        # Above the node's tx_bytes_max: refused by the request layer, before decoding.
+        # Above the chain's tx_bytes_max: refused by the request layer, before decoding.
         assert "tx" in (await refused(b"\x92" + b"\x00" * 40_000, "bad_request")).message
         undecodable = await refused(b"\x92\xc1\xc1")
         assert undecodable.reason is not None, undecodable

@@ -468,11 +468,18 @@ async def test_too_many_subscriptions_per_connection(nursery: trio.Nursery) -> N
 
 
 def test_limits_from_the_node_config() -> None:
+    from config.genesis import ConsensusParams
     from config.node_config import Limits, Timeouts
     from node.api.limits import from_node_config
 
-    limits = from_node_config(Limits(), Timeouts(client_wait_max_ms=5000), send_queue_frames_max=8)
+    limits = from_node_config(
+        Limits(),
+        Timeouts(client_wait_max_ms=5000),
+        ConsensusParams(tx_bytes_max=4096, memo_bytes_max=64),
+        send_queue_frames_max=8,
+    )
     assert limits.wait_ms_max == 5000
+    assert limits.tx_bytes_max == 4096  # a chain parameter: genesis [consensus]
     assert limits.subscriptions_per_connection_max == Limits().subscriptions_max
     assert limits.send_queue_frames_max == 8
 

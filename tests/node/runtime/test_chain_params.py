@@ -1,4 +1,4 @@
-"""K and W reach the node from genesis [consensus], never from node.toml."""
+"""K, W and the proposal limits reach the node from genesis [consensus], never from node.toml."""
 
 from __future__ import annotations
 
@@ -44,10 +44,10 @@ def test_k_and_w_come_from_genesis(tmp_path: Path) -> None:
         assert node.genesis.consensus == chain
         replica_limits = node.replica.replica.config.limits
         assert (replica_limits.checkpoint_interval_seqs, replica_limits.log_window_seqs) == (4, 12)
-        assert replica_limits.message_bytes_max == Limits().view_change_bytes_max(12)
+        assert replica_limits.message_bytes_max == chain.view_change_bytes_max()
         ledger_limits = node.ledger.limits
         assert (ledger_limits.checkpoint_interval_seqs, ledger_limits.log_window_seqs) == (4, 12)
-        assert ledger_limits.consensus_state_bytes_max == Limits().consensus_state_bytes_max(12)
+        assert ledger_limits.consensus_state_bytes_max == chain.consensus_state_bytes_max()
     finally:
         node.close()
 
@@ -70,12 +70,56 @@ def test_default_chain_has_no_consensus_table_and_uses_16_and_32(tmp_path: Path)
         node.close()
 
 
-@pytest.mark.parametrize("key", ["checkpoint_interval_seqs", "log_window_seqs"])
-def test_node_toml_that_still_sets_k_or_w_is_refused(tmp_path: Path, key: str) -> None:
+def test_proposal_limits_come_from_genesis(tmp_path: Path) -> None:
+    chain = ConsensusParams(
+        tx_bytes_max=4096, memo_bytes_max=64, batch_txs_max=200, batch_bytes_max=128 << 10
+    )
+    layout = _cluster(tmp_path, chain)
+    assert tomllib.loads(layout.genesis_file.read_text())["consensus"] == {
+        "checkpoint_interval_seqs": 16,
+        "log_window_seqs": 32,
+        "tx_bytes_max": 4096,
+        "memo_bytes_max": 64,
+        "batch_txs_max": 200,
+        "batch_bytes_max": 128 << 10,
+    }
+    node = _open(layout)
+    try:
+        assert node.genesis.consensus == chain
+        assert node.replica.replica.config.limits.batch_bytes_max == 128 << 10
+        driver = node.driver
+        assert (driver.rules.txs_max, driver.rules.bytes_max) == (200, 128 << 10)
+        assert (driver.rules.tx_limits.tx_bytes_max, driver.rules.tx_limits.memo_bytes_max) == (
+            4096,
+            64,
+        )
+        assert (driver._settings.batch_txs_max, driver._settings.batch_bytes_max) == (
+            200,
+            128 << 10,
+        )
+        assert driver._admission._tx_limits == driver.rules.tx_limits
+    finally:
+        node.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("checkpoint_interval_seqs", 16),
+        ("log_window_seqs", 32),
+        ("tx_bytes_max", 16 << 10),
+        ("memo_bytes_max", 256),
+        ("batch_txs_max", 1000),
+        ("batch_bytes_max", 256 << 10),
+    ],
+)
+def test_node_toml_that_still_sets_a_chain_parameter_is_refused(
+    tmp_path: Path, key: str, value: int
+) -> None:
     layout = _cluster(tmp_path)
     path = layout.config_file("node-0")
     # Even the value genesis has: a second source of a chain parameter is not accepted.
-    path.write_text(path.read_text() + f"\n[limits]\n{key} = {16 if 'interval' in key else 32}\n")
+    path.write_text(path.read_text() + f"\n[limits]\n{key} = {value}\n")
     with pytest.raises(ConfigError) as info:
         Node.from_file(path)
     message = str(info.value)
@@ -110,7 +154,10 @@ def test_node_whose_limits_cannot_carry_the_genesis_window_does_not_start(
 
 def test_cluster_init_refuses_limits_that_cannot_carry_the_window(tmp_path: Path) -> None:
     wide = ConsensusParams(checkpoint_interval_seqs=16, log_window_seqs=64)
-    with pytest.raises(ClusterError, match=r"^limits\.peer_frame_bytes_max: .* W = 64\)$"):
+    with pytest.raises(
+        ClusterError,
+        match=r"^limits\.peer_frame_bytes_max: .*consensus\.log_window_seqs \(64\) .* genesis \[consensus\]\)$",
+    ):
         init_cluster(tmp_path / "c", nodes=4, base_port=BASE_PORT, consensus=wide)
     assert not (tmp_path / "c").exists()
     layout = init_cluster(
