@@ -37,7 +37,7 @@ import nacl.signing
 from consensus.actions import Action, Broadcast, EpochStarted, Send
 from consensus.config import ReplicaConfig, ReplicaLimits, ReplicaTimeouts
 from consensus.epochs import EPOCH_MAX, Epoch
-from consensus.events import CatchUp, Event, Executed, MessageReceived, Tick
+from consensus.events import CatchUp, Event, Executed, MessageReceived, PeersReachable, Tick
 from consensus.messages import Kind
 from consensus.replica import RandomSource, Replica
 from consensus.state import PersistedState
@@ -86,6 +86,7 @@ class EpochReplica:
         self._ahead: dict[str, int] = {}  # peer -> tick of its latest later-epoch message
         self._final_checkpoints: dict[int, bytes] = {}  # epoch -> our framed last CHECKPOINT
         self._answered: dict[str, int] = {}  # peer -> tick we last answered its old epoch
+        self._reachable: PeersReachable | None = None  # the host's latest report (R8b)
         self._now = 0
         self.epoch = epoch
         self.replica = self._make(
@@ -202,6 +203,8 @@ class EpochReplica:
             out = self._wrap(self.replica.step(event))
             return out + self._announce_switch() + self._maybe_catch_up()
         out = self._wrap(self.replica.step(event))
+        if isinstance(event, PeersReachable):
+            self._reachable = event  # valid (the replica checked): every later epoch's too
         if (
             isinstance(event, Executed)
             and event.next_epoch is not None
@@ -317,6 +320,8 @@ class EpochReplica:
         self._ahead.clear()
         self._count("epoch_switched")
         out: list[Action] = [EpochStarted(epoch=epoch, member=self.replica.member)]
+        if self._reachable is not None:  # the host reports changes only: carry the last one
+            out += self._wrap(self.replica.step(self._reachable))
         buffered, self._future = self._future, {}
         for sender, queue in buffered.items():
             for inner in queue:

@@ -88,6 +88,15 @@ class CatchUp:
     peers: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeersReachable:
+    """The peers the host heard from lately (any frame, keepalives included), when that set
+    changes. A replica that cannot reach a quorum does not start a view change (R8b). A host
+    that never sends this leaves every peer counted as reachable."""
+
+    names: frozenset[str]
+
+
 Event = (
     MessageReceived
     | Tick
@@ -97,4 +106,5 @@ Event = (
     | Executed
     | BlocksFetched
     | CatchUp
+    | PeersReachable
 )

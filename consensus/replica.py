@@ -37,6 +37,11 @@ Rules (numbered so that tests, docs and comments can point at them):
      oldest ready transaction has waited the request timeout (counted from no earlier than
      the start of the view; doubled for each timeout the wait already spanned when the view
      began) moves to v + 1, unless it is behind the others (state transfer pending).
+ R8b Isolation. A replica whose host reports (PeersReachable) that it hears fewer than q - 1
+     other validators does not start a view change when the R8/R8a timer expires; it re-arms
+     the timer. Its VIEW-CHANGE could not gather a quorum, and would commit it to a view the
+     others, still progressing, may never take: after the heal it stays in the others' view
+     and catches up (R12). Already in a view change, it still joins (R9) and follows NEW-VIEW.
  R9  A replica that has valid VIEW-CHANGEs for views above its own from f + 1 others joins
      the smallest view among them (one slow replica cannot hold the others back, and f
      faulty ones cannot push anyone forward).
@@ -93,6 +98,7 @@ from consensus.events import (
     Event,
     Executed,
     MessageReceived,
+    PeersReachable,
     Persisted,
     ProposalValidated,
     ProposeBatch,
@@ -213,6 +219,8 @@ class Replica:
         self._future_views: dict[str, int] = {}
         self._now = 0
         self._deadline: int | None = None  # view-change timer (R8)
+        # Peers the host hears from (R8b); None until it says: then every peer counts.
+        self._reachable: frozenset[str] | None = None
         self._work_offered = False  # host offered a batch while we are a backup
         self._view_since = 0  # tick the current view became active here (R8a)
         self._last_retransmit = 0
@@ -314,6 +322,8 @@ class Replica:
             self._on_blocks_fetched(event)
         elif isinstance(event, CatchUp):
             self._on_catch_up(event)
+        elif isinstance(event, PeersReachable):
+            self._on_peers_reachable(event)
         else:
             raise HostProtocolError(f"unknown event {event!r}")
         self._flush()
@@ -547,6 +557,9 @@ class Replica:
             # Blocks not fetched yet, or handed over and not yet applied by the host: the
             # oldest transactions may be in them.
             self._count("request_wait_while_behind")
+            return
+        if not self._quorum_reachable():
+            self._count("request_timeout_isolated")  # R8b
             return
         self._count("request_timeout")
         self._start_view_change(self.view + 1)
@@ -1056,6 +1069,11 @@ class Replica:
                 # up. Alone in a view change we would be stranded in a later view.
                 self._count("view_change_timeout_while_behind")
                 self._deadline = self._now + self._timeout()
+            elif not self._quorum_reachable():
+                # R8b: our VIEW-CHANGE could not gather a quorum, and would strand us in a
+                # view the others may never take. Wait in this view for the peers.
+                self._count("view_change_timeout_isolated")
+                self._deadline = self._now + self._timeout()
             else:
                 self._deadline = None
                 self._count("view_change_timeout")
@@ -1064,6 +1082,21 @@ class Replica:
             self._last_retransmit = self._now
             self._retransmit()
         self._maybe_fetch()
+
+    def _on_peers_reachable(self, event: PeersReachable) -> None:
+        names = event.names
+        if type(names) is not frozenset or not all(type(n) is str for n in names):
+            raise HostProtocolError(
+                f"PeersReachable.names must be a frozenset of str, not {names!r}"
+            )
+        self._reachable = names
+
+    def _quorum_reachable(self) -> bool:
+        """R8b: we and the validators our host hears from make a quorum."""
+        if self._reachable is None:
+            return True
+        others = sum(1 for name in self._names if name != self.name and name in self._reachable)
+        return others + 1 >= self._q
 
     def _retransmit(self) -> None:
         if len(self._gated) >= RETRANSMIT_HELD_BATCHES_MAX:

@@ -88,6 +88,9 @@ class WithholdVotes:
         if not self._withhold(message):
             self._inner.broadcast(message)
 
+    def heard_peers(self, within_ms: int) -> frozenset[str]:
+        return self._inner.heard_peers(within_ms)
+
 
 def censored(signer: bytes) -> bool:
     """The signers a `censor` node leaves out: half of them, predictably (odd first byte)."""

@@ -51,6 +51,7 @@ from consensus.events import (
     Executed,
     FetchedBlock,
     MessageReceived,
+    PeersReachable,
     Persisted,
     ProposalValidated,
     ProposeBatch,
@@ -114,6 +115,7 @@ class PeerTransport(Protocol):
 
     def send(self, peer_name: str, message: bytes) -> bool: ...
     def broadcast(self, message: bytes) -> None: ...
+    def heard_peers(self, within_ms: int) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,6 +138,9 @@ class DriverSettings:
     gossip_in_batches_max: int = 1_000
     fetch_requests_max: int = 64
     waiters_max: int = 20_000
+    # Peers heard from within this are reported to the replica as reachable (R8b: it does
+    # not start a view change it could not complete). Two keepalive intervals.
+    peers_heard_window_ms: int = 2_000
 
 
 class TooManyWaitersError(Exception):
@@ -187,6 +192,7 @@ class ConsensusDriver:
         self.ledger = ledger
         self.mempool = mempool
         self._network = network
+        self._reachable_reported: frozenset[str] | None = None
         self._admission = admission
         self._verifier = verifier
         self._pipeline: BlockPipeline | None = None  # from `run` on (closed once it returns)
@@ -313,10 +319,19 @@ class ConsensusDriver:
 
     async def _drive(self) -> None:
         async for event in self._inbox:
+            if isinstance(event, Tick):
+                self._report_reachable()  # before the tick that may fire the R8 timer
             self._step(event)
             if isinstance(event, Tick):
                 self._housekeeping()
             self._maybe_propose()
+
+    def _report_reachable(self) -> None:
+        """Tell the replica whom we hear from, when that changes (R8b)."""
+        heard = self._network.heard_peers(self._settings.peers_heard_window_ms)
+        if heard != self._reachable_reported:
+            self._reachable_reported = heard
+            self._step(PeersReachable(names=heard))
 
     def _step(self, event: Event) -> None:
         for action in self.replica.step(event):

@@ -256,6 +256,7 @@ class Node:
                 peer_frame_bytes_max=limits.peer_frame_bytes_max,
                 waiters_max=limits.pending_waits_max,
                 forward_waiting_after_ms=timeouts.request_timeout_ms // 2,
+                peers_heard_window_ms=2 * timeouts.keepalive_interval_ms,
             ),
             metrics=self.metrics,
             log=self.log,

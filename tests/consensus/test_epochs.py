@@ -682,3 +682,16 @@ def test_one_crash_right_after_the_switch_does_not_strand_the_others() -> None:
     c.propose(eh.batch(b"after"), to=c.primary())
     c.settle()
     assert all(c.nodes[n].height == B + 1 for n in ("v0", "v1", "v2")), c.heights()
+
+
+def test_the_hosts_reachability_report_carries_across_the_switch() -> None:
+    """The host reports changes only (R8b): the new epoch's replica starts from the last."""
+    c = eh.EpochCluster(4)
+    c.step("v1", ev.PeersReachable(names=frozenset({"v0"})))
+    change_set(c, eh.gov("rotate", "v3", eh.public(key(3 + eh.ROTATED))))
+    v1 = c.replica("v1")
+    assert v1.epoch.number == 1
+    assert v1.replica._reachable == frozenset({"v0"}), c.dump()
+    assert not v1.replica._quorum_reachable()
+    c.step("v1", ev.PeersReachable(names=frozenset({"v0", "v2", "v3"})))
+    assert v1.replica._quorum_reachable()

@@ -3,6 +3,7 @@ frozen primary: the majority stays live, the cut-off node catches up, everyone a
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Awaitable, Callable
 
 import nacl.signing
@@ -12,7 +13,15 @@ import trio
 from node.cluster.bootstrap import bring_up
 from node.cluster.processes import ClusterProcesses
 from node.cluster.status import fetch_status, wait_for, wait_heights, wait_ready
-from tests.e2e.helpers import Acked, assert_everything_everywhere, setup_holders, transfer_load
+from node.tx import Kind
+from tests.e2e.helpers import (
+    ASSET,
+    Acked,
+    assert_everything_everywhere,
+    connect,
+    setup_holders,
+    transfer_load,
+)
 
 pytestmark = pytest.mark.e2e
 HOLDERS = 6
@@ -70,6 +79,59 @@ async def test_minority_partitioned_away_majority_commits_then_it_catches_up(
         stop.set()
     await _partition(procs)
     await assert_everything_everywhere(procs, acked, holders, supply=HOLDERS * EACH)
+
+
+def _metric(procs: ClusterProcesses, name: str, series: str) -> float:
+    """One series of node `name`'s metrics (0 when absent)."""
+    entry = procs.layout.node(name)
+    url = f"http://{entry.host}:{entry.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text: bytes = response.read()
+    prefix = series.encode() + b" "
+    line = next((x for x in text.splitlines() if x.startswith(prefix)), None)
+    return 0.0 if line is None else float(line[len(prefix) :])
+
+
+async def test_a_backup_cut_off_with_work_pending_stays_in_the_view_of_the_others(
+    proxied_procs: ClusterProcesses,
+) -> None:
+    """R8b end to end: node-3 holds a transfer it cannot get ordered while it hears nobody.
+    Its view-change timer expires again and again, and it stays in view 0, so after the heal
+    it is a voting member of the others' view at once (before R8b it waited alone in view 1
+    until the others changed view too)."""
+    procs = proxied_procs
+    await bring_up(procs)
+    holders = [nacl.signing.SigningKey.generate() for _ in range(2)]
+    acked = await setup_holders(procs, holders, each=EACH, via="node-1")
+    lonely, others = "node-3", ("node-0", "node-1", "node-2")
+    await _partition(procs, (lonely,), others)
+    async with connect(procs, lonely) as c:
+        pending = await c.send(
+            Kind.TRANSFER,
+            {"asset_id": ASSET, "to_account": bytes(holders[1].verify_key), "amount": 7},
+            key=holders[0],
+        )
+    assert pending.status == "pending", pending
+    series = 'assetledger_consensus_dropped{reason="view_change_timeout_isolated"}'
+    with trio.fail_after(PROGRESS_TIMEOUT_S):
+        while await trio.to_thread.run_sync(_metric, procs, lonely, series) < 2:
+            await trio.sleep(0.1)
+    assert (await fetch_status(procs.layout.node(lonely))).view == 0
+    await _partition(procs)  # heal
+    top = await wait_heights(procs, max(acked.txs.values()) + 1, names=list(procs.names))
+    assert {s.view for s in top.values()} == {0}, top
+    # node-3 votes in view 0 now: with node-2 cut off, commits need it.
+    await _partition(procs, ("node-2",))
+    async with connect(procs, lonely) as c:
+        out = await c.send(
+            Kind.TRANSFER,
+            {"asset_id": ASSET, "to_account": bytes(holders[0].verify_key), "amount": 1},
+            key=holders[1],
+            wait=True,
+            timeout_ms=int(PROGRESS_TIMEOUT_S * 1000),
+        )
+    assert out.status == "committed", out
+    assert (await fetch_status(procs.layout.node(lonely))).view == 0
 
 
 async def _primary_isolated_under_load(

@@ -161,6 +161,29 @@ async def test_dead_peer_detected_then_reconnected(autojump_clock: object) -> No
         nursery.cancel_scope.cancel()
 
 
+async def test_heard_peers_follows_frames_not_open_connections(autojump_clock: object) -> None:
+    """What a replica's host reports as reachable (R8b): a peer heard within the window,
+    keepalives included; a silent peer drops out long before its connection is closed."""
+    net = MemoryNet()
+    a, b = pair(net)
+    window_ms = 2 * TIMEOUTS.keepalive_interval_ms
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        await wait_until(lambda: connected(a, b))
+        await trio.sleep(10)  # nothing but keepalives
+        assert a.heard_peers(window_ms) == {"b"} and b.heard_peers(window_ms) == {"a"}
+        for link in net.links:
+            link.cut = True  # silence, while the connection stays open for a while
+        await trio.sleep(window_ms / 1000 + 0.1)
+        assert a.connected_peers() == {"b"}  # not yet declared dead (peer_dead_after_ms)
+        assert a.heard_peers(window_ms) == frozenset()
+        await wait_until(lambda: connected(a, b) and a.stats()["b"].reconnects >= 1)
+        await trio.sleep(1)
+        assert a.heard_peers(window_ms) == {"b"}
+        nursery.cancel_scope.cancel()
+
+
 async def test_returning_peer_is_redialed_with_backoff(autojump_clock: object) -> None:
     net = MemoryNet()
     logs: list[str] = []

@@ -121,6 +121,7 @@ class Host:
     ledger_set: list[tuple[str, bytes]] = field(default_factory=list)
     epochs: list[Epoch] = field(default_factory=list)
     pending_end: int | None = None
+    reachable_reported: frozenset[str] | None = None  # the last PeersReachable fed (R8b)
 
     def __post_init__(self) -> None:
         self.ledger_set = list(self.config.validators)
@@ -150,6 +151,7 @@ class Host:
         )
         self.crashed = False
         self.inbox.clear()
+        self.reachable_reported = None  # a restarted replica has heard no report
 
     def crash(self) -> None:
         """Lose everything volatile: the replica, unacknowledged persists, mempool, inbox."""
@@ -179,6 +181,12 @@ class Host:
             assert rounds < 10_000, "host inbox does not drain"
             event = self.inbox.pop(0)
             self.feed(event)
+
+    def report_reachable(self, heard: frozenset[str]) -> None:
+        """Feed the replica whom it hears from, when that changes (as the node's driver does)."""
+        if self.replica is not None and heard != self.reachable_reported:
+            self.reachable_reported = heard
+            self.feed(ev.PeersReachable(names=heard))
 
     def tick(self, now: int) -> None:
         if self.replica is None:

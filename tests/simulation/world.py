@@ -220,6 +220,17 @@ class World:
             else:
                 self.network.send(self.now, host.instance, dst, payload)
 
+    def heard_by(self, host: Host) -> frozenset[str]:
+        """The validators `host` hears from, as a node's keepalives would tell it (R8b):
+        running, and their messages reach it (one-way cuts count from the sender's side)."""
+        return frozenset(
+            h.name
+            for h in self.hosts.values()
+            if h.name != host.name
+            and not h.crashed
+            and self.network.reachable(h.instance, host.instance)
+        )
+
     def fetch(self, host: Host, a: act.FetchBlocks) -> None:
         self.stats["fetches"] += 1
         candidates = [
@@ -436,6 +447,7 @@ class World:
             if host.crashed:
                 continue
             host.run_inbox()
+            host.report_reachable(self.heard_by(host))
             host.tick(self.now)
             byz = self.byzantine.get(host.instance)
             if byz is not None:

@@ -37,6 +37,9 @@ class RecordingTransport:
     def broadcast(self, message: bytes) -> None:
         self.sent.append((None, message))
 
+    def heard_peers(self, within_ms: int) -> frozenset[str]:
+        return frozenset()
+
 
 def _pbft(message: object) -> bytes:
     # As the driver sends it: the replica's output, framed with its epoch.

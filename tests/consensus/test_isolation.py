@@ -1,0 +1,147 @@
+"""A replica that cannot reach a quorum does not time out into a view change (R8b).
+
+Alone, its VIEW-CHANGE could never gather a quorum, and it would commit it to a later view
+it cannot leave: after the partition heals it would wait there, out of the others' view,
+until they changed view too, leaving them a bare quorum (seen as "Alone in a later view").
+The host says which peers it hears from (`PeersReachable`); a replica whose host never says
+behaves as before, as if every peer were reachable.
+"""
+
+from __future__ import annotations
+
+from consensus import events as ev
+from consensus.config import ReplicaTimeouts
+from consensus.replica import HostProtocolError
+from tests.consensus.harness import Cluster, batch
+
+EVERYONE_ELSE = frozenset({"r0", "r1", "r2"})
+
+
+def _pending_work(c: Cluster, name: str) -> None:
+    """The host holds transactions the primary has not ordered: the R8 timer runs."""
+    c.step(name, ev.ProposeBatch(payload=b""))
+
+
+def test_an_isolated_replica_defers_its_view_change() -> None:
+    c = Cluster()
+    r3 = c.replica("r3")
+    c.step("r3", ev.PeersReachable(names=frozenset()))
+    _pending_work(c, "r3")
+    c.tick(35, names=["r3"])  # three timeouts' worth
+    assert r3.view == 0 and r3.view_active, c.dump()
+    assert "view_change_timeout" not in r3.counters, c.dump()
+    assert r3.counters["view_change_timeout_isolated"] >= 3, c.dump()
+    assert not [x for x in c.queue if x.src == "r3"], c.dump()  # no VIEW-CHANGE sent
+
+
+def test_after_the_heal_it_catches_up_in_the_view_the_others_kept() -> None:
+    """The scenario of "Alone in a later view": the others order the work meanwhile; after
+    the heal their retransmitted COMMITs (R13) tell the replica it is behind, it fetches the
+    block (R12), and its work is done: it never leaves view 0."""
+    c = Cluster(
+        timeouts=ReplicaTimeouts(
+            view_change_timeout_ticks=10, retransmit_interval_ticks=3, fetch_retry_ticks=5
+        )
+    )
+    r3 = c.replica("r3")
+    c.step("r3", ev.PeersReachable(names=frozenset()))
+    c.propose(batch("t0"))
+    _pending_work(c, "r3")  # its host holds t0 too
+    c.deliver(lambda x: x.dst != "r3")
+    c.drop(lambda x: x.dst == "r3")  # the partition
+    c.tick(25, names=["r3"])
+    c.drop(lambda x: True)  # what r3 sent meanwhile was lost as well
+    assert r3.view == 0 and r3.view_active and c.height("r3") == 0, c.dump()
+    assert c.height("r0") == 1, c.dump()
+    c.step("r3", ev.PeersReachable(names=EVERYONE_ELSE))  # the heal
+    for _ in range(4):
+        c.tick(3)
+        c.deliver()
+    c.serve_fetch("r3", "r0")
+    c.deliver()
+    assert c.height("r3") == 1, c.dump()
+    assert r3.view == 0 and r3.view_active, c.dump()
+    assert "view_change_timeout" not in r3.counters, c.dump()
+    assert all(c.replica(n).view == 0 for n in c.names), c.dump()
+
+
+def test_a_quorum_with_itself_is_enough_to_change_view() -> None:
+    """n = 4, f = 1: itself and two others make the quorum of three a NEW-VIEW needs."""
+    c = Cluster()
+    r3 = c.replica("r3")
+    c.step("r3", ev.PeersReachable(names=frozenset({"r1", "r2"})))  # the primary is gone
+    _pending_work(c, "r3")
+    c.tick(11, names=["r3"])
+    assert r3.view == 1 and not r3.view_active, c.dump()
+    assert r3.counters["view_change_timeout"] == 1, c.dump()
+
+
+def test_one_peer_short_of_a_quorum_defers() -> None:
+    c = Cluster()
+    r3 = c.replica("r3")
+    c.step("r3", ev.PeersReachable(names=frozenset({"r0", "r2"})))
+    c.step("r3", ev.PeersReachable(names=frozenset({"r2", "mallory"})))  # the latest counts
+    _pending_work(c, "r3")
+    c.tick(11, names=["r3"])
+    assert r3.view == 0, c.dump()  # a name outside the validator set is no vote
+    assert r3.counters["view_change_timeout_isolated"] == 1, c.dump()
+    # Reachable again: the next expiry changes view.
+    c.step("r3", ev.PeersReachable(names=frozenset({"r2", "r1"})))
+    c.tick(25, names=["r3"])
+    assert r3.view == 1, c.dump()
+
+
+def test_a_host_that_never_reports_keeps_the_old_behaviour() -> None:
+    c = Cluster()
+    r3 = c.replica("r3")
+    _pending_work(c, "r3")
+    c.tick(11, names=["r3"])
+    assert r3.view == 1 and r3.counters["view_change_timeout"] == 1, c.dump()
+
+
+def test_a_malformed_report_is_a_host_protocol_error() -> None:
+    c = Cluster()
+    for bad in (["r1", "r2"], frozenset({b"r1"})):
+        try:
+            c.step("r3", ev.PeersReachable(names=bad))  # type: ignore[arg-type]
+        except HostProtocolError as exc:
+            assert "PeersReachable" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
+    assert c.replica("r3").view == 0
+
+
+def test_a_replica_already_in_a_view_change_is_not_held_back() -> None:
+    """Isolation only defers starting one: a replica in a view change still moves on by
+    joining (R9) or through a NEW-VIEW (R10), whatever its host reports."""
+    c = Cluster()
+    for name in ("r1", "r2", "r3"):
+        _pending_work(c, name)
+    c.step("r3", ev.PeersReachable(names=frozenset()))
+    c.tick(11, names=["r1", "r2"])
+    c.deliver()
+    r3 = c.replica("r3")
+    assert r3.view == 1, c.dump()  # joined on f + 1 VIEW-CHANGEs
+    assert all(c.replica(n).view == 1 and c.replica(n).view_active for n in ("r1", "r2")), c.dump()
+
+
+def test_an_isolated_replica_does_not_blame_the_primary_for_censorship() -> None:
+    """R8a too: its oldest transaction waited the request timeout, but alone it could not
+    replace the primary anyway."""
+    c = Cluster(
+        timeouts=ReplicaTimeouts(
+            view_change_timeout_ticks=10,
+            request_timeout_ticks=20,
+            retransmit_interval_ticks=1000,
+            fetch_retry_ticks=5,
+        )
+    )
+    r3 = c.replica("r3")
+    c.step("r3", ev.PeersReachable(names=frozenset({"r0"})))
+    c.tick(25, names=["r3"])  # the view is older than the request timeout
+    c.step("r3", ev.ProposeBatch(payload=b"", oldest_wait_ticks=30))
+    assert r3.view == 0, c.dump()
+    assert r3.counters["request_timeout_isolated"] == 1, c.dump()
+    c.step("r3", ev.PeersReachable(names=EVERYONE_ELSE))
+    c.step("r3", ev.ProposeBatch(payload=b"", oldest_wait_ticks=31))
+    assert r3.view == 1 and r3.counters["request_timeout"] == 1, c.dump()
