@@ -203,10 +203,13 @@ class ConsensusParams:
             )
         state_bytes = self.consensus_state_bytes_max()
         if state_bytes > CONSENSUS_STATE_BYTES_MAX:
-            batch_fit = (CONSENSUS_STATE_BYTES_MAX - _MIB) // (2 * w) - VIEW_CHANGE_SEQ_BYTES
+            room = CONSENSUS_STATE_BYTES_MAX - _MIB
+            batch_fit = room // (2 * w) - VIEW_CHANGE_SEQ_BYTES
+            window_fit = room // (2 * (self.batch_bytes_max + VIEW_CHANGE_SEQ_BYTES))
             # A batch must still hold one transaction of the maximum size.
             advice = (
-                f"expected at most {batch_fit} for this window"
+                f"expected at most {batch_fit} for this window, or a log_window_seqs of at"
+                f" most {window_fit} for this batch"
                 if batch_fit >= self.tx_bytes_max + BATCH_FRAMING_BYTES
                 else "no batch that holds a transaction of consensus.tx_bytes_max fits a window"
                 " this wide; use a smaller log_window_seqs"

@@ -170,7 +170,9 @@ class Timeouts:
     # against the proposal.
     clock_skew_max_ms: int = 30_000
     handshake_timeout_ms: int = 5_000
-    keepalive_interval_ms: int = 1_000
+    # Also how soon a cut link shows (R8b: peers heard within 2 intervals count as reachable),
+    # so twice it should stay below view_change_timeout_ms.
+    keepalive_interval_ms: int = 500
     peer_dead_after_ms: int = 5_000  # silence after which a peer connection is dropped
     reconnect_backoff_min_ms: int = 100
     reconnect_backoff_max_ms: int = 5_000
@@ -367,7 +369,8 @@ def parse_node_config(data: Mapping[str, Any], *, base_dir: Path) -> NodeConfig:
                 "is no longer a node setting: the checkpoint interval, the log window and the"
                 " proposal limits are chain parameters that every validator must share; they"
                 f" moved to the genesis file's [consensus] table (consensus.{moved}). Remove"
-                " this line from node.toml",
+                " this line from node.toml; the node then uses the genesis value (a chain that"
+                " needs another value sets it in genesis: docs/configuration.md, [consensus])",
             )
     limits = _numbers(limits_table, Limits, LIMIT_BOUNDS)
     timeouts = _numbers(

@@ -38,10 +38,11 @@ Rules (numbered so that tests, docs and comments can point at them):
      the start of the view; doubled for each timeout the wait already spanned when the view
      began) moves to v + 1, unless it is behind the others (state transfer pending).
  R8b Isolation. A replica whose host reports (PeersReachable) that it hears fewer than q - 1
-     other validators does not start a view change when the R8/R8a timer expires; it re-arms
-     the timer. Its VIEW-CHANGE could not gather a quorum, and would commit it to a view the
-     others, still progressing, may never take: after the heal it stays in the others' view
-     and catches up (R12). Already in a view change, it still joins (R9) and follows NEW-VIEW.
+     other validators does not start a view change when the R8/R8a timer expires, nor move on
+     to the next view when its view change's timer expires; it re-arms the timer. Its
+     VIEW-CHANGE could not gather a quorum, and would commit it to a view the others, still
+     progressing, may never take: after the heal it stays in the others' view and catches up
+     (R12). It still joins (R9) and follows NEW-VIEW (R10) whatever the report says.
  R9  A replica that has valid VIEW-CHANGEs for views above its own from f + 1 others joins
      the smallest view among them (one slow replica cannot hold the others back, and f
      faulty ones cannot push anyone forward).

@@ -51,11 +51,18 @@ class Connection:
         self.reason: str | None = None
         self.protocol_error = False
         self.opened_at = trio.current_time()
-        self.last_receive_at = self.opened_at
+        self.last_receive_at = self.opened_at  # last whole frame (the watchdog's clock)
+        self._last_bytes_at = self.opened_at  # last bytes of any frame, even unfinished
         self._delivering = False
         self._in_flight = 0
         self._encoder = FrameEncoder(session.send_key, frame_bytes_max=limits.frame_bytes_max)
         self._decoder = FrameDecoder(session.receive_key, frame_bytes_max=limits.frame_bytes_max)
+
+    def heard_since(self, since: float) -> bool:
+        """The peer was heard from at or after `since` (trio time): a frame, or part of one
+        (a large VIEW-CHANGE takes a while on a slow link), or we are the ones not reading
+        (a slow consumer pushes back; the watchdog counts that as alive too)."""
+        return self._delivering or max(self.last_receive_at, self._last_bytes_at) >= since
 
     def close(self, reason: str) -> None:
         if self.reason is None:
@@ -99,6 +106,7 @@ class Connection:
         while True:
             if data:
                 stats.bytes_in += len(data)
+                self._last_bytes_at = trio.current_time()
                 decoder.feed(data)
                 while (frame := decoder.next_frame()) is not None:
                     stats.frames_in += 1

@@ -198,15 +198,16 @@ class PeerNetwork:
         return frozenset(name for name, peer in self._peers.items() if peer.connection)
 
     def heard_peers(self, within_ms: int) -> frozenset[str]:
-        """Peers whose connection delivered a frame (keepalives included) in the last
-        `within_ms`. An open connection alone says little: a silent peer's is only closed
-        after `peer_dead_after_ms`. Every idle sender emits a keepalive each
-        `keepalive_interval_ms`, so twice that is a fair window."""
+        """Peers heard from in the last `within_ms` (`Connection.heard_since`: frames,
+        keepalives included, or part of one; or our own backpressure). An open connection
+        alone says little: a silent peer's is only closed after `peer_dead_after_ms`. Every
+        idle sender emits a keepalive each `keepalive_interval_ms`, so twice that is a fair
+        window."""
         since = trio.current_time() - within_ms / 1000
         return frozenset(
             name
             for name, peer in self._peers.items()
-            if peer.connection is not None and peer.connection.last_receive_at >= since
+            if peer.connection is not None and peer.connection.heard_since(since)
         )
 
     def stats(self) -> dict[str, PeerStats]:

@@ -174,6 +174,14 @@ class Node:
             context=lambda: {"view": self.replica.view, "height": self.replica.executed_seq},
             stream=log_stream,
         )
+        heard_window_ms = 2 * timeouts.keepalive_interval_ms
+        if heard_window_ms >= timeouts.view_change_timeout_ms:
+            self.log.warning(
+                f"timeouts.keepalive_interval_ms x 2 ({heard_window_ms} ms) is not below"
+                f" timeouts.view_change_timeout_ms ({timeouts.view_change_timeout_ms} ms): a cut"
+                " link may show only after the view-change timer fired, and this validator"
+                " could change view alone (docs/consensus.md, R8b); lower the keepalive interval"
+            )
         self.network = PeerNetwork(
             chain_id=genesis.chain_id,
             identity=key,
@@ -256,7 +264,7 @@ class Node:
                 peer_frame_bytes_max=limits.peer_frame_bytes_max,
                 waiters_max=limits.pending_waits_max,
                 forward_waiting_after_ms=timeouts.request_timeout_ms // 2,
-                peers_heard_window_ms=2 * timeouts.keepalive_interval_ms,
+                peers_heard_window_ms=heard_window_ms,
             ),
             metrics=self.metrics,
             log=self.log,

@@ -730,7 +730,8 @@ INVALID = [
         "genesis.consensus.batch_bytes_max",
         "262144 is too large for consensus.log_window_seqs (128): 128 sequences of up to"
         " batch_bytes_max make a persisted consensus state of 68419584 bytes, above 67108864;"
-        " expected at most 257024 for this window",
+        " expected at most 257024 for this window, or a log_window_seqs of at most 125 for"
+        " this batch",
     ),
     (
         ("consensus", "batch_bytes_max"),

@@ -342,9 +342,9 @@ INVALID = [
     ),
     (
         ("timeouts", "peer_dead_after_ms"),
-        1000,
+        500,
         "timeouts.peer_dead_after_ms",
-        "not above timeouts.keepalive_interval_ms (1000)",
+        "not above timeouts.keepalive_interval_ms (500)",
     ),
     (
         ("timeouts", "reconnect_backoff_max_ms"),
@@ -540,7 +540,9 @@ def test_every_moved_key_is_refused_with_a_pointer_to_genesis(
     assert info.value.reason == (
         "is no longer a node setting: the checkpoint interval, the log window and the proposal"
         " limits are chain parameters that every validator must share; they moved to the"
-        f" genesis file's [consensus] table (consensus.{name}). Remove this line from node.toml"
+        f" genesis file's [consensus] table (consensus.{name}). Remove this line from node.toml;"
+        " the node then uses the genesis value (a chain that needs another value sets it in"
+        " genesis: docs/configuration.md, [consensus])"
     )
 
 

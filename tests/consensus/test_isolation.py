@@ -111,18 +111,29 @@ def test_a_malformed_report_is_a_host_protocol_error() -> None:
     assert c.replica("r3").view == 0
 
 
-def test_a_replica_already_in_a_view_change_is_not_held_back() -> None:
-    """Isolation only defers starting one: a replica in a view change still moves on by
-    joining (R9) or through a NEW-VIEW (R10), whatever its host reports."""
-    c = Cluster()
-    for name in ("r1", "r2", "r3"):
+def test_in_a_view_change_it_does_not_move_on_alone_but_still_joins() -> None:
+    """Isolation only holds back what the replica would do by itself: when the timer of its
+    view change expires (the new primary's NEW-VIEW never came) it stays in that view
+    change, but f + 1 VIEW-CHANGEs for a later view still make it join (R9), and a report
+    cannot stop that. n = 7 (f = 2), so that others can move on without it."""
+    c = Cluster(7)
+    c.crash("r0")  # the primary of view 0
+    backups = [f"r{i}" for i in range(1, 7)]
+    for name in backups:
         _pending_work(c, name)
-    c.step("r3", ev.PeersReachable(names=frozenset()))
-    c.tick(11, names=["r1", "r2"])
-    c.deliver()
-    r3 = c.replica("r3")
-    assert r3.view == 1, c.dump()  # joined on f + 1 VIEW-CHANGEs
-    assert all(c.replica(n).view == 1 and c.replica(n).view_active for n in ("r1", "r2")), c.dump()
+    c.tick(11, names=backups)
+    c.drop(lambda x: x.src == "r1" and x.text.startswith("NEW-VIEW"))  # view 1's primary fails
+    c.deliver(lambda x: x.text.startswith("VIEW-CHANGE"))
+    c.drop(lambda x: x.src == "r1")
+    r6 = c.replica("r6")
+    assert r6.view == 1 and not r6.view_active and r6._deadline is not None, c.dump()
+    c.step("r6", ev.PeersReachable(names=frozenset()))
+    c.tick(60, names=backups)
+    assert r6.view == 1, c.dump()  # its own timer expired: it did not move on alone
+    assert r6.counters["view_change_timeout_isolated"] >= 1, c.dump()
+    assert all(c.replica(n).view >= 2 for n in ("r2", "r3", "r4", "r5")), c.dump()
+    c.deliver(lambda x: x.dst == "r6" and x.text.startswith("VIEW-CHANGE"))
+    assert r6.view >= 2, c.dump()  # joined the others (R9) whatever its host reported
 
 
 def test_an_isolated_replica_does_not_blame_the_primary_for_censorship() -> None:

@@ -336,6 +336,8 @@ async def test_slow_consumer_pushes_back_without_unbounded_buffering(
         assert b.incoming.statistics().current_buffer_used == 10
         await trio.sleep(30)  # b's reader is waiting on us, not dead: no keepalive timeout
         assert connected(a, b) and b.stats()["a"].keepalive_timeouts == 0
+        # Nor silent for the replica's report (R8b): we are the ones not reading.
+        assert b.heard_peers(2 * TIMEOUTS.keepalive_interval_ms) == {"a"}
         received: list[bytes] = []
         while len(received) < accepted:
             received.append((await b.incoming.receive())[1])

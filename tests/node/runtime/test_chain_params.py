@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import tomllib
 from pathlib import Path
 
@@ -213,3 +214,18 @@ def test_cluster_init_sets_k_and_w_in_genesis(tmp_path: Path) -> None:
     assert "consensus.checkpoint_interval_seqs: 4 does not divide" in bad.output
     assert "--log-window-seqs" in bad.output
     assert not bad_root.exists()
+
+
+def test_a_keepalive_too_slow_for_the_view_change_timer_is_warned_about(tmp_path: Path) -> None:
+    """R8b sees a cut link only after two keepalive intervals of silence: slower than the
+    view-change timer, a cut-off validator could still change view alone."""
+    layout = _cluster(tmp_path)
+    path = layout.config_file("node-0")
+    path.write_text(path.read_text() + "\n[timeouts]\nkeepalive_interval_ms = 1000\n")
+    logs = io.StringIO()
+    Node.from_file(path, log_stream=logs).close()
+    assert "keepalive_interval_ms x 2 (2000 ms) is not below" in logs.getvalue()
+    assert "view_change_timeout_ms (2000 ms)" in logs.getvalue()
+    logs = io.StringIO()
+    Node.from_file(layout.config_file("node-1"), log_stream=logs).close()  # 2 x 500 < 2000
+    assert "keepalive_interval_ms x 2" not in logs.getvalue()
