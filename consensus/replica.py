@@ -121,6 +121,8 @@ from consensus.view_change import (
 RETRANSMIT_HELD_BATCHES_MAX = 4  # bound on held (unpersisted) message batches from resends
 EPOCH_FILL_OUTSTANDING_MAX = 2  # null requests in flight while the primary closes an epoch
 EVIDENCE_REPORTED_MAX = 1024  # (validator, kind, view, seq) already reported, per epoch
+# Fetch rounds (after the settle time) for which COMMIT evidence alone says we are behind (R8).
+BEHIND_EVIDENCE_FETCH_ROUNDS = 4
 
 
 _Vote = TypeVar("_Vote", msg.Prepare, msg.Commit)
@@ -554,7 +556,10 @@ class Replica:
         limit = base << min(doublings, self.config.timeouts.view_change_backoff_max)
         if min(waited, in_view) < limit:
             return
-        if self._handed_seq < self._fetch_target() or self.executed_seq < self._handed_seq:
+        if (
+            self._handed_seq < self._fetch_target(credible_only=True)
+            or self.executed_seq < self._handed_seq
+        ):
             # Blocks not fetched yet, or handed over and not yet applied by the host: the
             # oldest transactions may be in them.
             self._count("request_wait_while_behind")
@@ -960,14 +965,24 @@ class Replica:
         signers.add(m.replica)
 
     def _others_ahead(self) -> bool:
-        """f + 1 others committed a block we have not handed over (an honest one among them):
-        the system makes progress without us."""
-        return self._handed_seq < self._fetch_target() or any(
-            seq > self._handed_seq and len(signers) >= self._f + 1
-            for seq, (_, signers) in self._commit_evidence.items()
+        """f + 1 others sent COMMITs for a block we have not handed over, recently enough that
+        state transfer may still bring it: the system may be progressing without us (R8)."""
+        return self._handed_seq < self._fetch_target(credible_only=True) or any(
+            seq > self._handed_seq and len(signers) >= self._f + 1 and self._credible(first_seen)
+            for seq, (first_seen, signers) in self._commit_evidence.items()
         )
 
-    def _fetch_target(self) -> int:
+    def _credible(self, first_seen: int) -> bool:
+        """A COMMIT proves only that its sender prepared the block, not that anyone committed
+        it. When f + 1 COMMITs came from replicas that are stuck like us (the primary left
+        the view after its pre-prepares reached a different subset of backups each), asking
+        them returns nothing, forever. So the evidence says "behind" for a bounded number of
+        fetch rounds only; after that, the R8/R8a timers may blame the view again. It still
+        drives fetches (R12), which verify every block, so this only decides liveness."""
+        retry = self.config.timeouts.fetch_retry_ticks
+        return self._now - first_seen < retry * (1 + BEHIND_EVIDENCE_FETCH_ROUNDS)
+
+    def _fetch_target(self, *, credible_only: bool = False) -> int:
         for seq in [s for s in self._commit_evidence if s <= self._handed_seq]:
             del self._commit_evidence[seq]
         target = self.checkpoint_seq
@@ -978,8 +993,12 @@ class Replica:
                 target = max(target, self._catch_up[0])
         settle = self.config.timeouts.fetch_retry_ticks
         for seq, (first_seen, signers) in self._commit_evidence.items():
+            if seq <= target or len(signers) < self._f + 1:
+                continue
+            if credible_only and not self._credible(first_seen):
+                continue  # not proof of being behind any more (R8), still worth fetching
             # Give the normal case time to finish before fetching what it may still deliver.
-            if seq > target and len(signers) >= self._f + 1 and self._now - first_seen >= settle:
+            if self._now - first_seen >= settle:
                 target = seq
         return target
 
