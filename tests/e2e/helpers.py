@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import urllib.request
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
@@ -199,3 +200,14 @@ def first_fetch_from(procs: ClusterProcesses, name: str) -> int:
         f"{name} logged no `state transfer requested` since its latest start"
         " (is the log format text?)"
     )
+
+
+def metric(procs: ClusterProcesses, name: str, series: str) -> float:
+    """One series of node `name`'s metrics (0 when absent)."""
+    entry = procs.layout.node(name)
+    url = f"http://{entry.host}:{entry.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text: bytes = response.read()
+    prefix = series.encode() + b" "
+    line = next((x for x in text.splitlines() if x.startswith(prefix)), None)
+    return 0.0 if line is None else float(line[len(prefix) :])

@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import urllib.request
-
 import nacl.signing
 import pytest
 import trio
@@ -26,6 +24,7 @@ from tests.e2e.helpers import (
     assert_everything_everywhere,
     connect,
     converged,
+    metric,
     setup_holders,
     transfer_load,
 )
@@ -90,24 +89,13 @@ def _holders_half_censored(count: int) -> list[nacl.signing.SigningKey]:
     return found
 
 
-def _metric(procs: ClusterProcesses, name: str, series: str) -> float:
-    """One series of node `name`'s metrics (0 when absent)."""
-    entry = procs.layout.node(name)
-    url = f"http://{entry.host}:{entry.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text: bytes = response.read()
-    prefix = series.encode() + b" "
-    line = next((x for x in text.splitlines() if x.startswith(prefix)), None)
-    return 0.0 if line is None else float(line[len(prefix) :])
-
-
 async def _all_connected(procs: ClusterProcesses) -> None:
     """Every node has a live link to every other (a restarted node redials with backoff)."""
     want = len(procs.names) - 1
     with trio.fail_after(PROGRESS_TIMEOUT_S):
         for name in procs.names:
             while (
-                await trio.to_thread.run_sync(_metric, procs, name, "assetledger_peers_connected")
+                await trio.to_thread.run_sync(metric, procs, name, "assetledger_peers_connected")
                 < want
             ):
                 await trio.sleep(0.05)
@@ -164,7 +152,7 @@ async def test_a_censoring_primary_is_replaced_while_the_chain_moves(
         name
         for name in ("node-1", "node-2", "node-3")
         if await trio.to_thread.run_sync(
-            _metric, procs, name, 'assetledger_consensus_dropped{reason="request_timeout"}'
+            metric, procs, name, 'assetledger_consensus_dropped{reason="request_timeout"}'
         )
         >= 1
     ]

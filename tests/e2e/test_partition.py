@@ -3,7 +3,6 @@ frozen primary: the majority stays live, the cut-off node catches up, everyone a
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Awaitable, Callable
 
 import nacl.signing
@@ -19,6 +18,7 @@ from tests.e2e.helpers import (
     Acked,
     assert_everything_everywhere,
     connect,
+    metric,
     setup_holders,
     transfer_load,
 )
@@ -81,17 +81,6 @@ async def test_minority_partitioned_away_majority_commits_then_it_catches_up(
     await assert_everything_everywhere(procs, acked, holders, supply=HOLDERS * EACH)
 
 
-def _metric(procs: ClusterProcesses, name: str, series: str) -> float:
-    """One series of node `name`'s metrics (0 when absent)."""
-    entry = procs.layout.node(name)
-    url = f"http://{entry.host}:{entry.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text: bytes = response.read()
-    prefix = series.encode() + b" "
-    line = next((x for x in text.splitlines() if x.startswith(prefix)), None)
-    return 0.0 if line is None else float(line[len(prefix) :])
-
-
 async def test_a_backup_cut_off_with_work_pending_stays_in_the_view_of_the_others(
     proxied_procs: ClusterProcesses,
 ) -> None:
@@ -114,7 +103,7 @@ async def test_a_backup_cut_off_with_work_pending_stays_in_the_view_of_the_other
     assert pending.status == "pending", pending
     series = 'assetledger_consensus_dropped{reason="view_change_timeout_isolated"}'
     with trio.fail_after(PROGRESS_TIMEOUT_S):
-        while await trio.to_thread.run_sync(_metric, procs, lonely, series) < 2:
+        while await trio.to_thread.run_sync(metric, procs, lonely, series) < 2:
             await trio.sleep(0.1)
     assert (await fetch_status(procs.layout.node(lonely))).view == 0
     await _partition(procs)  # heal
