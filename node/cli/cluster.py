@@ -157,6 +157,34 @@ def cluster() -> None:
     show_default=True,
     help="Genesis consensus W: the PBFT log window, a multiple of K and at least 2K.",
 )
+@click.option(
+    "--tx-bytes-max",
+    type=int,
+    default=ConsensusParams().tx_bytes_max,
+    show_default=True,
+    help="Genesis consensus: the largest encoded transaction.",
+)
+@click.option(
+    "--memo-bytes-max",
+    type=int,
+    default=ConsensusParams().memo_bytes_max,
+    show_default=True,
+    help="Genesis consensus: the largest memo (at most half of --tx-bytes-max).",
+)
+@click.option(
+    "--batch-txs-max",
+    type=int,
+    default=ConsensusParams().batch_txs_max,
+    show_default=True,
+    help="Genesis consensus: transactions per block proposal.",
+)
+@click.option(
+    "--batch-bytes-max",
+    type=int,
+    default=ConsensusParams().batch_bytes_max,
+    show_default=True,
+    help="Genesis consensus: encoded transactions per proposal (a wider window needs less).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def init_command(
     *,
@@ -168,17 +196,25 @@ def init_command(
     proxies: bool,
     checkpoint_interval_seqs: int,
     log_window_seqs: int,
+    tx_bytes_max: int,
+    memo_bytes_max: int,
+    batch_txs_max: int,
+    batch_bytes_max: int,
     as_json: bool,
 ) -> None:
     """Generate validator, regulator and issuer keys, the genesis and one config per node."""
     try:
         consensus = ConsensusParams(
-            checkpoint_interval_seqs=checkpoint_interval_seqs, log_window_seqs=log_window_seqs
+            checkpoint_interval_seqs=checkpoint_interval_seqs,
+            log_window_seqs=log_window_seqs,
+            tx_bytes_max=tx_bytes_max,
+            memo_bytes_max=memo_bytes_max,
+            batch_txs_max=batch_txs_max,
+            batch_bytes_max=batch_bytes_max,
         )
     except ConfigError as exc:
-        raise UserError(
-            f"genesis {exc.under('consensus')} (--checkpoint-interval-seqs, --log-window-seqs)"
-        ) from exc
+        flag = "--" + exc.field.replace("_", "-")
+        raise UserError(f"genesis {exc.under('consensus')} ({flag})") from exc
     try:
         layout = init_cluster(
             root,

@@ -212,7 +212,29 @@ def test_cluster_init_sets_k_and_w_in_genesis(tmp_path: Path) -> None:
     bad = CliRunner().invoke(cli, [*bad_args, "--checkpoint-interval-seqs", "4"])
     assert bad.exit_code != 0
     assert "consensus.checkpoint_interval_seqs: 4 does not divide" in bad.output
-    assert "--log-window-seqs" in bad.output
+    assert "(--checkpoint-interval-seqs)" in bad.output
+    assert not bad_root.exists()
+
+
+def test_cluster_init_sets_the_proposal_limits_in_genesis(tmp_path: Path) -> None:
+    """Testers size blocks for a local cluster from the command line; the limits land in
+    genesis, where every validator reads them, and a wide window can shrink its batches."""
+    root = tmp_path / "c"
+    args = ["cluster", "init", "--dir", str(root), "--base-port", "20400"]
+    limits = ["--batch-txs-max", "250", "--batch-bytes-max", "64000", "--memo-bytes-max", "64"]
+    result = CliRunner().invoke(cli, [*args, "--log-window-seqs", "160", *limits])
+    assert result.exit_code == 0, result.output
+    consensus = tomllib.loads((root / "genesis.toml").read_text())["consensus"]
+    assert (consensus["log_window_seqs"], consensus["batch_txs_max"]) == (160, 250)
+    assert (consensus["batch_bytes_max"], consensus["memo_bytes_max"]) == (64_000, 64)
+    bad_root = tmp_path / "bad"
+    bad = CliRunner().invoke(
+        cli, ["cluster", "init", "--dir", str(bad_root), "--log-window-seqs", "160"]
+    )
+    assert bad.exit_code != 0
+    message = " ".join(bad.output.split())
+    assert "consensus.batch_bytes_max: 262144 is too large for consensus.log_window_seqs" in message
+    assert "expected at most 205414" in message and "(--batch-bytes-max)" in message
     assert not bad_root.exists()
 
 
