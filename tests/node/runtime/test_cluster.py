@@ -8,10 +8,11 @@ import re
 from pathlib import Path
 
 import nacl.signing
+import trio
 
 from node.client import AsyncClient
 from node.tx import Kind
-from tests.node.runtime.harness import running_cluster, wait_until
+from tests.node.runtime.harness import restart_node, running_cluster, stop_node, wait_until
 
 KYC = hashlib.sha256(b"kyc").digest()
 
@@ -120,3 +121,34 @@ def _metric(text: bytes, name: str) -> float:
     line = next((x for x in text.splitlines() if x.startswith(prefix)), None)
     assert line is not None, f"{name} missing from the metrics"
     return float(line[len(prefix) :])
+
+
+async def test_the_driver_reports_whom_it_hears_to_the_replica(tmp_path: Path) -> None:
+    """R8b's input, from real sockets: every peer once the links are up; a stopped node drops
+    out within two keepalive intervals (400 ms in this profile), long before its connection
+    is declared dead; it is back once it runs again."""
+    async with running_cluster(tmp_path) as cluster:
+
+        def reported(name: str) -> frozenset[str] | None:
+            return cluster.nodes[name].replica.replica._reachable
+
+        everyone = frozenset(cluster.nodes)
+        await wait_until(
+            lambda: all(reported(name) == everyone - {name} for name in everyone),
+            what="every node reporting every peer",
+        )
+        async with trio.open_nursery() as nursery:
+            await stop_node(cluster, "node-3")
+            await wait_until(
+                lambda: reported("node-0") == frozenset({"node-1", "node-2"}),
+                what="node-0 reporting node-3 gone",
+            )
+            await restart_node(cluster, "node-3", nursery)
+            await wait_until(
+                lambda: (
+                    reported("node-0") == everyone - {"node-0"}
+                    and reported("node-3") == everyone - {"node-3"}
+                ),
+                what="node-3 heard again, and hearing every peer",
+            )
+            nursery.cancel_scope.cancel()
