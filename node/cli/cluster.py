@@ -127,6 +127,18 @@ def cluster() -> None:
     """Local multi-node clusters for testers: create, run, inspect, inject faults."""
 
 
+def _consensus_option(field: str, help_text: str) -> Any:
+    """`--field-name`: one genesis [consensus] parameter, its default shown."""
+    return click.option(
+        "--" + field.replace("_", "-"),
+        field,
+        type=int,
+        default=getattr(ConsensusParams(), field),
+        show_default=True,
+        help=help_text,
+    )
+
+
 @cluster.command("init")
 @click.option("--nodes", type=int, default=4, show_default=True, help="Validators (3f+1).")
 @_dir_option()
@@ -143,47 +155,29 @@ def cluster() -> None:
     help="Route every peer link through a local TCP proxy so `cluster partition` can cut it"
     " (uses n x (n-1) more ports after the nodes' ports).",
 )
-@click.option(
-    "--checkpoint-interval-seqs",
-    type=int,
-    default=ConsensusParams().checkpoint_interval_seqs,
-    show_default=True,
-    help="Genesis consensus K: a checkpoint every K sequence numbers.",
+@_consensus_option(
+    "checkpoint_interval_seqs",
+    "Genesis consensus K: a checkpoint every K sequence numbers.",
 )
-@click.option(
-    "--log-window-seqs",
-    type=int,
-    default=ConsensusParams().log_window_seqs,
-    show_default=True,
-    help="Genesis consensus W: the PBFT log window, a multiple of K and at least 2K.",
+@_consensus_option(
+    "log_window_seqs",
+    "Genesis consensus W: the PBFT log window, a multiple of K and at least 2K.",
 )
-@click.option(
-    "--tx-bytes-max",
-    type=int,
-    default=ConsensusParams().tx_bytes_max,
-    show_default=True,
-    help="Genesis consensus: the largest encoded transaction.",
+@_consensus_option(
+    "tx_bytes_max",
+    "Genesis consensus: the largest encoded transaction.",
 )
-@click.option(
-    "--memo-bytes-max",
-    type=int,
-    default=ConsensusParams().memo_bytes_max,
-    show_default=True,
-    help="Genesis consensus: the largest memo (at most half of --tx-bytes-max).",
+@_consensus_option(
+    "memo_bytes_max",
+    "Genesis consensus: the largest memo (at most half of --tx-bytes-max).",
 )
-@click.option(
-    "--batch-txs-max",
-    type=int,
-    default=ConsensusParams().batch_txs_max,
-    show_default=True,
-    help="Genesis consensus: transactions per block proposal.",
+@_consensus_option(
+    "batch_txs_max",
+    "Genesis consensus: transactions per block proposal.",
 )
-@click.option(
-    "--batch-bytes-max",
-    type=int,
-    default=ConsensusParams().batch_bytes_max,
-    show_default=True,
-    help="Genesis consensus: encoded transactions per proposal (a wider window needs less).",
+@_consensus_option(
+    "batch_bytes_max",
+    "Genesis consensus: encoded transactions per proposal (a wider window needs less).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def init_command(
