@@ -228,6 +228,7 @@ class Replica:
         self._view_since = 0  # tick the current view became active here (R8a)
         self._last_retransmit = 0
         self._fetch_asked_at: int | None = None
+        self._fetch_progress_at = 0  # tick state transfer last handed over a block
         self._commit_evidence: dict[int, tuple[int, set[str]]] = {}
         self._catch_up: tuple[int, tuple[str, ...]] | None = None  # (target, peers) from CatchUp
         self._reported: set[tuple[str, str, int, int]] = set()
@@ -556,10 +557,9 @@ class Replica:
         limit = base << min(doublings, self.config.timeouts.view_change_backoff_max)
         if min(waited, in_view) < limit:
             return
-        if (
-            self._handed_seq < self._fetch_target(credible_only=True)
-            or self.executed_seq < self._handed_seq
-        ):
+        # Every fetch target, credible or not: R8a has no timer that execution progress
+        # restarts, so between two rounds of a slow state transfer it would fire alone.
+        if self._handed_seq < self._fetch_target() or self.executed_seq < self._handed_seq:
             # Blocks not fetched yet, or handed over and not yet applied by the host: the
             # oldest transactions may be in them.
             self._count("request_wait_while_behind")
@@ -976,11 +976,16 @@ class Replica:
         """A COMMIT proves only that its sender prepared the block, not that anyone committed
         it. When f + 1 COMMITs came from replicas that are stuck like us (the primary left
         the view after its pre-prepares reached a different subset of backups each), asking
-        them returns nothing, forever. So the evidence says "behind" for a bounded number of
-        fetch rounds only; after that, the R8/R8a timers may blame the view again. It still
-        drives fetches (R12), which verify every block, so this only decides liveness."""
+        them returns nothing, forever. So the evidence says "behind" to the R8 timer for a
+        bounded number of fetch rounds without a fetched block; after that the timer may
+        blame the view again. (R8a keeps every target: it has no timer that progress restarts.)
+        It still drives fetches (R12), which verify every block, so this only decides liveness;
+        and only certified blocks renew it, so a byzantine peer cannot keep it alive."""
         retry = self.config.timeouts.fetch_retry_ticks
-        return self._now - first_seen < retry * (1 + BEHIND_EVIDENCE_FETCH_ROUNDS)
+        # Measured from the later of when it was first seen and the last block state transfer
+        # delivered: a slow transfer that keeps delivering keeps it credible.
+        since = max(first_seen, self._fetch_progress_at)
+        return self._now - since < retry * (1 + BEHIND_EVIDENCE_FETCH_ROUNDS)
 
     def _fetch_target(self, *, credible_only: bool = False) -> int:
         for seq in [s for s in self._commit_evidence if s <= self._handed_seq]:
@@ -1073,6 +1078,7 @@ class Replica:
             self._handed_seq = block.seq
             progressed = True
         if progressed:
+            self._fetch_progress_at = self._now
             if not self._execute_ready():
                 self._handed_over()
             self._fetch_asked_at = None

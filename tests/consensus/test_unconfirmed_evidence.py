@@ -14,7 +14,7 @@ that anyone committed; evidence that state transfer does not confirm must stop c
 from __future__ import annotations
 
 from consensus import events as ev
-from consensus.config import ReplicaTimeouts
+from consensus.config import ReplicaLimits, ReplicaTimeouts
 from tests.consensus.harness import Cluster, batch
 
 BACKUPS = ["r1", "r2", "r3"]
@@ -78,4 +78,60 @@ def test_fresh_commit_evidence_still_defers_the_view_change() -> None:
     c.serve_fetch("r3", "r0")
     assert c.height("r3") == 1 and c.digests("r3") == c.digests("r0"), c.dump()
     c.tick(100, names=["r3"])
+    assert r3.view == 0 and "view_change_timeout" not in r3.counters, c.dump()
+
+
+def _six_blocks_behind() -> Cluster:
+    """r3 missed blocks 1-6 (only their COMMITs reached it); fetches bring 2 per round."""
+    c = Cluster(
+        limits=ReplicaLimits(
+            checkpoint_interval_seqs=16,
+            log_window_seqs=32,
+            batch_bytes_max=1024,
+            message_bytes_max=128 << 10,
+            fetch_blocks_max=2,
+        ),
+        timeouts=ReplicaTimeouts(
+            view_change_timeout_ticks=10,
+            request_timeout_ticks=20,
+            retransmit_interval_ticks=1000,
+            fetch_retry_ticks=5,
+        ),
+    )
+    for i in range(6):
+        c.propose(batch(f"t{i}"))
+    c.deliver(lambda x: x.dst != "r3" or x.text.startswith("COMMIT"))
+    c.drop(lambda x: x.dst == "r3")
+    assert all(c.height(n) == 6 for n in ("r0", "r1", "r2")), c.dump()
+    return c
+
+
+def test_r8a_does_not_fire_between_two_rounds_of_a_slow_transfer() -> None:
+    """Found in review: R8a has no timer for progress to restart, so with expiring evidence
+    it fired alone right after a round delivered (4 blocks still to fetch)."""
+    c = _six_blocks_behind()
+    r3 = c.replica("r3")
+    c.tick(30, names=["r3"])  # fetches unanswered for a while: the evidence is old
+    c.serve_fetch("r3", "r0")  # one round: 2 blocks
+    assert c.height("r3") == 2, c.dump()
+    c.step("r3", ev.ProposeBatch(payload=b"", oldest_wait_ticks=40))  # a tx in block 5
+    assert r3.view == 0 and r3.view_active, c.dump()
+    assert "request_timeout" not in r3.counters, c.dump()
+    assert r3.counters["request_wait_while_behind"] >= 1, c.dump()
+
+
+def test_a_slow_transfer_that_keeps_delivering_stays_behind_not_blocked() -> None:
+    """Found in review: evidence measured only from when it was first seen expired in the
+    middle of a transfer answered every 12 ticks (view-change timeout 10), and R8 fired
+    alone while blocks were still arriving. Each delivered block renews it."""
+    c = _six_blocks_behind()
+    r3 = c.replica("r3")
+    for _ in range(80):
+        if c.height("r3") < 6:
+            c.step("r3", ev.ProposeBatch(payload=b"", oldest_wait_ticks=0))
+        c.tick(1, names=["r3"])
+        if r3._now % 12 == 0 and c.stores["r3"].fetches:
+            c.serve_fetch("r3", "r0")
+            c.stores["r3"].fetches.clear()
+    assert c.height("r3") == 6, c.dump()
     assert r3.view == 0 and "view_change_timeout" not in r3.counters, c.dump()
