@@ -251,3 +251,20 @@ def test_a_keepalive_too_slow_for_the_view_change_timer_is_warned_about(tmp_path
     logs = io.StringIO()
     Node.from_file(layout.config_file("node-1"), log_stream=logs).close()  # 2 x 500 < 2000
     assert "keepalive_interval_ms x 2" not in logs.getvalue()
+
+
+def test_cluster_init_says_which_flags_fit_a_chain_to_the_default_node_limits(
+    tmp_path: Path,
+) -> None:
+    bad_root = tmp_path / "bad"
+    args = ["cluster", "init", "--dir", str(bad_root), "--log-window-seqs", "64"]
+    bad = CliRunner().invoke(cli, args)
+    assert bad.exit_code != 0
+    message = " ".join(bad.output.split())
+    assert "limits.peer_frame_bytes_max: 16777216 cannot carry a VIEW-CHANGE" in message
+    assert "lower --batch-bytes-max, --batch-txs-max or --log-window-seqs" in message
+    assert not bad_root.exists()
+    ok = CliRunner().invoke(
+        cli, [*args, "--batch-bytes-max", "200000", "--base-port", "20500"]
+    )  # 64 x (200000 + 1024) + 2 x 65536 fits in 16 MiB
+    assert ok.exit_code == 0, ok.output
