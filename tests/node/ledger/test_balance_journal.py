@@ -14,17 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from node.ledger import balance_journal, store
 from node.ledger import keys as kl
 from node.tx import Kind
 from tests.node.ledger.conftest import pk
-from tests.node.ledger.test_fastpath import _sync_nonces
-from tests.node.ledger.test_invariants import ASSETS, HOLDERS, PEOPLE, _tx, _world, ops
+from tests.node.ledger.test_invariants import (
+    ASSETS,
+    HOLDERS,
+    PEOPLE,
+    _world,
+    ledger_examples,
+    op_blocks,
+)
 from tests.node.ledger.test_pipeline import run_deep
-from tests.node.ledger.test_state_cache import _block
+from tests.node.ledger.test_state_cache import run_across_a_reopen
 from tests.node.ledger.world import World
 
 OFF = {"balance_journal_entries_max": 0}
@@ -65,14 +71,10 @@ def _transfer(w: World, src: int, dst: int, amount: int) -> Any:
     return w.tx(HOLDERS[src], Kind.TRANSFER, args)
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@ledger_examples(30)
 @given(
-    st.lists(st.lists(ops, min_size=1, max_size=8), min_size=1, max_size=5),
-    st.lists(st.lists(ops, min_size=1, max_size=8), min_size=1, max_size=5),
+    op_blocks(ops_max=8, blocks_min=1, blocks_max=5),
+    op_blocks(ops_max=8, blocks_min=1, blocks_max=5),
 )
 def test_random_blocks_are_identical_however_balances_are_stored(
     tmp_path: Path, before: list[list[tuple[Any, ...]]], after: list[list[tuple[Any, ...]]]
@@ -89,18 +91,13 @@ def test_random_blocks_are_identical_however_balances_are_stored(
     restarts: list[dict[str, int]] = [MERGES_OFTEN, OFF, MERGES_OFTEN, NEVER_MERGES, OFF]
     with tempfile.TemporaryDirectory(dir=tmp_path) as d:
         worlds = [_world(Path(d) / str(i), **c) for i, c in enumerate(configs)]
-        signer = worlds[0]  # signs for all: the same bytes go to every ledger
+
+        def reopen() -> None:
+            for w, limits in zip(worlds, restarts, strict=True):
+                w.reopen(**limits)
+
         try:
-            for run in (before, after):
-                for spec in run:
-                    txs = [_tx(signer, op) for op in spec]
-                    block = _block(signer, txs)
-                    got = [w.ledger.apply_block(block) for w in worlds]
-                    assert all(g == got[0] for g in got)
-                    _sync_nonces(signer, txs, got[0])
-                if run is before:
-                    for w, limits in zip(worlds, restarts, strict=True):
-                        w.reopen(**limits)
+            run_across_a_reopen(worlds, before, after, reopen)
             first = worlds[0]
             for w in worlds[1:]:
                 assert w.ledger.state_digest == first.ledger.state_digest
@@ -121,13 +118,9 @@ def test_random_blocks_are_identical_however_balances_are_stored(
         {"balance_journal_entries_max": 3, "balance_journal_from_entries": 9},
     ],
 )
-@settings(
-    max_examples=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@ledger_examples(20)
 @given(
-    blocks=st.lists(st.lists(ops, min_size=1, max_size=6), min_size=2, max_size=10),
+    blocks=op_blocks(ops_max=6, blocks_min=2, blocks_max=10),
     depths=st.lists(st.integers(1, 4), min_size=1, max_size=4),
 )
 def test_pipelined_groups_with_merges_equal_one_at_a_time_without_a_journal(

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from config.genesis import AccountSpec
 from node.ledger import Block, ReasonCode, Receipt, fastpath, prepare_tx, store
 from node.tx import Kind, make_tx
 from tests.node.ledger.conftest import ISSUER, pk
-from tests.node.ledger.test_invariants import STRANGER, _tx, _world, ops
+from tests.node.ledger.test_invariants import STRANGER, _tx, _world, ledger_examples, ops
 from tests.node.ledger.world import World, key, kyc, make_genesis
 
 _real_fast_path = fastpath.transfer_fast_path
@@ -235,11 +235,7 @@ def test_blocks_are_identical_with_and_without_the_fast_path(tmp_path: Path) -> 
 txs_in_block = st.tuples(ops, st.sampled_from([True, False, None]), st.booleans())
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@ledger_examples(60)
 @given(
     st.lists(st.lists(txs_in_block, min_size=1, max_size=8), min_size=1, max_size=6),
     st.booleans(),

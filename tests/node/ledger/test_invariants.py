@@ -52,6 +52,25 @@ ops = st.one_of(
 )
 
 
+def ledger_examples(count: int) -> settings:
+    """Settings of the ledger property tests: `count` examples, no deadline (each example
+    opens LMDB stores) and pytest's function-scoped `tmp_path` allowed."""
+    return settings(
+        max_examples=count,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+def op_blocks(
+    *, ops_max: int, blocks_min: int, blocks_max: int
+) -> st.SearchStrategy[list[list[Op]]]:
+    """Blocks of 1..`ops_max` random operations each."""
+    return st.lists(
+        st.lists(ops, min_size=1, max_size=ops_max), min_size=blocks_min, max_size=blocks_max
+    )
+
+
 @pytest.fixture
 def tmp_root(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
@@ -145,11 +164,7 @@ def _check_invariants(w: World) -> None:
         assert sum(balances) == asset.supply <= asset.cap
 
 
-@settings(
-    max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@ledger_examples(120)
 @given(st.lists(ops, min_size=1, max_size=30))
 def test_invariants_hold_for_random_operation_sequences(tmp_root: Path, sequence: list[Op]) -> None:
     import tempfile

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from node.ledger import (
@@ -32,7 +32,7 @@ from node.tx import Kind
 from tests.node.ledger.conftest import ISSUER, pk
 from tests.node.ledger.gov_world import GovWorld, address, governance_genesis, vpub
 from tests.node.ledger.test_fastpath import _dump, _sync_nonces
-from tests.node.ledger.test_invariants import HOLDERS, _tx, _world, ops
+from tests.node.ledger.test_invariants import HOLDERS, _tx, _world, ledger_examples, op_blocks
 from tests.node.ledger.world import World
 
 
@@ -139,12 +139,8 @@ def test_pipelined_blocks_equal_one_at_a_time(tmp_path: Path) -> None:
         plain.close()
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(st.lists(st.lists(ops, min_size=1, max_size=8), min_size=1, max_size=6))
+@ledger_examples(40)
+@given(op_blocks(ops_max=8, blocks_min=1, blocks_max=6))
 def test_random_pipelined_blocks_equal_one_at_a_time(
     tmp_path: Path, blocks: list[list[tuple[Any, ...]]]
 ) -> None:
@@ -214,13 +210,9 @@ def run_deep(
 # The cache at its default; evicting at every block (so only the keys the uncommitted blocks
 # wrote are left); and off (so every view decodes the overlays of the blocks below it).
 @pytest.mark.parametrize("cache_entries", [200_000, 1, 0])
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@ledger_examples(25)
 @given(
-    blocks=st.lists(st.lists(ops, min_size=1, max_size=6), min_size=2, max_size=10),
+    blocks=op_blocks(ops_max=6, blocks_min=2, blocks_max=10),
     depths=st.lists(st.integers(1, 4), min_size=1, max_size=4),
 )
 def test_blocks_evaluated_several_ahead_equal_one_at_a_time(

@@ -8,12 +8,12 @@ never written, or whose evaluation failed half-way, must leave nothing behind in
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
 from node.ledger import Block, LedgerError, LedgerLimits, store
 from node.ledger import keys as kl
@@ -21,7 +21,7 @@ from node.ledger.state_cache import StateCache
 from node.tx import Kind
 from tests.node.ledger.conftest import pk
 from tests.node.ledger.test_fastpath import _dump, _sync_nonces
-from tests.node.ledger.test_invariants import HOLDERS, _tx, _world, ops
+from tests.node.ledger.test_invariants import HOLDERS, _tx, _world, ledger_examples, op_blocks
 from tests.node.ledger.test_pipeline import HeldPipeline
 from tests.node.ledger.world import World
 
@@ -40,6 +40,26 @@ def _block(w: World, txs: list[Any], height: int | None = None) -> Block:
     return Block(height=height, timestamp_ms=w.time_ms, txs=raws)
 
 
+def run_across_a_reopen(
+    worlds: list[World],
+    before: list[list[tuple[Any, ...]]],
+    after: list[list[tuple[Any, ...]]],
+    reopen: Callable[[], None],
+) -> None:
+    """Apply the blocks of `before`, call `reopen`, then those of `after`, to every world
+    (signed by the first): every block's receipts must be the same on all of them."""
+    signer = worlds[0]  # signs for all: the same bytes go to every ledger
+    for run in (before, after):
+        for spec in run:
+            txs = [_tx(signer, op) for op in spec]
+            block = _block(signer, txs)
+            got = [w.ledger.apply_block(block) for w in worlds]
+            assert all(g == got[0] for g in got)
+            _sync_nonces(signer, txs, got[0])
+        if run is before:
+            reopen()
+
+
 def _assert_same(worlds: list[World]) -> None:
     first, *rest = worlds
     for w in rest:
@@ -53,12 +73,8 @@ def _transfer(w: World, src: int, dst: int, amount: int, **kw: Any) -> Any:
     return w.tx(HOLDERS[src], Kind.TRANSFER, args, **kw)
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(st.lists(st.lists(ops, min_size=1, max_size=8), min_size=1, max_size=8))
+@ledger_examples(40)
+@given(op_blocks(ops_max=8, blocks_min=1, blocks_max=8))
 def test_random_blocks_are_identical_with_any_cache_size(
     tmp_path: Path, blocks: list[list[tuple[Any, ...]]]
 ) -> None:
@@ -331,14 +347,10 @@ def _state_entries(w: World) -> int:
         return sum(txn.stat(ledger._dbs[name])["entries"] for name in names)
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@ledger_examples(25)
 @given(
-    st.lists(st.lists(ops, min_size=1, max_size=8), min_size=1, max_size=5),
-    st.lists(st.lists(ops, min_size=1, max_size=8), min_size=1, max_size=5),
+    op_blocks(ops_max=8, blocks_min=1, blocks_max=5),
+    op_blocks(ops_max=8, blocks_min=1, blocks_max=5),
 )
 def test_a_reopened_ledger_loads_its_whole_state_and_agrees_with_a_cold_one(
     tmp_path: Path, before: list[list[tuple[Any, ...]]], after: list[list[tuple[Any, ...]]]
@@ -347,24 +359,17 @@ def test_a_reopened_ledger_loads_its_whole_state_and_agrees_with_a_cold_one(
     the store holds, so the next blocks come out exactly as on a ledger without a cache."""
     with tempfile.TemporaryDirectory(dir=tmp_path) as d:
         worlds = [_world_with_cache(Path(d) / str(n), n) for n in (OFF, DEFAULT)]
-        signer = worlds[0]
+
+        def reopen() -> None:
+            for w in worlds:
+                w.reopen()
+            warm = worlds[1].ledger.state_cache_stats()
+            assert warm.warmed == warm.entries == _state_entries(worlds[1]) > 0
+            assert worlds[1].ledger._state_cache.position == worlds[1].ledger.last_block_hash
+            assert worlds[0].ledger.state_cache_stats().warmed == 0  # off: nothing
+
         try:
-            for run in (before, after):
-                for spec in run:
-                    txs = [_tx(signer, op) for op in spec]
-                    block = _block(signer, txs)
-                    got = [w.ledger.apply_block(block) for w in worlds]
-                    assert got[1] == got[0]
-                    _sync_nonces(signer, txs, got[0])
-                if run is before:
-                    for w in worlds:
-                        w.reopen()
-                    warm = worlds[1].ledger.state_cache_stats()
-                    assert warm.warmed == warm.entries == _state_entries(worlds[1]) > 0
-                    assert (
-                        worlds[1].ledger._state_cache.position == worlds[1].ledger.last_block_hash
-                    )
-                    assert worlds[0].ledger.state_cache_stats().warmed == 0  # off: nothing
+            run_across_a_reopen(worlds, before, after, reopen)
             _assert_same(worlds)
         finally:
             for w in worlds:
