@@ -287,7 +287,9 @@ class ValidatorInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusInfo:
-    """`height` is the last committed block (0 before the first); `primary` a validator name."""
+    """`height` is the last committed block (0 before the first); `primary` a validator name.
+    `tx_bytes_max` and `memo_bytes_max` are the chain's transaction limits (genesis
+    [consensus]): a client builds within them, not within its own defaults."""
 
     node: str
     chain_id: str
@@ -297,6 +299,8 @@ class StatusInfo:
     validators: tuple[ValidatorInfo, ...]
     state_digest: bytes
     mempool_size: int
+    tx_bytes_max: int
+    memo_bytes_max: int
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -308,6 +312,8 @@ class StatusInfo:
             "validators": [v.to_wire() for v in self.validators],
             "state_digest": self.state_digest,
             "mempool_size": self.mempool_size,
+            "tx_bytes_max": self.tx_bytes_max,
+            "memo_bytes_max": self.memo_bytes_max,
         }
 
     @classmethod
@@ -332,6 +338,8 @@ class StatusInfo:
             validators=tuple(validators),
             state_digest=f.binary("state_digest", HASH_BYTES),
             mempool_size=f.integer("mempool_size"),
+            tx_bytes_max=f.integer("tx_bytes_max"),
+            memo_bytes_max=f.integer("memo_bytes_max"),
         )
         f.done()
         return out

@@ -99,6 +99,8 @@ def status_json(status: StatusInfo) -> dict[str, Any]:
         ],
         "state_digest": status.state_digest.hex(),
         "mempool_size": status.mempool_size,
+        "tx_bytes_max": status.tx_bytes_max,
+        "memo_bytes_max": status.memo_bytes_max,
     }
 
 
@@ -106,7 +108,7 @@ def status_json(status: StatusInfo) -> dict[str, Any]:
 @node_option
 @json_option
 def status(node: str, as_json: bool) -> None:
-    """Height, view, primary, validators and state digest of a node."""
+    """Height, view, primary, validators, state digest and the chain's tx limits."""
     info: StatusInfo = run_with_client(node, lambda c: c.status())
     if as_json:
         emit_json(status_json(info))
@@ -121,6 +123,7 @@ def status(node: str, as_json: bool) -> None:
             ("validators", ", ".join(v.name for v in info.validators)),
             ("state digest", info.state_digest.hex()),
             ("mempool", f"{info.mempool_size} transactions"),
+            ("tx limits", f"{info.tx_bytes_max} bytes, memo {info.memo_bytes_max} bytes"),
         ],
     )
 

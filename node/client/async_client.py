@@ -38,7 +38,7 @@ from node.client.connection import ClientConnection, open_connection
 from node.client.errors import ApiError, ProtocolError
 from node.client.finality import Validators, verify_finality
 from node.finality import FinalityRecord
-from node.tx import Kind, SignedTransaction, make_tx, public_key
+from node.tx import Kind, SignedTransaction, TxLimits, make_tx, public_key
 from node.tx.kinds import Args
 
 REQUEST_TIMEOUT_S_DEFAULT = 30.0
@@ -101,6 +101,7 @@ class AsyncClient:
         self.connection = connection
         self.request_timeout_s = request_timeout_s
         self._chain_id = chain_id
+        self._tx_limits: TxLimits | None = None  # the chain's, from the node's status
         # Next nonce per signer, learnt from the node and advanced by our own submissions.
         self._nonces: dict[bytes, int] = {}
 
@@ -133,8 +134,30 @@ class AsyncClient:
 
     async def chain_id(self) -> str:
         if self._chain_id is None:
-            self._chain_id = (await self.status()).chain_id
+            await self._learn_chain()
+        assert self._chain_id is not None
         return self._chain_id
+
+    async def tx_limits(self) -> TxLimits:
+        """The chain's transaction limits (genesis [consensus]), as the node reports them:
+        `build` checks a transaction against these, not against this library's defaults."""
+        if self._tx_limits is None:
+            await self._learn_chain()
+        assert self._tx_limits is not None
+        return self._tx_limits
+
+    async def _learn_chain(self) -> None:
+        """Chain id and transaction limits, from one status call (they never change)."""
+        status = await self.status()
+        try:
+            limits = TxLimits(
+                tx_bytes_max=status.tx_bytes_max, memo_bytes_max=status.memo_bytes_max
+            )
+        except ValueError as exc:
+            raise ProtocolError(f"the node reported impossible transaction limits: {exc}") from None
+        if self._chain_id is None:
+            self._chain_id = status.chain_id
+        self._tx_limits = limits
 
     async def balance(self, asset: str, account: bytes) -> int:
         info: BalanceInfo = _parse(
@@ -217,6 +240,7 @@ class AsyncClient:
             chain_id=await self.chain_id(),
             cosigners=cosigners,
             memo=memo,
+            limits=await self.tx_limits(),
         )
         return stx
 

@@ -138,4 +138,6 @@ class NodeBackend(LedgerQueries):
             ),
             state_digest=self.ledger.state_digest,
             mempool_size=len(self._node.mempool),
+            tx_bytes_max=self._node.genesis.consensus.tx_bytes_max,
+            memo_bytes_max=self._node.genesis.consensus.memo_bytes_max,
         )

@@ -43,7 +43,14 @@ from node.api.results import (
 from node.finality import FinalityRecord, Proposal
 from node.ledger.digest import block_hash as ledger_block_hash
 from node.ledger.digest import tx_root
-from node.tx import SignedTransaction, TxDecodeError, decode_signed_transaction, verify_transaction
+from node.tx import (
+    DEFAULT_TX_LIMITS,
+    SignedTransaction,
+    TxDecodeError,
+    TxLimits,
+    decode_signed_transaction,
+    verify_transaction,
+)
 from node.tx.kinds import (
     GOVERNANCE_KINDS,
     AddValidatorArgs,
@@ -94,6 +101,7 @@ class Asset:
 @dataclass
 class FakeBackend:
     chain_id: str = CHAIN_ID
+    tx_limits: TxLimits = DEFAULT_TX_LIMITS  # the chain's (genesis [consensus])
     assets: dict[str, Asset] = field(default_factory=dict)
     balances: dict[tuple[str, bytes], int] = field(default_factory=dict)
     accounts: set[bytes] = field(default_factory=set)
@@ -304,7 +312,7 @@ class FakeBackend:
 
     def _admission_problem(self, tx: bytes) -> tuple[SignedTransaction | None, str | None]:
         try:
-            stx = decode_signed_transaction(tx)
+            stx = decode_signed_transaction(tx, limits=self.tx_limits)
         except TxDecodeError:
             return None, "malformed"
         if stx.body.chain_id != self.chain_id:
@@ -415,6 +423,8 @@ class FakeBackend:
             validators=tuple(ValidatorInfo(name=n, public_key=k) for n, k in VALIDATORS),
             state_digest=digest(pack(sorted([a, k, v] for (a, k), v in self.balances.items()))),
             mempool_size=len(self.mempool),
+            tx_bytes_max=self.tx_limits.tx_bytes_max,
+            memo_bytes_max=self.tx_limits.memo_bytes_max,
         )
 
     async def check(self, tx: bytes) -> CheckResult:

@@ -25,7 +25,7 @@ from node.client import (
 from node.client.async_client import REQUEST_TIMEOUT_S_DEFAULT
 from node.client.connection import connection_over
 from node.finality import FinalityRecord
-from node.tx import TxBuildError, decode_signed_transaction
+from node.tx import TxBuildError, TxLimits, decode_signed_transaction
 from tests.node.api.fake_backend import CHAIN_ID, VALIDATORS, FakeBackend
 from tests.node.api.helpers import ALICE, BOB, ISSUER, connect_stream, pub
 
@@ -146,6 +146,26 @@ async def test_every_kind_can_be_built_and_decodes_back() -> None:
             assert decoded.body.kind == kind and len(decoded.signatures) == 2
         with pytest.raises(TxBuildError):
             await client.build("teleport", {}, key=ALICE)
+
+
+async def test_build_checks_the_chains_limits_not_the_librarys_defaults() -> None:
+    """A chain with a longer memo (genesis [consensus] memo_bytes_max) gets it from the
+    client too; a chain with a shorter one is refused locally, naming the limit."""
+    memo = "m" * 600  # over the default 256
+    wide = make_backend()
+    wide.tx_limits = TxLimits(tx_bytes_max=8192, memo_bytes_max=1024)
+    async with client_for(ClientApiServer(wide)) as client:
+        assert await client.tx_limits() == wide.tx_limits
+        stx = await client.build("transfer", TRANSFER, key=ALICE, memo=memo)
+        assert stx.body.memo == memo
+        outcome = await client.send("transfer", TRANSFER, key=ALICE, memo=memo, wait=True)
+        assert outcome.status == "committed", outcome
+    narrow = make_backend()
+    narrow.tx_limits = TxLimits(memo_bytes_max=16)
+    async with client_for(ClientApiServer(narrow)) as client:
+        with pytest.raises(TxBuildError, match="memo_bytes_max=16"):
+            await client.build("transfer", TRANSFER, key=ALICE, memo="seventeen bytes!!")
+        assert narrow.calls.count("status") == 1  # learnt once, with the chain id
 
 
 async def test_pipelined_requests_share_one_connection() -> None:

@@ -264,6 +264,7 @@ def test_query_status_and_balance_json(node: str) -> None:
     status = json.loads(result.output)
     assert {"height", "view", "primary", "validators", "state_digest"} <= set(status)
     assert status["chain_id"] == CHAIN_ID
+    assert (status["tx_bytes_max"], status["memo_bytes_max"]) == (4096, 256)  # the chain's
     result = run(
         query,
         ["balance", "--asset", "BOND", "--account", pub(ALICE).hex(), "--node", node, "--json"],

@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import trio
 from click.testing import CliRunner
 
 from config.errors import ConfigError
@@ -16,6 +17,7 @@ from config.node_config import Limits
 from node.cli.main import cli
 from node.cluster.init import init_cluster
 from node.cluster.layout import ClusterError, ClusterLayout
+from node.runtime.backend import NodeBackend
 from node.runtime.node import Node, NodeStartupError
 
 BASE_PORT = 41_000  # nothing is bound: the nodes are opened, never run
@@ -99,6 +101,9 @@ def test_proposal_limits_come_from_genesis(tmp_path: Path) -> None:
             128 << 10,
         )
         assert driver._admission._tx_limits == driver.rules.tx_limits
+        # Clients learn them from the status, and build within them (node/client).
+        status = trio.run(NodeBackend(node=node).status)
+        assert (status.tx_bytes_max, status.memo_bytes_max) == (4096, 64)
     finally:
         node.close()
 
