@@ -97,6 +97,19 @@ def _check_bounds(obj: Any, bounds: Mapping[str, tuple[int, int]]) -> None:
         check_int(name, getattr(obj, name), lo, hi)
 
 
+def _chain_minimums(chain: ConsensusParams) -> dict[str, int]:
+    """The least value of each node limit that the chain's traffic needs, in the order
+    `check_chain` checks them."""
+    return {
+        # A VIEW-CHANGE carries up to one proposal payload per sequence number in the window.
+        "peer_frame_bytes_max": chain.view_change_bytes_max() + FRAME_OVERHEAD_BYTES,
+        # A client `block` response carries the block's transactions and the ordered payload
+        # with its certificate: twice a batch, in one client frame.
+        "frame_bytes_max": 2 * chain.batch_bytes_max + FRAME_OVERHEAD_BYTES,
+        "mempool_txs_max": chain.batch_txs_max,  # the mempool must hold a full proposal
+    }
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     """Every size and count bound of the node. Section ``[limits]``."""
@@ -120,7 +133,7 @@ class Limits:
         """Raise ConfigError unless these limits can carry the chain's consensus traffic and
         blocks (genesis ``[consensus]``: the log window and the proposal limits). The node
         calls this at start; like every Limits error, the field is relative to ``[limits]``."""
-        peer_frame_min = chain.view_change_bytes_max() + FRAME_OVERHEAD_BYTES
+        peer_frame_min, frame_min, mempool_min = _chain_minimums(chain).values()
         if self.peer_frame_bytes_max < peer_frame_min:
             raise ConfigError(
                 "peer_frame_bytes_max",
@@ -130,9 +143,6 @@ class Limits:
                 f" + {VIEW_CHANGE_BASE_BYTES} + {FRAME_OVERHEAD_BYTES} bytes of frame overhead"
                 f" (expected at least {peer_frame_min})",
             )
-        # A client `block` response carries the block's transactions and the ordered payload
-        # with its certificate: twice a batch, in one client frame.
-        frame_min = 2 * chain.batch_bytes_max + FRAME_OVERHEAD_BYTES
         if self.frame_bytes_max < frame_min:
             raise ConfigError(
                 "frame_bytes_max",
@@ -142,12 +152,23 @@ class Limits:
                 " response carries the block's transactions and the ordered payload with its"
                 f" certificate (expected at least {frame_min})",
             )
-        if self.mempool_txs_max < chain.batch_txs_max:
+        if self.mempool_txs_max < mempool_min:
             raise ConfigError(
                 "mempool_txs_max",
                 f"{self.mempool_txs_max} is below genesis consensus.batch_txs_max"
                 f" ({chain.batch_txs_max}); the mempool must hold a full proposal",
             )
+
+    def fitted_to(self, chain: ConsensusParams) -> Limits:
+        """These limits with each one `check_chain` tests raised just enough for `chain`, and
+        the rest unchanged (what `cluster init` writes). ConfigError, naming the field, when
+        a needed value is beyond that field's bound."""
+        raised = {
+            name: need
+            for name, need in _chain_minimums(chain).items()
+            if getattr(self, name) < need
+        }
+        return dataclasses.replace(self, **raised)  # __post_init__ checks the bounds
 
     def __post_init__(self) -> None:
         _check_bounds(self, LIMIT_BOUNDS)

@@ -220,13 +220,7 @@ def init_command(
             consensus=consensus,
         )
     except ClusterError as exc:
-        hint = ""
-        if str(exc).startswith("limits."):  # a node limit the chain's blocks do not fit
-            hint = (
-                "; cluster init writes the default node [limits], so lower --batch-bytes-max,"
-                " --batch-txs-max or --log-window-seqs"
-            )
-        raise UserError(f"{exc}{hint}") from exc
+        raise UserError(str(exc)) from exc
     except Exception as exc:  # config validation (e.g. a bad chain id) -> one line
         raise UserError(f"cannot create the cluster: {exc}") from exc
     if as_json:

@@ -52,11 +52,12 @@ def init_cluster(
     own per direction), so `cluster partition` can cut links between real processes.
 
     `consensus` (K, W and the proposal limits) goes into genesis, where every validator reads it; genesis.toml
-    gets a [consensus] table only when it differs from the defaults."""
+    gets a [consensus] table only when it differs from the defaults. Without `limits`, the
+    nodes get the default [limits] raised where the chain needs more (`Limits.fitted_to`)."""
     root = root.absolute()  # configs name absolute paths; `--dir ./c` must work too
     consensus = consensus or ConsensusParams()
-    limits = limits or Limits()
     try:
+        limits = Limits().fitted_to(consensus) if limits is None else limits
         # Checked here too so a cluster whose nodes could never start is not created.
         limits.check_chain(consensus)
     except ConfigError as exc:
