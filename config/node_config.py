@@ -98,8 +98,7 @@ def _check_bounds(obj: Any, bounds: Mapping[str, tuple[int, int]]) -> None:
 
 
 def _chain_minimums(chain: ConsensusParams) -> dict[str, int]:
-    """The least value of each node limit that the chain's traffic needs, in the order
-    `check_chain` checks them."""
+    """The least value of each node limit that the chain's traffic needs (`check_chain`)."""
     return {
         # A VIEW-CHANGE carries up to one proposal payload per sequence number in the window.
         "peer_frame_bytes_max": chain.view_change_bytes_max() + FRAME_OVERHEAD_BYTES,
@@ -133,7 +132,10 @@ class Limits:
         """Raise ConfigError unless these limits can carry the chain's consensus traffic and
         blocks (genesis ``[consensus]``: the log window and the proposal limits). The node
         calls this at start; like every Limits error, the field is relative to ``[limits]``."""
-        peer_frame_min, frame_min, mempool_min = _chain_minimums(chain).values()
+        need = _chain_minimums(chain)
+        peer_frame_min = need["peer_frame_bytes_max"]
+        frame_min = need["frame_bytes_max"]
+        mempool_min = need["mempool_txs_max"]
         if self.peer_frame_bytes_max < peer_frame_min:
             raise ConfigError(
                 "peer_frame_bytes_max",
