@@ -63,6 +63,8 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "subscriptions_max": (1, 65_536),
     "verify_threads": (1, 64),
     "state_cache_entries_max": (0, 100_000_000),
+    "balance_journal_entries_max": (0, 16_777_216),
+    "balance_journal_from_entries": (0, 1 << 40),
 }
 # Former [limits] keys that are chain parameters now: every validator must use the same
 # values, so they live in genesis [consensus] (config/genesis.py). A node.toml that still sets
@@ -127,6 +129,11 @@ class Limits:
     # Decoded accounts, balances and nonces kept between blocks and loaded at start when they
     # fit (~250 bytes each, so ~1 GB at the default: 1.3-2M accounts of one asset); 0: off.
     state_cache_entries_max: int = 4_000_000
+    # While the balances tree holds at least `balance_journal_from_entries`, a block's balance
+    # writes go to a small journal table, merged into the tree when it holds
+    # `balance_journal_entries_max` (node/ledger/balance_journal.py); 0: off. Layout only.
+    balance_journal_entries_max: int = 65_536
+    balance_journal_from_entries: int = 262_144
 
     def check_chain(self, chain: ConsensusParams) -> None:
         """Raise ConfigError unless these limits can carry the chain's consensus traffic and

@@ -339,6 +339,8 @@ class Node:
                 log_window_seqs=genesis.consensus.log_window_seqs,
                 # Local: speed and memory only, never an outcome.
                 state_cache_entries_max=config.limits.state_cache_entries_max,
+                balance_journal_entries_max=config.limits.balance_journal_entries_max,
+                balance_journal_from_entries=config.limits.balance_journal_from_entries,
             ),
         )
         try:

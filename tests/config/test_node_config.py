@@ -319,8 +319,8 @@ INVALID = [
         ("limits", "frame_byte_max"),
         1,
         "limits.frame_byte_max",
-        "unknown key (allowed: client_connections_max, client_connections_per_address_max,"
-        " client_requests_in_flight_max, frame_bytes_max,",
+        "unknown key (allowed: balance_journal_entries_max, balance_journal_from_entries,"
+        " client_connections_max, client_connections_per_address_max,",
     ),
     (
         ("timeouts", "tick_interval_ms"),

@@ -17,6 +17,7 @@ from config.node_config import Limits
 from node.cli.main import cli
 from node.cluster.init import init_cluster
 from node.cluster.layout import ClusterError, ClusterLayout
+from node.ledger import LedgerLimits
 from node.runtime.backend import NodeBackend
 from node.runtime.node import Node, NodeStartupError
 
@@ -197,6 +198,35 @@ def test_the_state_cache_size_is_a_local_limit(tmp_path: Path) -> None:
         assert node.ledger.limits.state_cache_entries_max == Limits().state_cache_entries_max
     finally:
         node.close()
+
+
+def test_the_balance_journal_is_a_local_limit(tmp_path: Path) -> None:
+    layout = _cluster(tmp_path)
+    config_file = layout.config_file("node-0")
+    config_file.write_text(
+        config_file.read_text()
+        + "\n[limits]\nbalance_journal_entries_max = 0\nbalance_journal_from_entries = 1000\n"
+    )
+    node = _open(layout)
+    try:
+        limits = node.ledger.limits
+        assert (limits.balance_journal_entries_max, limits.balance_journal_from_entries) == (
+            0,
+            1000,
+        )
+    finally:
+        node.close()
+
+
+def test_the_node_configs_ledger_defaults_are_the_ledgers() -> None:
+    """config/ may not import node/, so the defaults are written twice: they must agree."""
+    node, ledger = Limits(), LedgerLimits()
+    for name in (
+        "state_cache_entries_max",
+        "balance_journal_entries_max",
+        "balance_journal_from_entries",
+    ):
+        assert getattr(node, name) == getattr(ledger, name), name
 
 
 def test_cluster_init_sets_k_and_w_in_genesis(tmp_path: Path) -> None:
