@@ -72,7 +72,7 @@ retransmission (R13), view change (R8-R10) and state transfer (R12).
 from __future__ import annotations
 
 from collections import deque
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import nacl.signing
 
@@ -123,6 +123,7 @@ EPOCH_FILL_OUTSTANDING_MAX = 2  # null requests in flight while the primary clos
 EVIDENCE_REPORTED_MAX = 1024  # (validator, kind, view, seq) already reported, per epoch
 # Fetch rounds (after the settle time) for which COMMIT evidence alone says we are behind (R8).
 BEHIND_EVIDENCE_FETCH_ROUNDS = 4
+HintUse = Literal["always", "if_credible", "never"]  # see Replica._fetch_target
 
 
 _Vote = TypeVar("_Vote", msg.Prepare, msg.Commit)
@@ -177,6 +178,7 @@ class Replica:
         self._chain = signing_domain(config.chain_id, config.epoch)
         self._names = tuple(name for name, _ in config.validators)
         self._peers = tuple(n for n in self._names if n != self.name)
+        self._members = frozenset(self._peers)  # whose word counts towards f + 1
         self._f = config.f
         self._q = config.quorum - self._quorum_shrink
         self._k = config.limits.checkpoint_interval_seqs
@@ -231,6 +233,8 @@ class Replica:
         self._fetch_progress_at = 0  # tick state transfer last handed over a block
         self._commit_evidence: dict[int, tuple[int, set[str]]] = {}
         self._catch_up: tuple[int, tuple[str, ...]] | None = None  # (target, peers) from CatchUp
+        self._catch_up_since = 0  # tick the current run of CatchUp hints began
+        self._catch_up_last: int | None = None  # tick of the last CatchUp
         self._reported: set[tuple[str, str, int, int]] = set()
         self._deferred: set[int] = set()  # slots waiting for the vote limit to move up
         self.halted = False
@@ -557,9 +561,12 @@ class Replica:
         limit = base << min(doublings, self.config.timeouts.view_change_backoff_max)
         if min(waited, in_view) < limit:
             return
-        # Every fetch target, credible or not: R8a has no timer that execution progress
-        # restarts, so between two rounds of a slow state transfer it would fire alone.
-        if self._handed_seq < self._fetch_target() or self.executed_seq < self._handed_seq:
+        # The stable checkpoint and every COMMIT target, credible or not: R8a has no timer
+        # that execution progress restarts, so between two rounds of a slow state transfer it
+        # would fire alone. A CatchUp hint only while credible: one byzantine peer can
+        # repeat it forever (`_hint_credible`).
+        behind = self._handed_seq < self._fetch_target(hint="if_credible")
+        if behind or self.executed_seq < self._handed_seq:
             # Blocks not fetched yet, or handed over and not yet applied by the host: the
             # oldest transactions may be in them.
             self._count("request_wait_while_behind")
@@ -849,6 +856,12 @@ class Replica:
         if event.target_seq <= self._handed_seq:
             return
         old = self._catch_up
+        last, self._catch_up_last = self._catch_up_last, self._now
+        if last is None or self._now - last > self.config.timeouts.fetch_retry_ticks:
+            # A new run of hints. One repeated every tick keeps its first time, also when we
+            # reached its target meanwhile (a primary can order that fast): repetition is no
+            # confirmation.
+            self._catch_up_since = self._now
         if old is None or event.target_seq > old[0] or event.peers != old[1]:
             self._catch_up = (event.target_seq, event.peers)
         self._maybe_fetch()
@@ -967,7 +980,7 @@ class Replica:
     def _others_ahead(self) -> bool:
         """f + 1 others sent COMMITs for a block we have not handed over, recently enough that
         state transfer may still bring it: the system may be progressing without us (R8)."""
-        return self._handed_seq < self._fetch_target(credible_only=True) or any(
+        return self._handed_seq < self._fetch_target(credible_only=True, hint="if_credible") or any(
             seq > self._handed_seq and len(signers) >= self._f + 1 and self._credible(first_seen)
             for seq, (first_seen, signers) in self._commit_evidence.items()
         )
@@ -978,23 +991,43 @@ class Replica:
         the view after its pre-prepares reached a different subset of backups each), asking
         them returns nothing, forever. So the evidence says "behind" to the R8 timer for a
         bounded number of fetch rounds without a fetched block; after that the timer may
-        blame the view again. (R8a keeps every target: it has no timer that progress restarts.)
-        It still drives fetches (R12), which verify every block, so this only decides liveness;
-        and only certified blocks renew it, so a byzantine peer cannot keep it alive."""
+        blame the view again. (R8a keeps every COMMIT target: it has no timer that progress
+        restarts.) It still drives fetches (R12), which verify every block, so this only
+        decides liveness. Only certified blocks renew it, and they stop once we reach the
+        block the evidence names. A CatchUp hint (E3) is bounded for R8 and R8a alike, and
+        renewed by blocks only when f + 1 members give it (`_hint_credible`)."""
         retry = self.config.timeouts.fetch_retry_ticks
         # Measured from the later of when it was first seen and the last block state transfer
         # delivered: a slow transfer that keeps delivering keeps it credible.
         since = max(first_seen, self._fetch_progress_at)
         return self._now - since < retry * (1 + BEHIND_EVIDENCE_FETCH_ROUNDS)
 
-    def _fetch_target(self, *, credible_only: bool = False) -> int:
+    def _hint_credible(self) -> bool:
+        """Whether the CatchUp hint still says we are behind (R8, R8a). From f + 1 members of
+        our set it includes an honest replica's word, so it is evidence like f + 1 COMMITs
+        (`_credible`: renewed by delivered blocks). From fewer it is bounded from when its
+        run of hints began (`_on_catch_up`) and delivered blocks do not renew it: a byzantine
+        primary can make real certified blocks (it leaves one backup out of a pre-prepare, the
+        others certify it) and hand them to that backup's fetches."""
+        assert self._catch_up is not None
+        if len(self._members.intersection(self._catch_up[1])) > self._f:
+            return self._credible(self._catch_up_since)
+        retry = self.config.timeouts.fetch_retry_ticks
+        return self._now - self._catch_up_since < retry * (1 + BEHIND_EVIDENCE_FETCH_ROUNDS)
+
+    def _fetch_target(self, *, credible_only: bool = False, hint: HintUse = "always") -> int:
+        """The highest block worth fetching. `credible_only`: only COMMIT evidence that still
+        says we are behind (R8); `hint`: whether the CatchUp hint's target counts "always"
+        (fetching), "if_credible" (R8, R8a) or "never" (what the checkpoint and the COMMITs
+        alone prove).
+        See `_credible` and `_hint_credible`."""
         for seq in [s for s in self._commit_evidence if s <= self._handed_seq]:
             del self._commit_evidence[seq]
         target = self.checkpoint_seq
         if self._catch_up is not None:
             if self._catch_up[0] <= self._handed_seq:
                 self._catch_up = None
-            else:
+            elif hint == "always" or (hint == "if_credible" and self._hint_credible()):
                 target = max(target, self._catch_up[0])
         settle = self.config.timeouts.fetch_retry_ticks
         for seq, (first_seen, signers) in self._commit_evidence.items():
@@ -1022,9 +1055,13 @@ class Replica:
         self._fetch_asked_at = self._now
         start = self._handed_seq + 1
         end = min(target, start + self.config.limits.fetch_blocks_max - 1)
-        peers = self._fetch_peers(end)
-        if self._catch_up is not None:
-            peers = self._catch_up[1] or peers
+        # The hinting peers as well as, never instead of, those the checkpoint and the COMMITs
+        # name: a byzantine that keeps hinting must not become the only one asked.
+        # Those name peers that have blocks up to what they proved, if not the whole range.
+        proven = self._fetch_target(hint="never")
+        named = self._fetch_peers(min(end, proven)) if proven > self._handed_seq else ()
+        hinted = () if self._catch_up is None else self._catch_up[1]
+        peers = tuple(sorted(set(named).union(hinted))) or self._peers
         self._count("fetch_requested")
         self._out.append(FetchBlocks(from_seq=start, to_seq=end, peers=peers))
 
@@ -1033,10 +1070,10 @@ class Replica:
         checkpoint's signers executed every block up to it, but beyond it they may be as far
         behind as we are (a simulation found one byzantine and one lagging signer, and the
         only replica with the blocks never asked). Beyond it, the senders of the COMMITs that
-        raised the target committed those blocks; f + 1 of them include an honest one."""
+        raised the target committed those blocks; f + 1 of them include an honest one.
+        Empty when nothing names anyone."""
         if end <= self.checkpoint_seq:
-            signers = tuple(name for name, _ in self._ck_proof if name != self.name)
-            return signers or self._peers
+            return tuple(name for name, _ in self._ck_proof if name != self.name)
         ahead = {
             name
             for seq, (_, names) in self._commit_evidence.items()
@@ -1044,7 +1081,7 @@ class Replica:
             for name in names
             if name != self.name
         }
-        return tuple(sorted(ahead)) or self._peers
+        return tuple(sorted(ahead))
 
     def _on_blocks_fetched(self, event: BlocksFetched) -> None:
         progressed = False
