@@ -130,8 +130,8 @@ class Limits:
     # fit (~250 bytes each, so ~1 GB at the default: 1.3-2M accounts of one asset); 0: off.
     state_cache_entries_max: int = 4_000_000
     # While the balances tree holds at least `balance_journal_from_entries`, a block's balance
-    # writes go to a small journal table, merged into the tree when it holds
-    # `balance_journal_entries_max` (node/ledger/balance_journal.py); 0: off. Layout only.
+    # writes go to a small journal table; what exceeds `balance_journal_entries_max` is swept
+    # into the tree a key range at a time (node/ledger/balance_journal.py); 0: off. Layout only.
     balance_journal_entries_max: int = 65_536
     balance_journal_from_entries: int = 262_144
 

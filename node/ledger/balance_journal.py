@@ -6,11 +6,16 @@ syncs ~8 MB of pages; at 10,000 accounts the same writes share ~400 leaves
 (docs/benchmarks.md, rounds 9 and 10). So while the balances tree is large (at least
 `journal_from_entries`), a block's balance writes go into the `balances_recent` table
 instead: at most ~1,100 leaves when full, so a block's writes share its pages far more (the
-1M commit fell from 32-43 to 24-25 ms). When it holds `journal_entries_max` entries,
-the writer moves it into the tree in one sorted bulk put and empties it, inside the write
-transaction of the block that filled it, so a crash leaves both tables as they were before
-that block. The tree's leaves are dirtied once per merge instead of once per block; the
-price is that one block in ~33 (at 1M) writes back most of the tree, ~55 MB, in its commit.
+1M commit fell from 32-43 to 24-25 ms).
+
+The sweep: once the journal holds more than `journal_entries_max` entries, the block that
+put it over moves the excess into the tree: the next journal entries in key order after
+where the previous sweep stopped (a key kept in `meta`), wrapping around at the end. So the
+tree's leaves are dirtied a key range at a time, each about once per turn of the sweep, as
+often as a whole-journal merge would dirty them, but spread over the blocks: a merge of the
+full journal wrote back most of the tree (~55 MB at 1M) in one block's commit, one block in
+~33 (docs/benchmarks.md, round 13). All of it happens inside the block's write transaction,
+so a crash leaves the tables and the sweep key as they were before that block.
 
 One rule keeps every read right: a balance's current value is in the recent table if it is
 there, else in the tree. Writing straight to the tree (while it is small, where the journal
@@ -66,16 +71,36 @@ def put(
     entries_max: int,
     from_entries: int,
 ) -> None:
-    """Write one block's balances (key-sorted) into the journal or, while the tree is
-    smaller than `from_entries` (or `entries_max` is 0), into the tree."""
+    """Write one block's balances (key-sorted) into the journal, sweeping what exceeds
+    `entries_max` into the tree, or, while the tree is smaller than `from_entries` (or
+    `entries_max` is 0), into the tree."""
     tree, recent = dbs[kl.BALANCES], dbs[kl.BALANCES_RECENT]
     if entries_max and txn.stat(tree)["entries"] >= from_entries:
         txn.cursor(db=recent).putmulti(items)
-        if txn.stat(recent)["entries"] >= entries_max:
-            merge(txn, dbs)
+        excess = txn.stat(recent)["entries"] - entries_max
+        if excess > 0:
+            sweep(txn, dbs, excess)
         return
     merge(txn, dbs)  # the rule above: nothing in the journal may shadow a direct write
     txn.cursor(db=tree).putmulti(items)
+
+
+def sweep(txn: Txn, dbs: dict[str, Any], count: int) -> int:
+    """Move `count` journal entries into the tree: the next ones in key order after where the
+    previous sweep stopped, wrapping around. Returns how many moved."""
+    recent, meta = dbs[kl.BALANCES_RECENT], dbs[kl.META]
+    cursor = txn.cursor(db=recent)
+    positioned = cursor.set_range(txn.get(kl.META_BALANCE_SWEEP, b"", meta)) or cursor.first()
+    moved: list[tuple[bytes, bytes]] = []
+    while positioned and len(moved) < count:
+        moved.append((cursor.key(), cursor.value()))
+        cursor.delete()  # moves to the next entry; past the last one, key() is empty
+        positioned = bool(cursor.key()) or cursor.first()
+    if moved:
+        txn.cursor(db=dbs[kl.BALANCES]).putmulti(moved)
+        # The smallest key after the last one moved: where the next sweep starts.
+        txn.put(kl.META_BALANCE_SWEEP, moved[-1][0] + b"\x00", db=meta)
+    return len(moved)
 
 
 def merge(txn: Txn, dbs: dict[str, Any]) -> int:

@@ -53,6 +53,7 @@ META_STATE_DIGEST = b"state_digest"
 META_BLOCK_HASH = b"block_hash"
 META_TIMESTAMP_MS = b"timestamp_ms"
 META_SCHEMA = b"schema"
+META_BALANCE_SWEEP = b"balance_sweep"  # where the balance journal's next sweep starts
 # 2: balances may wait in BALANCES_RECENT (node/ledger/balance_journal.py). A build refuses a
 # data directory of a later schema: an earlier build would read stale balances past a journal.
 SCHEMA_VERSION = 2

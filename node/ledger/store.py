@@ -104,8 +104,8 @@ class LedgerLimits:
     # so ~1 GB at this default, 1.3-2M accounts of one asset), never part of any outcome. 0: off.
     state_cache_entries_max: int = 4_000_000
     # Balance writes go to a small journal table while the balances tree holds at least
-    # `balance_journal_from_entries`, and are merged into it when the journal holds
-    # `balance_journal_entries_max` (node/ledger/balance_journal.py): layout only. 0: off.
+    # `balance_journal_from_entries`; what exceeds `balance_journal_entries_max` is swept
+    # into the tree a key range at a time (node/ledger/balance_journal.py): layout only. 0: off.
     balance_journal_entries_max: int = 65_536
     balance_journal_from_entries: int = 262_144
 

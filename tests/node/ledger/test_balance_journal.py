@@ -1,10 +1,11 @@
 """The balance journal (node/ledger/balance_journal.py) changes where balances are stored,
 nothing else.
 
-The same random blocks go to ledgers that journal every balance write and merge often,
-journal and never merge, and do not journal at all, with and without the state cache, and
+The same random blocks go to ledgers that journal every balance write and sweep often,
+journal and never sweep, and do not journal at all, with and without the state cache, and
 some switch mode on a restart: receipts, state digests, every balance query and every
-other table must be identical. A failure after a merge leaves both tables as before.
+other table (but the sweep's position in `meta`) must be identical. A failure after a sweep
+leaves both tables and the sweep's position as before.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from tests.node.ledger.test_state_cache import run_across_a_reopen
 from tests.node.ledger.world import World
 
 OFF = {"balance_journal_entries_max": 0}
-MERGES_OFTEN = {"balance_journal_entries_max": 3, "balance_journal_from_entries": 0}
-NEVER_MERGES = {"balance_journal_entries_max": 1_000_000, "balance_journal_from_entries": 0}
+SWEEPS_OFTEN = {"balance_journal_entries_max": 3, "balance_journal_from_entries": 0}
+NEVER_SWEEPS = {"balance_journal_entries_max": 1_000_000, "balance_journal_from_entries": 0}
 NO_CACHE = {"state_cache_entries_max": 0}
 
 
@@ -44,7 +45,7 @@ def _tables(w: World) -> dict[str, list[tuple[bytes, bytes]]]:
     led = w.ledger
     with led._env.begin() as txn:
         out = {
-            name: list(txn.cursor(db=db))
+            name: [(k, v) for k, v in txn.cursor(db=db) if k != kl.META_BALANCE_SWEEP]
             for name, db in led._dbs.items()
             if name not in (kl.BALANCES, kl.BALANCES_RECENT)
         }
@@ -66,6 +67,24 @@ def _journal_size(w: World) -> int:
         return int(txn.stat(w.ledger._dbs[kl.BALANCES_RECENT])["entries"])
 
 
+def _key(holder: int) -> bytes:
+    return kl.balance_key("AAA", pk(HOLDERS[holder]))
+
+
+def _journal_keys_in(txn: Any, dbs: dict[str, Any]) -> set[bytes]:
+    return {bytes(k) for k, _ in txn.cursor(db=dbs[kl.BALANCES_RECENT])}
+
+
+def _journal_keys(w: World) -> set[bytes]:
+    with w.ledger._env.begin() as txn:
+        return _journal_keys_in(txn, w.ledger._dbs)
+
+
+def _tree_has(w: World, key: bytes) -> bool:
+    with w.ledger._env.begin() as txn:
+        return txn.get(key, db=w.ledger._dbs[kl.BALANCES]) is not None
+
+
 def _transfer(w: World, src: int, dst: int, amount: int) -> Any:
     args = {"asset_id": "AAA", "to_account": pk(HOLDERS[dst]), "amount": amount}
     return w.tx(HOLDERS[src], Kind.TRANSFER, args)
@@ -81,14 +100,14 @@ def test_random_blocks_are_identical_however_balances_are_stored(
 ) -> None:
     configs: list[dict[str, int]] = [
         {**OFF, **NO_CACHE},
-        {**MERGES_OFTEN, **NO_CACHE},
-        {**NEVER_MERGES, **NO_CACHE},
-        MERGES_OFTEN,
-        NEVER_MERGES,
+        {**SWEEPS_OFTEN, **NO_CACHE},
+        {**NEVER_SWEEPS, **NO_CACHE},
+        SWEEPS_OFTEN,
+        NEVER_SWEEPS,
     ]
     # On the restart between the two runs: journal on -> off (its entries must be merged
     # before a direct write), off -> on, and never merging -> merging often.
-    restarts: list[dict[str, int]] = [MERGES_OFTEN, OFF, MERGES_OFTEN, NEVER_MERGES, OFF]
+    restarts: list[dict[str, int]] = [SWEEPS_OFTEN, OFF, SWEEPS_OFTEN, NEVER_SWEEPS, OFF]
     with tempfile.TemporaryDirectory(dir=tmp_path) as d:
         worlds = [_world(Path(d) / str(i), **c) for i, c in enumerate(configs)]
 
@@ -111,8 +130,8 @@ def test_random_blocks_are_identical_however_balances_are_stored(
 @pytest.mark.parametrize(
     "limits",
     [
-        {**MERGES_OFTEN, **NO_CACHE},
-        MERGES_OFTEN,
+        {**SWEEPS_OFTEN, **NO_CACHE},
+        SWEEPS_OFTEN,
         # Funding (8 balances) is written straight to the tree; the journal starts with the
         # first new balance key, which may come mid-run and mid-group.
         {"balance_journal_entries_max": 3, "balance_journal_from_entries": 9},
@@ -143,22 +162,56 @@ def test_pipelined_groups_with_merges_equal_one_at_a_time_without_a_journal(
             plain.close()
 
 
-def test_balances_wait_in_the_journal_and_move_to_the_tree_when_it_fills(
+def test_balances_wait_in_the_journal_and_the_excess_is_swept_in_key_order(
     tmp_path: Path,
 ) -> None:
     w = _world(tmp_path / "w", **OFF, **NO_CACHE)  # funded with the journal off: empty
     try:
-        w.reopen(balance_journal_entries_max=3, balance_journal_from_entries=0)
-        assert w.apply(_transfer(w, 0, 1, 7))[0].applied  # two balances: into the journal
-        assert _journal_size(w) == 2
+        w.reopen(balance_journal_entries_max=2, balance_journal_from_entries=0)
+        assert w.apply(_transfer(w, 0, 1, 7))[0].applied  # two balances: at the bound
+        assert _journal_keys(w) == {_key(0), _key(1)}
         assert w.ledger.balance("AAA", pk(HOLDERS[1])) == 1_007  # queries read through it
         assert (pk(HOLDERS[0]), 993) in w.ledger.holders("AAA")
-        assert w.apply(_transfer(w, 1, 2, 1))[0].applied  # holder 2 is the third: merged
-        assert _journal_size(w) == 0
-        assert w.ledger.balance("AAA", pk(HOLDERS[2])) == 1_001
-        with w.ledger._env.begin() as txn:
-            tree = txn.get(kl.balance_key("AAA", pk(HOLDERS[2])), db=w.ledger._dbs[kl.BALANCES])
-        assert tree is not None  # the tree holds the merged value now
+        assert w.apply(_transfer(w, 1, 2, 1))[0].applied  # three: one over
+        first, *rest = sorted([_key(0), _key(1), _key(2)])
+        assert _journal_keys(w) == set(rest) and _tree_has(w, first)  # the smallest moved
+        assert [w.ledger.balance("AAA", pk(h)) for h in HOLDERS] == [993, 1_006, 1_001]
+    finally:
+        w.close()
+
+
+def test_the_sweep_wraps_around_and_keeps_its_place_across_a_reopen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each sweep moves the first journal keys at or after the stored position, wrapping to
+    the smallest at the end; the position survives a reopen (it is in `meta`)."""
+    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    try:
+        w.reopen(balance_journal_entries_max=1, balance_journal_from_entries=0)
+        sweeps: list[tuple[bytes, set[bytes], list[bytes]]] = []
+        real_sweep = balance_journal.sweep
+
+        def recording_sweep(txn: Any, dbs: Any, count: int) -> int:
+            position = txn.get(kl.META_BALANCE_SWEEP, b"", dbs[kl.META])
+            before = _journal_keys_in(txn, dbs)
+            n = real_sweep(txn, dbs, count)
+            sweeps.append((position, before, sorted(before - _journal_keys_in(txn, dbs))))
+            return n
+
+        monkeypatch.setattr(balance_journal, "sweep", recording_sweep)
+        for src, dst in ((0, 1), (1, 2), (2, 0), (0, 1)):
+            assert w.apply(_transfer(w, src, dst, 1))[0].applied
+            w.reopen()
+        monkeypatch.undo()
+        assert len(sweeps) >= 3, sweeps
+        wrapped = False
+        for position, before, moved in sweeps:
+            at_or_after = sorted(k for k in before if k >= position)
+            expected = (at_or_after + sorted(k for k in before if k < position))[: len(moved)]
+            assert sorted(moved) == sorted(expected), (position, before, moved)
+            wrapped |= len(at_or_after) < len(moved)
+        assert wrapped, "no sweep reached the end of the journal"
+        assert [w.ledger.balance("AAA", pk(h)) for h in HOLDERS] == [999, 1_001, 1_000]
     finally:
         w.close()
 
@@ -174,36 +227,36 @@ def test_a_small_tree_is_written_directly(tmp_path: Path) -> None:
         w.close()
 
 
-def test_a_failure_after_a_merge_leaves_both_tables_as_before(
+def test_a_failure_after_a_sweep_leaves_both_tables_as_before(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = _world(tmp_path / "w", **OFF)  # funded with the journal off: it starts empty
     try:
-        w.reopen(balance_journal_entries_max=3, balance_journal_from_entries=0)
+        w.reopen(balance_journal_entries_max=2, balance_journal_from_entries=0)
         assert w.apply(_transfer(w, 0, 1, 7))[0].applied
         assert _journal_size(w) == 2
         with w.ledger._env.begin() as txn:
             before = {name: list(txn.cursor(db=db)) for name, db in w.ledger._dbs.items()}
-        merged: list[int] = []
-        real_merge = balance_journal.merge
+        swept: list[int] = []
+        real_sweep = balance_journal.sweep
 
-        def merge_then_fail(*args: Any) -> int:
-            merged.append(real_merge(*args))
-            raise OSError("simulated failure after the merge, before the commit")
+        def sweep_then_fail(*args: Any) -> int:
+            swept.append(real_sweep(*args))
+            raise OSError("simulated failure after the sweep, before the commit")
 
-        monkeypatch.setattr(balance_journal, "merge", merge_then_fail)
+        monkeypatch.setattr(balance_journal, "sweep", sweep_then_fail)
         tx = _transfer(w, 1, 2, 1)
         with pytest.raises(OSError, match="simulated failure"):
             w.apply(tx)
-        assert merged == [3]  # holders 0, 1 and 2
+        assert swept == [1]  # three balances, one over the bound
         with w.ledger._env.begin() as txn:
             after = {name: list(txn.cursor(db=db)) for name, db in w.ledger._dbs.items()}
-        assert after == before
+        assert after == before  # both tables and the sweep's position
         monkeypatch.undo()
         w.reopen()  # as a restarted node would, after a failed write
         w.time_ms -= 1000
         assert w.apply(tx)[0].applied
-        assert _journal_size(w) == 0
+        assert _journal_size(w) == 2
         assert w.ledger.balance("AAA", pk(HOLDERS[2])) == 1_001
     finally:
         w.close()
