@@ -324,7 +324,8 @@ def main() -> None:
         "--balance-journal-entries",
         type=int,
         default=LedgerLimits().balance_journal_entries_max,
-        help="balances journalled before a merge into the tree; 0 turns it off (A/B runs)",
+        help="balances kept in the journal before its excess is swept into the tree; 0 turns"
+        " it off (A/B runs)",
     )
     args = parser.parse_args()
     if args.general_path:

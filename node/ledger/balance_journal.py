@@ -36,6 +36,8 @@ from typing import Any
 from node.ledger import keys as kl
 from node.ledger.txn import Txn
 
+SWEEP_CHUNK_ENTRIES = 65_536  # entries moved per putmulti: bounds a sweep's memory
+
 
 def stored(txn: Txn, dbs: dict[str, Any], key: bytes) -> bytes | None:
     """The stored value of balance `key` (encoded), or None: the journal first."""
@@ -87,20 +89,25 @@ def put(
 
 def sweep(txn: Txn, dbs: dict[str, Any], count: int) -> int:
     """Move `count` journal entries into the tree: the next ones in key order after where the
-    previous sweep stopped, wrapping around. Returns how many moved."""
+    previous sweep stopped, wrapping around. Returns how many moved. In chunks of
+    SWEEP_CHUNK_ENTRIES, so a large excess (after a restart with a smaller bound) does not
+    hold all of it in memory at once."""
     recent, meta = dbs[kl.BALANCES_RECENT], dbs[kl.META]
     cursor = txn.cursor(db=recent)
+    tree = txn.cursor(db=dbs[kl.BALANCES])
     positioned = cursor.set_range(txn.get(kl.META_BALANCE_SWEEP, b"", meta)) or cursor.first()
-    moved: list[tuple[bytes, bytes]] = []
-    while positioned and len(moved) < count:
-        moved.append((cursor.key(), cursor.value()))
-        cursor.delete()  # moves to the next entry; past the last one, key() is empty
-        positioned = bool(cursor.key()) or cursor.first()
-    if moved:
-        txn.cursor(db=dbs[kl.BALANCES]).putmulti(moved)
+    total = 0
+    while positioned and total < count:
+        moved: list[tuple[bytes, bytes]] = []
+        while positioned and len(moved) < min(count - total, SWEEP_CHUNK_ENTRIES):
+            moved.append((cursor.key(), cursor.value()))
+            cursor.delete()  # moves to the next entry; past the last one, key() is empty
+            positioned = bool(cursor.key()) or cursor.first()
+        tree.putmulti(moved)
+        total += len(moved)
         # The smallest key after the last one moved: where the next sweep starts.
         txn.put(kl.META_BALANCE_SWEEP, moved[-1][0] + b"\x00", db=meta)
-    return len(moved)
+    return total
 
 
 def merge(txn: Txn, dbs: dict[str, Any]) -> int:

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import lmdb
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -214,6 +215,36 @@ def test_the_sweep_wraps_around_and_keeps_its_place_across_a_reopen(
         assert [w.ledger.balance("AAA", pk(h)) for h in HOLDERS] == [999, 1_001, 1_000]
     finally:
         w.close()
+
+
+def _raw_tables(tmp_path: Path, journal: dict[bytes, bytes]) -> tuple[Any, dict[str, Any]]:
+    """A bare LMDB environment with the three tables a sweep touches."""
+    env = lmdb.open(str(tmp_path / "raw"), max_dbs=3)
+    dbs = {name: env.open_db(name.encode()) for name in (kl.BALANCES, kl.BALANCES_RECENT, kl.META)}
+    with env.begin(write=True) as txn:
+        for key, value in journal.items():
+            txn.put(key, value, db=dbs[kl.BALANCES_RECENT])
+    return env, dbs
+
+
+@pytest.mark.parametrize("chunk_entries", [65_536, 2])
+def test_a_sweep_that_reaches_the_end_wraps_to_the_first_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_entries: int
+) -> None:
+    """From a position before the last key, a sweep of three moves the last key and then
+    the first two (in chunks of two, too), and leaves the position after the last moved."""
+    monkeypatch.setattr(balance_journal, "SWEEP_CHUNK_ENTRIES", chunk_entries)
+    keys = [bytes([k]) * 4 for k in (1, 2, 3, 4, 5)]
+    env, dbs = _raw_tables(tmp_path, {k: b"v" + k for k in keys})
+    with env.begin(write=True) as txn:
+        txn.put(kl.META_BALANCE_SWEEP, keys[3] + b"\x01", db=dbs[kl.META])  # after key 4
+        assert balance_journal.sweep(txn, dbs, 3) == 3
+        assert [k for k, _ in txn.cursor(db=dbs[kl.BALANCES_RECENT])] == [keys[2], keys[3]]
+        assert dict(txn.cursor(db=dbs[kl.BALANCES])) == {
+            k: b"v" + k for k in (keys[4], keys[0], keys[1])
+        }
+        assert txn.get(kl.META_BALANCE_SWEEP, db=dbs[kl.META]) == keys[1] + b"\x00"
+    env.close()
 
 
 def test_a_small_tree_is_written_directly(tmp_path: Path) -> None:
