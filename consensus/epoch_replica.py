@@ -62,6 +62,7 @@ class EpochReplica:
         epoch: Epoch,
         base_digest: bytes,
         executed_seq: int,
+        executed_digest: bytes | None = None,
         last_seq: int | None = None,
         restored: PersistedState | None = None,
         limits: ReplicaLimits | None = None,
@@ -70,7 +71,9 @@ class EpochReplica:
     ) -> None:
         """`keys` maps public keys to our signing keys (more than one across a rotation);
         `epoch` is the epoch of block executed_seq + 1, `base_digest` the state digest after
-        its first block's predecessor (ignored for epoch 0), `last_seq` its end if known."""
+        its first block's predecessor (ignored for epoch 0), `executed_digest` the state digest
+        after block executed_seq (None: unknown; a restart then cannot re-sign its unstable
+        checkpoint, see Replica), `last_seq` its end if known."""
         if not keys:
             raise ValueError("at least one signing key is needed")
         self.chain_id = chain_id
@@ -93,6 +96,7 @@ class EpochReplica:
             epoch=epoch,
             base_digest=base_digest,
             executed_seq=executed_seq,
+            executed_digest=executed_digest,
             last_seq=last_seq,
             restored=restored,
         )
@@ -107,6 +111,7 @@ class EpochReplica:
         executed_seq: int,
         last_seq: int | None,
         restored: PersistedState | None,
+        executed_digest: bytes | None = None,
         persist_token: int = 0,
     ) -> Replica:
         own_key = epoch.key_of(self.name)
@@ -130,6 +135,7 @@ class EpochReplica:
             rng=self._rng,
             restored=restored,
             executed_seq=executed_seq,
+            executed_digest=executed_digest,
             base=base,
             last_seq=last_seq,
             persist_token=persist_token,

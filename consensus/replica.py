@@ -153,11 +153,13 @@ class Replica:
         rng: RandomSource,
         restored: PersistedState | None = None,
         executed_seq: int = 0,
+        executed_digest: bytes | None = None,
         base: tuple[int, bytes] | None = None,
         last_seq: int | None = None,
         persist_token: int = 0,
     ) -> None:
-        """`base` is the epoch's starting checkpoint (the last block of the previous epoch and
+        """`executed_digest` is the state digest after block `executed_seq` (None: unknown);
+        `base` is the epoch's starting checkpoint (the last block of the previous epoch and
         the state digest after it; None for epoch 0); `last_seq` the epoch's end if already
         known (a validator-set change is pending); `persist_token` the previous epoch's
         replica's last Persist token, so the host's acknowledgements stay one sequence."""
@@ -253,6 +255,8 @@ class Replica:
             self._count("restored_state_of_other_epoch")
         elif restored is not None:
             self._restore(restored)
+        if executed_digest is not None:
+            self._restore_own_checkpoint(executed_seq, executed_digest)
         if (
             last_seq is not None
             and self.member
@@ -1405,6 +1409,21 @@ class Replica:
         self._replay_future()
 
     # ---------------------------------------------------------------- restart
+
+    def _restore_own_checkpoint(self, seq: int, state_digest: bytes) -> None:
+        """R7/R13 after a restart: our CHECKPOINT for the block we last executed is soft state,
+        lost with the crash, and only an Executed would make it again. Restarted at a
+        checkpoint above the stable one, we would never vote for it, and with f silent the
+        other honest replicas need our vote: none of them could stabilize it, and with the
+        window full (R3) no primary could order anything, in any view. The host knows the
+        digest, so the vote is rebuilt from it and retransmitted (R13) like any other."""
+        if seq % self._k or seq <= self.checkpoint_seq:
+            return
+        self._own_checkpoints[seq] = state_digest
+        if self.member:
+            self._add_checkpoint_vote(
+                msg.make_checkpoint(self._key, self._chain, self.name, seq, state_digest)
+            )
 
     def _restore(self, s: PersistedState) -> None:
         self.view = s.view

@@ -153,6 +153,8 @@ class Node:
         height = ledger.height
         epoch = ledger.consensus_epoch(height + 1)
         base = ledger.block(epoch.base_seq) if epoch.base_seq else None
+        # Lets a restart re-sign its checkpoint at the tip (consensus.replica, R7/R13).
+        tip = ledger.block(height) if height else None
         self.replica = EpochReplica(
             chain_id=genesis.chain_id,
             name=config.name,
@@ -161,6 +163,7 @@ class Node:
             epoch=epoch,
             base_digest=base.state_digest if base is not None else GENESIS_STATE_DIGEST,
             executed_seq=height,
+            executed_digest=tip.state_digest if tip is not None else GENESIS_STATE_DIGEST,
             last_seq=ledger.pending_epoch_last_seq(),
             restored=restored,
             limits=replica_limits,

@@ -178,6 +178,7 @@ class EpochCluster:
             epoch=epoch,
             base_digest=node.chain_at(epoch.base_seq),
             executed_seq=node.height,
+            executed_digest=node.chain_at(node.height),
             last_seq=node.pending_end,
             restored=restored,
             limits=self.limits,

@@ -139,6 +139,7 @@ class Cluster:
             rng=FixedRandom(),
             restored=store.persisted,
             executed_seq=len(store.blocks),
+            executed_digest=store.chain,
         )
         self.trace.append(f"start {name} (executed {len(store.blocks)})")
 

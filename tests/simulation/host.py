@@ -143,6 +143,7 @@ class Host:
             epoch=epoch,
             base_digest=base,
             executed_seq=len(self.blocks),
+            executed_digest=self.blocks[-1].chain if self.blocks else GENESIS_CHAIN,
             last_seq=self.pending_end,
             restored=restored,
             limits=self.config.limits,
