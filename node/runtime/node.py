@@ -153,8 +153,6 @@ class Node:
         height = ledger.height
         epoch = ledger.consensus_epoch(height + 1)
         base = ledger.block(epoch.base_seq) if epoch.base_seq else None
-        # Lets a restart re-sign its checkpoint at the tip (consensus.replica, R7/R13).
-        tip = ledger.block(height) if height else None
         self.replica = EpochReplica(
             chain_id=genesis.chain_id,
             name=config.name,
@@ -163,7 +161,9 @@ class Node:
             epoch=epoch,
             base_digest=base.state_digest if base is not None else GENESIS_STATE_DIGEST,
             executed_seq=height,
-            executed_digest=tip.state_digest if tip is not None else GENESIS_STATE_DIGEST,
+            # The tip's digest, written with the tip: a restart re-signs its checkpoint there
+            # (consensus.replica, R7/R13).
+            executed_digest=ledger.state_digest,
             last_seq=ledger.pending_epoch_last_seq(),
             restored=restored,
             limits=replica_limits,
