@@ -32,6 +32,13 @@ BACKUPS = ["v1", "v2", "v3"]
 # The settle time and the fetch rounds, with room to spare for the view change itself.
 HINT_CREDIBLE_TICKS = eh.TIMEOUTS.fetch_retry_ticks * (1 + BEHIND_EVIDENCE_FETCH_ROUNDS)
 ENOUGH_TICKS = HINT_CREDIBLE_TICKS + 6 * eh.TIMEOUTS.view_change_timeout_ticks
+# R8a's request timeout is the R8 timeout, and the primary's progress keeps R8 quiet.
+R8A_ONLY = ReplicaTimeouts(
+    view_change_timeout_ticks=20,
+    request_timeout_ticks=20,
+    retransmit_interval_ticks=1000,
+    fetch_retry_ticks=5,
+)
 
 
 def test_a_byzantine_primarys_epoch_hints_do_not_keep_it_in_office() -> None:
@@ -59,14 +66,7 @@ def test_hints_alone_do_not_defer_a_censorship_timeout_forever() -> None:
     """R8a: r0 orders every batch but one transaction r1's host holds, and keeps telling r1
     it is in a later epoch. The progress restarts the R8 timer, so only R8a can blame r0; the
     hint delays that only for the bounded number of fetch rounds."""
-    c = Cluster(
-        timeouts=ReplicaTimeouts(
-            view_change_timeout_ticks=20,
-            request_timeout_ticks=20,
-            retransmit_interval_ticks=1000,
-            fetch_retry_ticks=5,
-        )
-    )
+    c = Cluster(timeouts=R8A_ONLY)
     r1 = c.replica("r1")
     for tick in range(200):
         c.step("r1", ev.CatchUp(target_seq=r1.handed_seq + 64, peers=("r0",)))
@@ -188,12 +188,7 @@ def test_a_primary_ordering_past_each_hints_target_does_not_restart_it() -> None
         limits=ReplicaLimits(
             checkpoint_interval_seqs=4, log_window_seqs=8, fetch_blocks_max=blocks_per_tick
         ),
-        timeouts=ReplicaTimeouts(
-            view_change_timeout_ticks=20,
-            request_timeout_ticks=20,
-            retransmit_interval_ticks=1000,
-            fetch_retry_ticks=5,
-        ),
+        timeouts=R8A_ONLY,
     )
     r1 = c.replica("r1")
     blocks = 0
