@@ -989,7 +989,7 @@ class Replica:
             for seq, (first_seen, signers) in self._commit_evidence.items()
         )
 
-    def _credible(self, first_seen: int) -> bool:
+    def _credible(self, first_seen: int, *, renewable: bool = True) -> bool:
         """A COMMIT proves only that its sender prepared the block, not that anyone committed
         it. When f + 1 COMMITs came from replicas that are stuck like us (the primary left
         the view after its pre-prepares reached a different subset of backups each), asking
@@ -1002,8 +1002,8 @@ class Replica:
         renewed by blocks only when f + 1 members give it (`_hint_credible`)."""
         retry = self.config.timeouts.fetch_retry_ticks
         # Measured from the later of when it was first seen and the last block state transfer
-        # delivered: a slow transfer that keeps delivering keeps it credible.
-        since = max(first_seen, self._fetch_progress_at)
+        # delivered (`renewable`): a slow transfer that keeps delivering keeps it credible.
+        since = max(first_seen, self._fetch_progress_at) if renewable else first_seen
         return self._now - since < retry * (1 + BEHIND_EVIDENCE_FETCH_ROUNDS)
 
     def _hint_credible(self) -> bool:
@@ -1014,10 +1014,8 @@ class Replica:
         primary can make real certified blocks (it leaves one backup out of a pre-prepare, the
         others certify it) and hand them to that backup's fetches."""
         assert self._catch_up is not None
-        if len(self._members.intersection(self._catch_up[1])) > self._f:
-            return self._credible(self._catch_up_since)
-        retry = self.config.timeouts.fetch_retry_ticks
-        return self._now - self._catch_up_since < retry * (1 + BEHIND_EVIDENCE_FETCH_ROUNDS)
+        corroborated = len(self._members.intersection(self._catch_up[1])) > self._f
+        return self._credible(self._catch_up_since, renewable=corroborated)
 
     def _fetch_target(self, *, credible_only: bool = False, hint: HintUse = "always") -> int:
         """The highest block worth fetching. `credible_only`: only COMMIT evidence that still
@@ -1162,8 +1160,7 @@ class Replica:
         """R8b: we and the validators our host hears from make a quorum."""
         if self._reachable is None:
             return True
-        others = sum(1 for name in self._names if name != self.name and name in self._reachable)
-        return others + 1 >= self._q
+        return len(self._members & self._reachable) + 1 >= self._q
 
     def _retransmit(self) -> None:
         if len(self._gated) >= RETRANSMIT_HELD_BATCHES_MAX:
