@@ -65,6 +65,7 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "state_cache_entries_max": (0, 100_000_000),
     "balance_journal_entries_max": (0, 16_777_216),
     "balance_journal_from_entries": (0, 1 << 40),
+    "history_heads_cache_entries_max": (0, 100_000_000),
 }
 # Former [limits] keys that are chain parameters now: every validator must use the same
 # values, so they live in genesis [consensus] (config/genesis.py). A node.toml that still sets
@@ -134,6 +135,9 @@ class Limits:
     # into the tree a key range at a time (node/ledger/balance_journal.py); 0: off. Layout only.
     balance_journal_entries_max: int = 65_536
     balance_journal_from_entries: int = 262_144
+    # Accounts' history heads kept between blocks so that linking a block's history entries
+    # reads no page (node/ledger/history.py; ~160 bytes each); 0: off. Speed and memory only.
+    history_heads_cache_entries_max: int = 1_000_000
 
     def check_chain(self, chain: ConsensusParams) -> None:
         """Raise ConfigError unless these limits can carry the chain's consensus traffic and

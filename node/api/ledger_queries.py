@@ -41,7 +41,7 @@ from node.api.results import (
     HistoryPage,
     ReceiptInfo,
 )
-from node.ledger import Ledger, Receipt
+from node.ledger import HistoryCursorError, Ledger, Receipt
 from node.ledger.governance_records import EvidenceRecord, GovernanceRecord, ValidatorInfo
 from node.ledger.records import BlockRecord
 from node.tx import TxDecodeError, decode_signed_transaction
@@ -246,7 +246,10 @@ class LedgerQueries:
         before = None if cursor is None else decode_cursor(cursor)
         page_max = self.ledger.limits.history_page_max
         # One extra entry tells whether another page exists, without an empty last page.
-        entries = self.ledger.history(account, min(limit + 1, page_max), before)
+        try:
+            entries = self.ledger.history(account, min(limit + 1, page_max), before)
+        except HistoryCursorError as exc:
+            raise InvalidArgumentError(f"cursor: {exc}") from None
         more = len(entries) > limit
         entries = entries[:limit]
         next_cursor = (

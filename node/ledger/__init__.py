@@ -15,7 +15,8 @@ from node.ledger.governance_records import (
     GovernanceRecord,
     ValidatorInfo,
 )
-from node.ledger.queries import AccountInfo, HistoryEntry
+from node.ledger.history import HistoryCursorError, HistoryEntry
+from node.ledger.queries import AccountInfo
 from node.ledger.reasons import UNAUTHENTIC, ReasonCode
 from node.ledger.records import (
     AccountStatus,
@@ -40,6 +41,7 @@ __all__ = [
     "Freeze",
     "GenesisMismatchError",
     "GovernanceRecord",
+    "HistoryCursorError",
     "HistoryEntry",
     "Ledger",
     "LedgerCorruptError",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from node.ledger.governance_state import GovernanceSnapshot
+from node.ledger.history import HistoryItems
 from node.ledger.records import Receipt
 from node.ledger.view import ViewOverlay, WriteSet
 
@@ -29,7 +30,7 @@ class BlockEffects:
     # {db: [(key, value-or-None), ...] sorted by key}; None deletes.
     write_set: WriteSet
     index_items: Items  # tx id -> position, sorted by key
-    history_items: Items  # account + position -> tx id, sorted by key
+    history_items: HistoryItems  # (position, tx id, accounts touched), in position order
     block_record: bytes
     certificate: bytes | None
     # For evaluating the next block before this one is committed (pipeline.py):

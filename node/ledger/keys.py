@@ -5,6 +5,7 @@ from __future__ import annotations
 HEIGHT_BYTES = 8
 INDEX_BYTES = 4
 KEY_BYTES = 32
+POSITION_BYTES = HEIGHT_BYTES + INDEX_BYTES  # position_key: a transaction's place in the chain
 
 # Named databases. STATE_DBS are the ledger state; their writes (plus receipts) feed the
 # state digest. The others are the chain itself and indices derived from it.
@@ -17,7 +18,12 @@ RECEIPTS = "receipts"
 BLOCKS = "blocks"
 CERTIFICATES = "certificates"
 TX_INDEX = "tx_index"
-HISTORY = "history"
+# An account's history as back-linked chains (node/ledger/history.py): the newest entry per
+# account, and every entry keyed by position first, so a block's entries are appended.
+HISTORY_HEADS = "history_heads"  # account -> position of its newest entry
+HISTORY_LINKS = "history_links"  # position ‖ account -> previous position ‖ tx id
+# Schema 2's history (account ‖ position -> tx id): read once, to upgrade, then dropped.
+LEGACY_HISTORY = "history"
 META = "meta"
 CONSENSUS = "consensus"  # the replica's persisted protocol state (opaque bytes), not ledger state
 # Recent balance writes, in front of BALANCES while that tree is large: part of the balances,
@@ -38,7 +44,8 @@ ALL_DBS = (
     BLOCKS,
     CERTIFICATES,
     TX_INDEX,
-    HISTORY,
+    HISTORY_HEADS,
+    HISTORY_LINKS,
     META,
     CONSENSUS,
     BALANCES_RECENT,
@@ -56,7 +63,9 @@ META_SCHEMA = b"schema"
 META_BALANCE_SWEEP = b"balance_sweep"  # where the balance journal's next sweep starts
 # 2: balances may wait in BALANCES_RECENT (node/ledger/balance_journal.py). A build refuses a
 # data directory of a later schema: an earlier build would read stale balances past a journal.
-SCHEMA_VERSION = 2
+# 3: the history is HISTORY_HEADS + HISTORY_LINKS; a schema 2 store's LEGACY_HISTORY is
+# converted when it is opened (node/ledger/history.py).
+SCHEMA_VERSION = 3
 
 GOV_VALIDATORS = b"validators"
 GOV_REGULATORS = b"regulators"
@@ -84,11 +93,6 @@ def role_key(account: bytes, role: str) -> bytes:
 def position_key(height: int, index: int) -> bytes:
     """A transaction's place in the chain: receipts are stored in chain order (appends)."""
     return height.to_bytes(HEIGHT_BYTES, "big") + index.to_bytes(INDEX_BYTES, "big")
-
-
-def history_key(account: bytes, height: int, index: int) -> bytes:
-    # == account + position_key(height, index); the apply path concatenates directly.
-    return account + height.to_bytes(HEIGHT_BYTES, "big") + index.to_bytes(INDEX_BYTES, "big")
 
 
 def epoch_key(number: int) -> bytes:

@@ -29,13 +29,6 @@ class AccountInfo:
     registered_height: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HistoryEntry:
-    height: int
-    index: int
-    tx_id: bytes
-
-
 def account(txn: Txn, dbs: dict[str, Any], public_key: bytes) -> AccountInfo | None:
     raw = txn.get(public_key, db=dbs[kl.ACCOUNTS])
     if raw is None:
@@ -99,35 +92,6 @@ def block(txn: Txn, dbs: dict[str, Any], height: int) -> BlockRecord | None:
     if raw is None:
         return None
     return BlockRecord.decode(raw, txn.get(key, db=dbs[kl.CERTIFICATES]))
-
-
-def history(
-    txn: Txn,
-    dbs: dict[str, Any],
-    public_key: bytes,
-    limit: int,
-    before: tuple[int, int] | None,
-) -> list[HistoryEntry]:
-    """Newest first; `before=(height, index)` continues a previous page."""
-    out: list[HistoryEntry] = []
-    if limit <= 0:
-        return out
-    if before is None:
-        start = public_key + b"\xff" * (kl.HEIGHT_BYTES + kl.INDEX_BYTES)
-    else:
-        start = kl.history_key(public_key, *before)
-    cursor = txn.cursor(db=dbs[kl.HISTORY])
-    # set_range lands on the first key >= start; step back to the newest key < start.
-    positioned = cursor.prev() if cursor.set_range(start) else cursor.last()
-    while positioned and len(out) < limit:
-        key = cursor.key()
-        if not key.startswith(public_key) or len(key) != kl.KEY_BYTES + 12:
-            break
-        height = int.from_bytes(key[32:40], "big")
-        index = int.from_bytes(key[40:44], "big")
-        out.append(HistoryEntry(height=height, index=index, tx_id=cursor.value()))
-        positioned = cursor.prev()
-    return out
 
 
 def holders(txn: Txn, dbs: dict[str, Any], asset_id: str) -> list[tuple[bytes, int]]:

@@ -29,7 +29,7 @@ import msgpack
 from config.genesis import Genesis
 from consensus.encoding import digest
 from consensus.epochs import Epoch
-from node.ledger import balance_journal
+from node.ledger import balance_journal, history
 from node.ledger import governance_queries as gq
 from node.ledger import governance_state as gs
 from node.ledger import keys as kl
@@ -54,6 +54,7 @@ from node.ledger.governance_records import (
     GovernanceView,
     ValidatorInfo,
 )
+from node.ledger.history import HeadsCache, HistoryEntry
 from node.ledger.reasons import ReasonCode, TxRejectedError
 from node.ledger.records import (
     AccountRecord,
@@ -108,6 +109,9 @@ class LedgerLimits:
     # into the tree a key range at a time (node/ledger/balance_journal.py): layout only. 0: off.
     balance_journal_entries_max: int = 65_536
     balance_journal_from_entries: int = 262_144
+    # Accounts' history heads the writer keeps between blocks (node/ledger/history.py), so
+    # linking a block's history entries reads no page: ~160 bytes an entry. 0: off.
+    history_heads_cache_entries_max: int = 1_000_000
 
     def __post_init__(self) -> None:
         if not 1 << 20 <= self.map_size_bytes <= 1 << 44:
@@ -129,6 +133,11 @@ class LedgerLimits:
             raise ValueError(
                 f"balance_journal_from_entries must be 0..{1 << 40},"
                 f" got {self.balance_journal_from_entries}"
+            )
+        if not 0 <= self.history_heads_cache_entries_max <= 100_000_000:
+            raise ValueError(
+                "history_heads_cache_entries_max must be 0..100000000,"
+                f" got {self.history_heads_cache_entries_max}"
             )
         if not 0 <= self.state_cache_entries_max <= 100_000_000:
             raise ValueError(
@@ -166,6 +175,7 @@ class Ledger:
         # Governance as of the latest height read or written (see _governance).
         self._gov_snapshot: gs.GovernanceSnapshot | None = None
         self._state_cache = StateCache(limits.state_cache_entries_max)
+        self._history_heads = HeadsCache(limits.history_heads_cache_entries_max)
         # Evaluations share the state cache, so they must not overlap: a second one at the
         # same time is refused rather than allowed to corrupt it.
         self._evaluating = threading.Lock()
@@ -191,7 +201,7 @@ class Ledger:
         env = lmdb.open(
             str(path),
             subdir=True,
-            max_dbs=len(kl.ALL_DBS),
+            max_dbs=len(kl.ALL_DBS) + 1,  # + LEGACY_HISTORY, to upgrade a schema 2 store
             map_size=limits.map_size_bytes,
             sync=sync,
             metasync=sync,
@@ -236,10 +246,19 @@ class Ledger:
             # A ledger created before governance existed: its records follow from genesis.
             with self._env.begin(write=True) as txn:
                 gs.ensure_initialised(txn, self._dbs, self.genesis)
-                if schema < kl.SCHEMA_VERSION:  # upgraded in place: the new tables are empty
+                if schema < kl.SCHEMA_VERSION:  # upgraded in place, in this one transaction
+                    if schema < 3:
+                        self._upgrade_history(txn)
                     txn.put(kl.META_SCHEMA, encode_int(kl.SCHEMA_VERSION), db=meta)
             return
         self._apply_genesis(g_digest)
+
+    def _upgrade_history(self, txn: Txn) -> None:
+        try:
+            legacy = self._env.open_db(kl.LEGACY_HISTORY.encode(), txn=txn, create=False)
+        except lmdb.NotFoundError:
+            return  # never written: nothing to convert
+        history.upgrade_from_schema_2(txn, self._dbs, legacy)
 
     def _warm_state_cache(self) -> None:
         """Load the whole state into the state cache if it fits in three quarters of its
@@ -472,7 +491,7 @@ class Ledger:
         # receipt, its tx index entry and its accounts' history entries.
         receipt_items: list[tuple[bytes, bytes]] = []
         index_items: list[tuple[bytes, bytes]] = []
-        history_items: list[tuple[bytes, bytes]] = []
+        history_items: history.HistoryItems = []
         pack = msgpack.Packer(use_bin_type=True).pack  # local: a Packer is not thread-safe
         hkey = kl.height_key(h)
         run = self._run
@@ -500,8 +519,7 @@ class Ledger:
                 # end of the tree (a few dirty pages) instead of scattered by random tx ids.
                 receipt_items.append((position, receipt.encode(pack)))
                 index_items.append((tx_id, pack((h, i))))
-                for account in touched:
-                    history_items.append((account + position, tx_id))
+                history_items.append((position, tx_id, touched))
 
         gov = ctx.gov
         gov.end_block(h)  # closes the epoch if h is its scheduled last block
@@ -512,7 +530,6 @@ class Ledger:
             write_set[kl.RECEIPTS] = receipt_items  # type: ignore[assignment]
         # Key-sorted for bulk inserts; keys are unique, so comparing keys alone is enough.
         index_items.sort(key=_first)
-        history_items.sort(key=_first)
 
         state = next_state_digest(h, prev_state, write_set_hash(write_set))
         root = tx_root(block.txs)
@@ -590,12 +607,11 @@ class Ledger:
             _, added = txn.cursor(db=db).putmulti(items, append=True)  # type: ignore[arg-type]
             if added != len(items):  # an append that was not after the last key
                 raise LedgerCorruptError(f"receipts of block {h} are not after the stored ones")
-        for db_name, pairs in (
-            (kl.TX_INDEX, effects.index_items),
-            (kl.HISTORY, effects.history_items),
-        ):
-            if pairs:
-                txn.cursor(db=dbs[db_name]).putmulti(pairs)
+        if effects.index_items:
+            txn.cursor(db=dbs[kl.TX_INDEX]).putmulti(effects.index_items)
+        self._history_heads.write(
+            txn, dbs, parent_hash=tip[2], block_hash=effects.block_hash, items=effects.history_items
+        )
         hkey = kl.height_key(h)
         txn.put(hkey, effects.block_record, db=dbs[kl.BLOCKS])
         if effects.certificate is not None:
@@ -684,7 +700,7 @@ class Ledger:
                 detail,
             ),
         )  # == Receipt(...) in field order, without NamedTuple's Python-level __new__
-        # Duplicates in `touched` are harmless: the same history key is written twice.
+        # Duplicates in `touched` are harmless: an account gets one entry (history.py).
         return receipt, touched
 
     def _governance(self, txn: Txn, tip: int) -> gs.GovernanceSnapshot:
@@ -838,10 +854,12 @@ class Ledger:
 
     def history(
         self, account: bytes, limit: int = 100, before: tuple[int, int] | None = None
-    ) -> list[q.HistoryEntry]:
+    ) -> list[HistoryEntry]:
+        """Newest first; `before=(height, index)`, the last entry of a previous page,
+        continues it (HistoryCursorError if it is not in this account's history)."""
         if not 1 <= limit <= self.limits.history_page_max:
             raise LedgerError(f"limit must be 1..{self.limits.history_page_max}, got {limit}")
-        return self._read(lambda txn: q.history(txn, self._dbs, account, limit, before))
+        return self._read(lambda txn: history.page(txn, self._dbs, account, limit, before))
 
     def holders(self, asset_id: str) -> list[tuple[bytes, int]]:
         return self._read(lambda txn: q.holders(txn, self._dbs, asset_id))

@@ -344,6 +344,7 @@ class Node:
                 state_cache_entries_max=config.limits.state_cache_entries_max,
                 balance_journal_entries_max=config.limits.balance_journal_entries_max,
                 balance_journal_from_entries=config.limits.balance_journal_from_entries,
+                history_heads_cache_entries_max=config.limits.history_heads_cache_entries_max,
             ),
         )
         try:

@@ -226,6 +226,9 @@ async def test_history_pages(world: World) -> None:
         assert len(set(first.tx_ids + rest.tx_ids)) == 4
         with pytest.raises(ApiError, match="bad_request"):
             await client.history(public_key(ALICE), limit=2, cursor=b"short")
+        # A cursor of the right size that names no entry of this account's history.
+        with pytest.raises(ApiError, match=r"bad_request.*not in the history of account"):
+            await client.history(public_key(ALICE), limit=2, cursor=encode_cursor(10**6, 0))
     assert decode_cursor(encode_cursor(5, 7)) == (5, 7)
 
 

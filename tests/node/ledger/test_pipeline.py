@@ -32,7 +32,14 @@ from node.tx import Kind
 from tests.node.ledger.conftest import ISSUER, pk
 from tests.node.ledger.gov_world import GovWorld, address, governance_genesis, vpub
 from tests.node.ledger.test_fastpath import _dump, _sync_nonces
-from tests.node.ledger.test_invariants import HOLDERS, _tx, _world, ledger_examples, op_blocks
+from tests.node.ledger.test_invariants import (
+    HOLDERS,
+    PEOPLE,
+    _tx,
+    _world,
+    ledger_examples,
+    op_blocks,
+)
 from tests.node.ledger.world import World
 
 
@@ -362,8 +369,16 @@ def test_a_failed_write_stops_the_pipeline_and_keeps_every_earlier_block(
         pipe.close()  # idempotent
         with pytest.raises(PipelineError, match="closed"):
             pipe.submit(_block(w, good.height + 1, []))
-        # The ledger itself is fine: the next block applies directly.
-        assert w.apply() == []
+        # The ledger itself is fine: the next block applies directly, and its history
+        # links to the last committed entries, not to the failed block's.
+        w.nonces[pk(PEOPLE[2])] -= 1  # the failed block's transfer never happened
+        [again] = w.apply(_tx(w, ("transfer", 2, 1, "AAA", 1)))
+        assert again.applied
+        for person in (PEOPLE[1], PEOPLE[2]):
+            assert [e.tx_id for e in w.ledger.history(pk(person), limit=2)] == [
+                again.tx_id,
+                good.wait()[0].tx_id,
+            ]
     finally:
         w.close()
 

@@ -200,20 +200,22 @@ def test_the_state_cache_size_is_a_local_limit(tmp_path: Path) -> None:
         node.close()
 
 
-def test_the_balance_journal_is_a_local_limit(tmp_path: Path) -> None:
+def test_the_balance_journal_and_heads_cache_are_local_limits(tmp_path: Path) -> None:
     layout = _cluster(tmp_path)
     config_file = layout.config_file("node-0")
     config_file.write_text(
         config_file.read_text()
         + "\n[limits]\nbalance_journal_entries_max = 0\nbalance_journal_from_entries = 1000\n"
+        + "history_heads_cache_entries_max = 7\n"
     )
     node = _open(layout)
     try:
         limits = node.ledger.limits
-        assert (limits.balance_journal_entries_max, limits.balance_journal_from_entries) == (
-            0,
-            1000,
-        )
+        assert (
+            limits.balance_journal_entries_max,
+            limits.balance_journal_from_entries,
+            limits.history_heads_cache_entries_max,
+        ) == (0, 1000, 7)
     finally:
         node.close()
 
@@ -225,6 +227,7 @@ def test_the_node_configs_ledger_defaults_are_the_ledgers() -> None:
         "state_cache_entries_max",
         "balance_journal_entries_max",
         "balance_journal_from_entries",
+        "history_heads_cache_entries_max",
     ):
         assert getattr(node, name) == getattr(ledger, name), name
 
