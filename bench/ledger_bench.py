@@ -28,12 +28,15 @@ digest, which is irrelevant to a throughput figure.
 
     python bench/ledger_bench.py [--accounts 10000,1000000] [--blocks 20] [--block-txs 1000]
                                  [--general-path] [--state-cache-entries N]
-                                 [--balance-journal-entries N]
+                                 [--balance-journal-entries N] [--history-entries N]
 
 `--general-path` turns the transfer fast path (node/ledger/fastpath.py) off, for A/B runs;
 `--state-cache-entries 0` turns the state cache between blocks (node/ledger/state_cache.py)
 off (default: LedgerLimits' default); `--balance-journal-entries 0` writes balances straight
-into their tree (node/ledger/balance_journal.py).
+into their tree (node/ledger/balance_journal.py). `--history-entries N` gives each
+population a past: N history entries of its accounts (at height 0, chained as the ledger
+chains them, node/ledger/history.py) before the first block, as a chain that has run a while
+has (a fresh store's history trees are small, and small trees share pages).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from config.genesis import AccountSpec, AssetSpec, Genesis, ValidatorSpec
 from node.bench.rss import read_status_kib
 from node.ledger import Block, Ledger, LedgerLimits, prepare_tx, store
 from node.ledger import keys as kl
+from node.ledger.history import NO_PREVIOUS
 from node.ledger.pipeline import GROUP_BLOCKS_MAX, BlockPipeline, PipelineStats
 from node.ledger.records import AccountRecord, AccountStatus, encode_int
 from node.ledger.store import Decoded
@@ -169,11 +173,37 @@ def _signers(ledger: Ledger, count: int) -> list[nacl.signing.SigningKey]:
     return out
 
 
+def _seed_history(ledger: Ledger, accounts: list[bytes], entries: int) -> None:
+    """`entries` history entries of random `accounts`, at positions (0, i) before every block,
+    linked as the ledger links them (node/ledger/history.py), written straight into LMDB."""
+    if not entries:
+        return
+    rng = random.Random(5)
+    by_account = sorted((rng.choice(accounts), i) for i in range(entries))
+    links: list[tuple[bytes, bytes]] = []
+    heads: dict[bytes, bytes] = {}
+    for account, i in by_account:  # account-major, oldest first: each links to the last
+        position = kl.position_key(0, i)
+        links.append((position + account, heads.get(account, NO_PREVIOUS) + rng.randbytes(32)))
+        heads[account] = position
+    links.sort()
+    env, dbs = ledger._env, ledger._dbs
+    with env.begin(write=True) as txn:
+        txn.cursor(db=dbs[kl.HISTORY_LINKS]).putmulti(links, append=True)
+        txn.cursor(db=dbs[kl.HISTORY_HEADS]).putmulti(sorted(heads.items()))
+
+
 class _Population:
     """One ledger with `accounts` funded accounts and its pre-signed, pre-decoded blocks."""
 
-    def __init__(
-        self, root: Path, accounts: int, blocks: int, block_txs: int, limits: LedgerLimits
+    def __init__(  # noqa: PLR0917 -- the bench's knobs, passed through
+        self,
+        root: Path,
+        accounts: int,
+        blocks: int,
+        block_txs: int,
+        limits: LedgerLimits,
+        history_entries: int = 0,
     ) -> None:
         genesis, _ = _genesis()
         self.genesis = genesis
@@ -183,6 +213,7 @@ class _Population:
         t0 = time.perf_counter()
         population = _fund(self.ledger, accounts)
         signers = _signers(self.ledger, blocks * block_txs)
+        _seed_history(self.ledger, population, history_entries)
         self.setup_s = time.perf_counter() - t0
         # Funding wrote straight into LMDB, behind the state cache: open the ledger again, as
         # a node does when it starts, so the cache loads the funded state (if it fits).
@@ -327,6 +358,12 @@ def main() -> None:
         help="balances kept in the journal before its excess is swept into the tree; 0 turns"
         " it off (A/B runs)",
     )
+    parser.add_argument(
+        "--history-entries",
+        type=int,
+        default=0,
+        help="history entries each population already holds, as a chain that has run a while",
+    )
     args = parser.parse_args()
     if args.general_path:
         # Every transaction through Ledger._run, which the fast path must equal (tested).
@@ -341,14 +378,18 @@ def main() -> None:
         f" transfer fast path {'OFF' if args.general_path else 'on'};"
         f" state cache {args.state_cache_entries:,} entries;"
         f" balance journal {args.balance_journal_entries:,} entries"
-        f" (from {LedgerLimits().balance_journal_from_entries:,} balances)"
+        f" (from {LedgerLimits().balance_journal_from_entries:,} balances);"
+        f" {args.history_entries:,} history entries before the first block"
     )
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         limits = LedgerLimits(
             state_cache_entries_max=args.state_cache_entries,
             balance_journal_entries_max=args.balance_journal_entries,
         )
-        pops = [_Population(Path(tmp), n, args.blocks, args.block_txs, limits) for n in sizes]
+        pops = [
+            _Population(Path(tmp), n, args.blocks, args.block_txs, limits, args.history_entries)
+            for n in sizes
+        ]
         # The node's GC settings (node/runtime/gc_policy.py). Its freeze also moves the
         # harness's pre-signed and pre-decoded transactions (hundreds of thousands of objects
         # a node never holds at once) out of the collector's walks.

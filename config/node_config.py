@@ -66,6 +66,7 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "balance_journal_entries_max": (0, 16_777_216),
     "balance_journal_from_entries": (0, 1 << 40),
     "history_heads_cache_entries_max": (0, 100_000_000),
+    "map_size_bytes": (_MIB, 1 << 44),
 }
 # Former [limits] keys that are chain parameters now: every validator must use the same
 # values, so they live in genesis [consensus] (config/genesis.py). A node.toml that still sets
@@ -138,6 +139,9 @@ class Limits:
     # Accounts' history heads kept between blocks so that linking a block's history entries
     # reads no page (node/ledger/history.py; ~160 bytes each); 0: off. Speed and memory only.
     history_heads_cache_entries_max: int = 1_000_000
+    # The most the ledger's LMDB file may grow to (the map is sparse: only used pages take
+    # disk). A full store stops applying blocks; raise this and restart.
+    map_size_bytes: int = 8 << 30
 
     def check_chain(self, chain: ConsensusParams) -> None:
         """Raise ConfigError unless these limits can carry the chain's consensus traffic and

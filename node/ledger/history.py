@@ -9,17 +9,17 @@ A page of history starts at the head (or at the entry a cursor names) and follow
 links: one point read per entry, never a scan.
 
 Why chains, not one tree keyed account ‖ position (schema 2): there every entry was a
-random-key insert into a tree that grows with the chain, so at scale each dirtied a page of
-its own, which the commit then wrote back and waited for; at 10,000 accounts the history was
-about a third of a block's cost (docs/benchmarks.md, round 14). Keyed position first, a
-block's links go to the end of their tree (appends, a few pages). The random-key writes
-left are the heads, one per account, into a tree as large as the accounts that ever
-transacted, not as long as the chain.
+random-key insert into a tree that grows with the chain, so once it is large each entry
+dirtied a page of its own, which the commit then wrote back and waited for (with 5,000,000
+entries behind it, the 10,000-account stream lost a third: docs/benchmarks.md, round 14).
+Keyed position first, a block's links go to the end of their tree (appends, a few pages).
+The random-key writes left are the heads, one per account, into a tree as large as the
+accounts that ever transacted, not as long as the chain.
 
-Linking an entry needs the account's current head. The writer keeps the heads it wrote
-(HeadsCache), so writing a block reads no page for them; the cache follows one block, like
-the state cache (node/ledger/state_cache.py), and starts over when a write transaction it
-followed was aborted.
+Linking an entry needs the account's current head. The writer keeps the heads in memory
+(HeadsCache: all of them, loaded at open, when they fit), so writing a block reads no page
+for them; the cache follows one block, like the state cache (node/ledger/state_cache.py),
+and starts over when a write transaction it followed was aborted.
 """
 
 from __future__ import annotations
@@ -54,11 +54,14 @@ class HistoryCursorError(LedgerError):
 
 class HeadsCache:
     """Every account's head as of block `position`, for the heads the writer read or wrote
-    since it last started over (see the module docstring). Bounded: past `entries_max` it
-    starts over (a head not cached is read from the store). Used only inside write
-    transactions, which LMDB serialises, so it needs no lock of its own."""
+    since it last started over (see the module docstring); or every head the store holds,
+    when `warm` loaded them all, and then an account it lacks has no history yet, so writing
+    a block reads no page at all (most of a block's recipients at 1,000,000 accounts are
+    touched for the first time). Bounded: past `entries_max` it starts over (a head not
+    cached is read from the store). Used only inside write transactions, which LMDB
+    serialises, so it needs no lock of its own."""
 
-    __slots__ = ("_heads", "_position", "entries_max")
+    __slots__ = ("_complete", "_heads", "_position", "entries_max")
 
     def __init__(self, entries_max: int) -> None:
         if entries_max < 0:
@@ -66,9 +69,20 @@ class HeadsCache:
         self.entries_max = entries_max
         self._heads: dict[bytes, bytes] = {}
         self._position: bytes | None = None  # the hash of the block the heads follow
+        self._complete = False  # it holds every head the store holds
 
     def __len__(self) -> int:
         return len(self._heads)
+
+    def warm(self, txn: Txn, dbs: dict[str, Any], position: bytes) -> None:
+        """Load every head the store holds after block `position` (the tip of `txn`), if
+        they fit in half of `entries_max` (the other half is room for new accounts)."""
+        heads_db = dbs[kl.HISTORY_HEADS]
+        if not self.entries_max or txn.stat(heads_db)["entries"] * 2 > self.entries_max:
+            return
+        self._heads = {bytes(k): bytes(v) for k, v in txn.cursor(db=heads_db)}
+        self._position = position
+        self._complete = True
 
     def write(
         self,
@@ -83,6 +97,8 @@ class HeadsCache:
         heads = self._heads
         if self._position != parent_hash or len(heads) > self.entries_max:
             heads.clear()  # it followed a block that is not this one's parent: start over
+            self._complete = False
+        complete = self._complete
         self._position = None  # invalid until this block is in: a failed put leaves it so
         heads_db = dbs[kl.HISTORY_HEADS]
         cached = heads.get
@@ -100,7 +116,11 @@ class HeadsCache:
             else:
                 accounts = touched if len(touched) == 1 else tuple(sorted(set(touched)))
             for account in accounts:
-                previous = cached(account) or stored(account, None, heads_db) or NO_PREVIOUS
+                previous = cached(account)
+                if previous is None:
+                    previous = (
+                        NO_PREVIOUS if complete else stored(account, None, heads_db) or NO_PREVIOUS
+                    )
                 link((position + account, previous + tx_id))
                 heads[account] = written[account] = position
         if links:
@@ -115,7 +135,7 @@ class HeadsCache:
                 list(zip(keys, map(written.__getitem__, keys), strict=True))
             )
         if not self.entries_max:
-            heads.clear()
+            heads.clear()  # (never complete: warm needs room)
             return
         self._position = block_hash
 
@@ -131,13 +151,20 @@ def page(
     the last entry of a previous page, continues that page (HistoryCursorError if it is
     not an entry of this account's history)."""
     links = dbs[kl.HISTORY_LINKS]
+    newer = NO_PREVIOUS  # every entry must be older than the one before it (or the cursor)
     if before is None:
         position = txn.get(account, None, dbs[kl.HISTORY_HEADS])
     else:
         height, index = before
-        if not (0 <= height < 1 << 64 and 0 <= index < 1 << 32):
-            raise HistoryCursorError(f"position ({height}, {index}) is out of range")
-        raw = txn.get(kl.position_key(height, index) + account, None, links)
+        if not (
+            type(height) is int
+            and type(index) is int
+            and 0 <= height < 1 << 64
+            and 0 <= index < 1 << 32
+        ):
+            raise HistoryCursorError(f"position ({height!r}, {index!r}) is out of range")
+        newer = kl.position_key(height, index)
+        raw = txn.get(newer + account, None, links)
         if raw is None:
             raise HistoryCursorError(
                 f"position ({height}, {index}) is not in the history of account"
@@ -146,6 +173,11 @@ def page(
         position = bytes(raw[:_P])
     out: list[HistoryEntry] = []
     while position is not None and position != NO_PREVIOUS and len(out) < limit:
+        if position >= newer:  # a cycle would never end
+            raise LedgerCorruptError(
+                f"the history of {account.hex()} links {newer.hex()} to {position.hex()},"
+                " which is not older"
+            )
         raw = txn.get(position + account, None, links)
         if raw is None:
             raise LedgerCorruptError(
@@ -158,13 +190,7 @@ def page(
                 tx_id=bytes(raw[_P:]),
             )
         )
-        previous = bytes(raw[:_P])
-        if previous >= position and previous != NO_PREVIOUS:  # a cycle would never end
-            raise LedgerCorruptError(
-                f"the history of {account.hex()} links {position.hex()} to {previous.hex()},"
-                " which is not older"
-            )
-        position = previous
+        newer, position = position, bytes(raw[:_P])
     return out
 
 

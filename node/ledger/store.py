@@ -212,6 +212,8 @@ class Ledger:
             ledger = cls(env, dbs, genesis, limits)
             ledger._init_or_check()
             ledger._warm_state_cache()
+            with env.begin() as txn:
+                ledger._history_heads.warm(txn, dbs, ledger._tip(txn)[2])
         except BaseException:
             env.close()
             raise
@@ -258,7 +260,15 @@ class Ledger:
             legacy = self._env.open_db(kl.LEGACY_HISTORY.encode(), txn=txn, create=False)
         except lmdb.NotFoundError:
             return  # never written: nothing to convert
-        history.upgrade_from_schema_2(txn, self._dbs, legacy)
+        try:
+            history.upgrade_from_schema_2(txn, self._dbs, legacy)
+        except lmdb.MapFullError:
+            # Both layouts are in the map until the old one is dropped, at the very end.
+            raise LedgerFullError(
+                f"converting the history to schema 3 needs room for a second copy of it:"
+                f" the store reached map_size_bytes={self.limits.map_size_bytes}. Nothing"
+                " was changed; open it with a larger map_size_bytes (node.toml [limits])"
+            ) from None
 
     def _warm_state_cache(self) -> None:
         """Load the whole state into the state cache if it fits in three quarters of its
@@ -621,7 +631,8 @@ class Ledger:
     def _full(self, height: int) -> LedgerFullError:
         return LedgerFullError(
             f"the store reached map_size_bytes={self.limits.map_size_bytes}; block"
-            f" {height} was not applied. Restart with a larger map size."
+            f" {height} was not applied. Restart with a larger map_size_bytes (node.toml"
+            " [limits])."
         )
 
     def _run(  # noqa: PLR0917 -- positional: called once per transaction

@@ -17,7 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.ledger import HistoryCursorError, HistoryEntry, LedgerCorruptError, LedgerLimits
+from node.ledger import (
+    HistoryCursorError,
+    HistoryEntry,
+    Ledger,
+    LedgerCorruptError,
+    LedgerFullError,
+    LedgerLimits,
+)
 from node.ledger import keys as kl
 from node.ledger.history import HeadsCache, HistoryItems, page
 from node.ledger.records import encode_int
@@ -46,12 +53,18 @@ runs = st.lists(st.tuples(blocks, st.booleans(), st.booleans()), min_size=1, max
 
 
 @settings(max_examples=60, deadline=None)
-@given(run=runs, entries_max=st.sampled_from([0, 1, 3, 1000]), page_size=st.integers(1, 4))
+@given(
+    run=runs,
+    entries_max=st.sampled_from([0, 1, 3, 6, 1000]),
+    page_size=st.integers(1, 4),
+    warm=st.booleans(),
+)
 def test_chains_match_a_model(
     tmp_path_factory: pytest.TempPathFactory,
     run: list[tuple[list[list[tuple[bytes, ...]]], bool, bool]],
     entries_max: int,
     page_size: int,
+    warm: bool,
 ) -> None:
     env, dbs = _open(tmp_path_factory.mktemp("h"))
     cache = HeadsCache(entries_max)
@@ -59,8 +72,11 @@ def test_chains_match_a_model(
     tip, height, serial = b"genesis", 0, 0
     try:
         for txn_blocks, commit, restart in run:
-            if restart:
+            if restart:  # as a node does: it loads every head if they fit (warm)
                 cache = HeadsCache(entries_max)
+                if warm:
+                    with env.begin() as txn:
+                        cache.warm(txn, dbs, tip)
             parent, pending = tip, []
             with env.begin(write=True) as txn:
                 for i, txs in enumerate(txn_blocks):
@@ -192,3 +208,28 @@ def test_a_block_that_fails_midway_leaves_no_head_behind(tmp_path: Path) -> None
             ]
     finally:
         env.close()
+
+
+def test_a_conversion_without_room_changes_nothing(tmp_path: Path) -> None:
+    """Converting keeps both layouts in the map until the old one is dropped: without room
+    for that, opening fails with LedgerFullError naming the limit, and the store stays a
+    schema 2 store that opens with a larger map."""
+    path, genesis = tmp_path / "l", standard_genesis()
+    small = LedgerLimits(map_size_bytes=4 << 20)
+    with (
+        Ledger.open(path, genesis, limits=small, sync=False) as led,
+        led._env.begin(write=True) as txn,
+    ):
+        legacy = led._env.open_db(kl.LEGACY_HISTORY.encode(), txn=txn)
+        entries = [
+            (n.to_bytes(32, "big") + kl.position_key(1 + i, 0), bytes(32))
+            for n in range(500)
+            for i in range(50)
+        ]
+        txn.cursor(db=legacy).putmulti(entries)
+        txn.put(kl.META_SCHEMA, encode_int(2), db=led._dbs[kl.META])
+    with pytest.raises(LedgerFullError, match=r"map_size_bytes=4194304.*Nothing was changed"):
+        Ledger.open(path, genesis, limits=small, sync=False)
+    roomy = LedgerLimits(map_size_bytes=16 << 20)
+    with Ledger.open(path, genesis, limits=roomy, sync=False) as led:
+        assert [e.height for e in led.history((7).to_bytes(32, "big"), limit=3)] == [50, 49, 48]

@@ -200,13 +200,13 @@ def test_the_state_cache_size_is_a_local_limit(tmp_path: Path) -> None:
         node.close()
 
 
-def test_the_balance_journal_and_heads_cache_are_local_limits(tmp_path: Path) -> None:
+def test_the_ledgers_layout_limits_are_local(tmp_path: Path) -> None:
     layout = _cluster(tmp_path)
     config_file = layout.config_file("node-0")
     config_file.write_text(
         config_file.read_text()
         + "\n[limits]\nbalance_journal_entries_max = 0\nbalance_journal_from_entries = 1000\n"
-        + "history_heads_cache_entries_max = 7\n"
+        + "history_heads_cache_entries_max = 7\nmap_size_bytes = 1073741824\n"
     )
     node = _open(layout)
     try:
@@ -215,7 +215,8 @@ def test_the_balance_journal_and_heads_cache_are_local_limits(tmp_path: Path) ->
             limits.balance_journal_entries_max,
             limits.balance_journal_from_entries,
             limits.history_heads_cache_entries_max,
-        ) == (0, 1000, 7)
+            limits.map_size_bytes,
+        ) == (0, 1000, 7, 1 << 30)
     finally:
         node.close()
 
@@ -228,6 +229,7 @@ def test_the_node_configs_ledger_defaults_are_the_ledgers() -> None:
         "balance_journal_entries_max",
         "balance_journal_from_entries",
         "history_heads_cache_entries_max",
+        "map_size_bytes",
     ):
         assert getattr(node, name) == getattr(ledger, name), name
 
