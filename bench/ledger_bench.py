@@ -189,7 +189,8 @@ def _seed_history(ledger: Ledger, accounts: list[bytes], entries: int) -> None:
     links.sort()
     env, dbs = ledger._env, ledger._dbs
     with env.begin(write=True) as txn:
-        txn.cursor(db=dbs[kl.HISTORY_LINKS]).putmulti(links, append=True)
+        _, added = txn.cursor(db=dbs[kl.HISTORY_LINKS]).putmulti(links, append=True)
+        assert added == entries, "links not appended in key order"
         txn.cursor(db=dbs[kl.HISTORY_HEADS]).putmulti(sorted(heads.items()))
 
 

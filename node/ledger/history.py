@@ -155,7 +155,7 @@ def page(
     if before is None:
         position = txn.get(account, None, dbs[kl.HISTORY_HEADS])
     else:
-        height, index = before
+        height, index = before if type(before) is tuple and len(before) == 2 else (None, None)
         if not (
             type(height) is int
             and type(index) is int

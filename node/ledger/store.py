@@ -246,12 +246,22 @@ class Ledger:
                     f" this genesis {g_digest.hex()}); use the original genesis file"
                 )
             # A ledger created before governance existed: its records follow from genesis.
-            with self._env.begin(write=True) as txn:
-                gs.ensure_initialised(txn, self._dbs, self.genesis)
-                if schema < kl.SCHEMA_VERSION:  # upgraded in place, in this one transaction
-                    if schema < 3:
-                        self._upgrade_history(txn)
-                    txn.put(kl.META_SCHEMA, encode_int(kl.SCHEMA_VERSION), db=meta)
+            try:
+                with self._env.begin(write=True) as txn:
+                    gs.ensure_initialised(txn, self._dbs, self.genesis)
+                    if schema < kl.SCHEMA_VERSION:  # upgraded in place, in this one transaction
+                        if schema < 3:
+                            self._upgrade_history(txn)
+                        txn.put(kl.META_SCHEMA, encode_int(kl.SCHEMA_VERSION), db=meta)
+            except lmdb.MapFullError:  # from any put or the commit: the transaction is undone
+                # Converting the history keeps both layouts in the map until the old one is
+                # dropped, at the very end.
+                raise LedgerFullError(
+                    f"upgrading the store from schema {schema} to {kl.SCHEMA_VERSION} needs room"
+                    " for a second copy of its history: the store reached"
+                    f" map_size_bytes={self.limits.map_size_bytes}. Nothing was changed; open"
+                    " it with a larger map_size_bytes (node.toml [limits])"
+                ) from None
             return
         self._apply_genesis(g_digest)
 
@@ -260,15 +270,7 @@ class Ledger:
             legacy = self._env.open_db(kl.LEGACY_HISTORY.encode(), txn=txn, create=False)
         except lmdb.NotFoundError:
             return  # never written: nothing to convert
-        try:
-            history.upgrade_from_schema_2(txn, self._dbs, legacy)
-        except lmdb.MapFullError:
-            # Both layouts are in the map until the old one is dropped, at the very end.
-            raise LedgerFullError(
-                f"converting the history to schema 3 needs room for a second copy of it:"
-                f" the store reached map_size_bytes={self.limits.map_size_bytes}. Nothing"
-                " was changed; open it with a larger map_size_bytes (node.toml [limits])"
-            ) from None
+        history.upgrade_from_schema_2(txn, self._dbs, legacy)
 
     def _warm_state_cache(self) -> None:
         """Load the whole state into the state cache if it fits in three quarters of its

@@ -345,7 +345,7 @@ class Node:
                 balance_journal_entries_max=config.limits.balance_journal_entries_max,
                 balance_journal_from_entries=config.limits.balance_journal_from_entries,
                 history_heads_cache_entries_max=config.limits.history_heads_cache_entries_max,
-                map_size_bytes=config.limits.map_size_bytes,
+                map_size_bytes=config.limits.map_size_bytes,  # capacity, not speed
             ),
         )
         try:

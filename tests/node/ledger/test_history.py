@@ -128,8 +128,9 @@ def test_a_cursor_must_name_an_entry_of_the_account(world: World) -> None:
             led.history(pk(BOB), before=before)
     with pytest.raises(HistoryCursorError, match="not in the history of account"):
         led.history(pk(CAROL), before=(newest.height, newest.index))  # Bob's entry, not Carol's
-    with pytest.raises(HistoryCursorError, match="out of range"):
-        led.history(pk(BOB), before=(-1, 0))
+    for bad in ((-1, 0), (1, 2, 3), ("1", 0), (1.0, 0)):
+        with pytest.raises(HistoryCursorError, match="out of range"):
+            led.history(pk(BOB), before=bad)  # type: ignore[arg-type]
 
 
 def test_a_schema_2_store_is_converted_when_opened(world: World, tmp_path: Path) -> None:
