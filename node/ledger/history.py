@@ -24,6 +24,7 @@ and starts over when a write transaction it followed was aborted.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +62,7 @@ class HeadsCache:
     cached is read from the store). Used only inside write transactions, which LMDB
     serialises, so it needs no lock of its own."""
 
-    __slots__ = ("_complete", "_heads", "_position", "entries_max")
+    __slots__ = ("_complete", "_heads", "_position", "entries_max", "warm_s", "warmed")
 
     def __init__(self, entries_max: int) -> None:
         if entries_max < 0:
@@ -70,6 +71,8 @@ class HeadsCache:
         self._heads: dict[bytes, bytes] = {}
         self._position: bytes | None = None  # the hash of the block the heads follow
         self._complete = False  # it holds every head the store holds
+        self.warmed = 0  # heads `warm` loaded when the ledger opened (for operators)
+        self.warm_s = 0.0  # and the seconds that took
 
     def __len__(self) -> int:
         return len(self._heads)
@@ -80,9 +83,12 @@ class HeadsCache:
         heads_db = dbs[kl.HISTORY_HEADS]
         if not self.entries_max or txn.stat(heads_db)["entries"] * 2 > self.entries_max:
             return
+        started = time.perf_counter()
         self._heads = {bytes(k): bytes(v) for k, v in txn.cursor(db=heads_db)}
         self._position = position
         self._complete = True
+        self.warmed = len(self._heads)
+        self.warm_s = time.perf_counter() - started
 
     def write(
         self,

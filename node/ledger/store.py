@@ -839,6 +839,11 @@ class Ledger:
     def last_block_hash(self) -> bytes:
         return self._read(lambda txn: self._tip(txn)[2])
 
+    def history_heads_warmed(self) -> tuple[int, float]:
+        """History heads loaded into the writer's cache when the ledger opened, and the
+        seconds that took (0 heads: none stored, or more than fit; history.py)."""
+        return self._history_heads.warmed, self._history_heads.warm_s
+
     def state_cache_stats(self) -> StateCacheStats:
         """Size and counters of the state cache between blocks (node metrics, benches)."""
         return self._state_cache.stats()

@@ -395,6 +395,7 @@ class Node:
                 nursery.start_soon(self._refresh_metrics, server)
                 ports = BoundPorts(peer=peer_port, client=client_port, metrics=metrics_port)
                 cache = self.ledger.state_cache_stats()
+                heads, heads_s = self.ledger.history_heads_warmed()
                 self.log.info(
                     "node ready",
                     extra={
@@ -404,6 +405,9 @@ class Node:
                         # Loaded at open, or 0 if the state is larger (state_cache_entries_max).
                         "state_cache_warmed": cache.warmed,
                         "state_cache_warm_s": round(cache.warm_s, 3),
+                        # Loaded at open, or 0 (history_heads_cache_entries_max).
+                        "history_heads_warmed": heads,
+                        "history_heads_warm_s": round(heads_s, 3),
                     },
                 )
                 task_status.started(ports)
