@@ -12,7 +12,7 @@ import trio
 from config.errors import ConfigError
 from config.keyfile import KeyFileError
 from node.cli.errors import UserError
-from node.ledger import LedgerError
+from node.ledger import LedgerError, LedgerFullError
 from node.runtime.byzantine import ByzantineMode
 from node.runtime.gc_policy import tune_gc
 from node.runtime.node import Node, NodeStartupError
@@ -34,6 +34,16 @@ def _address_in_use(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return any(_address_in_use(inner) for inner in exc.exceptions)
     return isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+
+
+def _store_full(exc: BaseException | None) -> LedgerFullError | None:
+    """The LedgerFullError that stopped the node, if one did (maybe inside the task group's
+    exception group, or the cause of the pipeline's refusal of the blocks after it)."""
+    if isinstance(exc, LedgerFullError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        return next(filter(None, map(_store_full, exc.exceptions)), None)
+    return None if exc is None else _store_full(exc.__cause__)
 
 
 @click.command("node")
@@ -65,6 +75,9 @@ def node_command(config_path: Path, byzantine: str | None) -> None:
     try:
         trio.run(_serve, node)
     except (OSError, BaseExceptionGroup) as exc:
+        full = _store_full(exc)
+        if full is not None:  # every block up to the failed one is durable
+            raise UserError(f"{config_path}: the node stopped: {full}") from exc
         if not _address_in_use(exc):
             raise
         raise UserError(
