@@ -31,13 +31,17 @@ def connect(procs: ClusterProcesses, name: str) -> AbstractAsyncContextManager[A
 
 @dataclass
 class Acked:
-    """Transactions the cluster acknowledged as final (tx id -> height)."""
+    """Transactions the cluster acknowledged as final (tx id -> height), and the accounts whose
+    history each must be in, where the caller said."""
 
     txs: dict[bytes, int] = field(default_factory=dict)
+    touched: dict[bytes, tuple[bytes, ...]] = field(default_factory=dict)
 
-    def add(self, tx_id: bytes, height: int | None) -> None:
+    def add(self, tx_id: bytes, height: int | None, touched: tuple[bytes, ...] = ()) -> None:
         assert height is not None
         self.txs[tx_id] = height
+        if touched:
+            self.touched[tx_id] = touched
 
 
 async def setup_holders(
@@ -56,7 +60,7 @@ async def setup_holders(
                 wait=True,
             )
             assert out.status == "committed", out
-            acked.add(out.tx_id, out.height)
+            acked.add(out.tx_id, out.height, (bytes(h.verify_key),))
         out = await c.send(
             Kind.CREATE_ASSET,
             {"asset_id": ASSET, "name": "State bond 2036", "decimals": 2, "cap": 10**12},
@@ -64,7 +68,7 @@ async def setup_holders(
             wait=True,
         )
         assert out.status == "committed", out
-        acked.add(out.tx_id, out.height)
+        acked.add(out.tx_id, out.height, (bytes(issuer.verify_key),))
         for h in holders:
             out = await c.send(
                 Kind.MINT,
@@ -73,7 +77,7 @@ async def setup_holders(
                 wait=True,
             )
             assert out.status == "committed", out
-            acked.add(out.tx_id, out.height)
+            acked.add(out.tx_id, out.height, (bytes(issuer.verify_key), bytes(h.verify_key)))
     return acked
 
 
@@ -121,7 +125,7 @@ async def transfer_load(
                 await trio.sleep(0.05)
                 continue
             if out.status == "committed":
-                acked.add(out.tx_id, out.height)
+                acked.add(out.tx_id, out.height, (pubs[i], pubs[(i + 1) % len(pubs)]))
             elif out.status == "rejected" and out.height is None:
                 c._nonces.clear()  # refused at admission (e.g. a nonce we guessed wrong)
 
@@ -150,15 +154,25 @@ async def assert_everything_everywhere(
     procs: ClusterProcesses, acked: Acked, holders: list[nacl.signing.SigningKey], supply: int
 ) -> None:
     """Every acknowledged tx has the same receipt height on every node; balances sum to supply;
-    block hashes agree at every height."""
+    block hashes agree at every height; every node gives each account the same history, and
+    each acknowledged tx is in the history of every account it touched."""
     top = await converged(procs)
     pubs = [bytes(h.verify_key) for h in holders]
     hashes: dict[int, set[bytes]] = {}
+    histories: dict[str, list[list[bytes]]] = {}
     for name in procs.names:
         async with connect(procs, name) as c:
             for tx_id, height in acked.txs.items():
                 receipt = await c.receipt(tx_id)
                 assert receipt.height == height, (name, tx_id.hex(), receipt.height, height)
+            expected: dict[bytes, set[bytes]] = {p: set() for p in pubs}
+            for tx_id, accounts in acked.touched.items():
+                for account in accounts:
+                    expected.setdefault(account, set()).add(tx_id)
+            histories[name] = [await _whole_history(c, a) for a in sorted(expected)]
+            for account, history in zip(sorted(expected), histories[name], strict=True):
+                missing = expected[account] - set(history)
+                assert not missing, (name, account.hex(), f"{len(missing)} txs not in history")
             balances = [await c.balance(ASSET, p) for p in pubs]
             asset = await c.asset(ASSET)
             assert sum(balances) == asset.supply == supply, (name, balances, asset.supply)
@@ -166,6 +180,19 @@ async def assert_everything_everywhere(
                 hashes.setdefault(h, set()).add((await c.block(h)).block_hash)
             hashes.setdefault(top.height, set()).add((await c.block(top.height)).block_hash)
     assert all(len(v) == 1 for v in hashes.values()), "block hashes differ between nodes"
+    assert len({repr(h) for h in histories.values()}) == 1, "histories differ between nodes"
+
+
+async def _whole_history(c: AsyncClient, account: bytes) -> list[bytes]:
+    """Every tx id in `account`'s history, newest first, page by page."""
+    out: list[bytes] = []
+    cursor = None
+    while True:
+        page = await c.history(account, limit=1000, cursor=cursor)
+        out += page.tx_ids
+        if page.next_cursor is None:
+            return out
+        cursor = page.next_cursor
 
 
 async def verify_all_blocks(
