@@ -839,6 +839,10 @@ class Ledger:
     def last_block_hash(self) -> bytes:
         return self._read(lambda txn: self._tip(txn)[2])
 
+    def history_heads_cached(self) -> int:
+        """History heads the writer keeps now (for metrics; read from any thread)."""
+        return len(self._history_heads)
+
     def history_heads_warmed(self) -> tuple[int, float]:
         """History heads loaded into the writer's cache when the ledger opened, and the
         seconds that took (0 heads: none stored, or more than fit; history.py)."""

@@ -104,6 +104,11 @@ class NodeMetrics:
             "Times the state cache was cut to half its bound, since the node started",
             registry=r,
         )
+        self.history_heads_cached = Gauge(
+            "assetledger_history_heads_cached",
+            "Accounts' history heads the ledger's writer keeps between blocks",
+            registry=r,
+        )
         # Counters mirrored from the block pipeline's totals (`observe_pipeline`).
         self.ledger_blocks_written = Counter(
             "assetledger_ledger_blocks_written",

@@ -429,6 +429,7 @@ class Node:
             self.metrics.state_cache_entries.set(cache.entries)
             self.metrics.state_cache_loads.set(cache.loads)
             self.metrics.state_cache_cuts.set(cache.cuts)
+            self.metrics.history_heads_cached.set(self.ledger.history_heads_cached())
             pipeline = self.driver.pipeline_stats()
             if pipeline is not None:
                 self.metrics.observe_pipeline(pipeline)

@@ -102,8 +102,10 @@ async def test_transactions_commit_on_every_node(tmp_path: Path) -> None:
             lambda: (
                 _metric(metrics.render(), "assetledger_state_cache_loads") > 0
                 and _metric(metrics.render(), "assetledger_ledger_blocks_written_total") >= top
+                # alice, bob and the issuer (registrations and mints touched them)
+                and _metric(metrics.render(), "assetledger_history_heads_cached") >= 3
             ),
-            what="the state cache's and the block pipeline's metrics",
+            what="the state cache's, the history heads' and the block pipeline's metrics",
         )
         text = metrics.render()
         assert _metric(text, "assetledger_state_cache_entries") > 0
