@@ -263,7 +263,14 @@ class Ledger:
                     " it with a larger map_size_bytes (node.toml [limits])"
                 ) from None
             return
-        self._apply_genesis(g_digest)
+        try:
+            self._apply_genesis(g_digest)
+        except lmdb.MapFullError:  # the transaction is undone: the directory stays empty
+            raise LedgerFullError(
+                f"genesis ({len(self.genesis.accounts)} accounts) does not fit in"
+                f" map_size_bytes={self.limits.map_size_bytes}. Nothing was written; raise"
+                " map_size_bytes (node.toml [limits])"
+            ) from None
 
     def _upgrade_history(self, txn: Txn) -> None:
         try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from config.genesis import AccountSpec
 from node.ledger import (
     Block,
     BlockError,
@@ -121,6 +123,22 @@ def test_an_older_store_is_upgraded_and_a_newer_one_refused(tmp_path: Path) -> N
     limits = LedgerLimits(map_size_bytes=SMALL_MAP_BYTES)
     with pytest.raises(LedgerSchemaError, match="store schema 4, this build reads up to 3"):
         Ledger.open(path, standard_genesis(), limits=limits)
+
+
+def test_a_genesis_larger_than_the_map_is_a_clear_error(tmp_path: Path) -> None:
+    g = standard_genesis()
+    many = tuple(
+        AccountSpec(public_key=n.to_bytes(32, "big"), category="individual", kyc_hash=bytes(32))
+        for n in range(1, 20_001)
+    )
+    big = dataclasses.replace(g, accounts=g.accounts + many)
+    with pytest.raises(
+        LedgerFullError, match=r"genesis \(20005 accounts\).*map_size_bytes=1048576"
+    ):
+        Ledger.open(tmp_path / "l", big, limits=LedgerLimits(map_size_bytes=1 << 20), sync=False)
+    # Nothing was written: the same directory takes the genesis once the map is larger.
+    with Ledger.open(tmp_path / "l", big, limits=LedgerLimits(map_size_bytes=64 << 20)) as led:
+        assert led.height == 0 and led.account(many[-1].public_key) is not None
 
 
 def test_block_must_follow_the_tip(world: World) -> None:
