@@ -57,7 +57,7 @@ from config.genesis import AccountSpec, AssetSpec, Genesis, ValidatorSpec
 from node.bench.rss import read_status_kib
 from node.ledger import Block, Ledger, LedgerLimits, prepare_tx, store
 from node.ledger import keys as kl
-from node.ledger.history import NO_PREVIOUS
+from node.ledger.history import upgrade_from_schema_2
 from node.ledger.pipeline import GROUP_BLOCKS_MAX, BlockPipeline, PipelineStats
 from node.ledger.records import AccountRecord, AccountStatus, encode_int
 from node.ledger.store import Decoded
@@ -174,24 +174,22 @@ def _signers(ledger: Ledger, count: int) -> list[nacl.signing.SigningKey]:
 
 
 def _seed_history(ledger: Ledger, accounts: list[bytes], entries: int) -> None:
-    """`entries` history entries of random `accounts`, at positions (0, i) before every block,
-    linked as the ledger links them (node/ledger/history.py), written straight into LMDB."""
+    """`entries` history entries of random `accounts`, at positions (0, i) before every block:
+    written in schema 2's layout and converted into chains as `Ledger.open` converts them
+    (node/ledger/history.py)."""
     if not entries:
         return
     rng = random.Random(5)
-    by_account = sorted((rng.choice(accounts), i) for i in range(entries))
-    links: list[tuple[bytes, bytes]] = []
-    heads: dict[bytes, bytes] = {}
-    for account, i in by_account:  # account-major, oldest first: each links to the last
-        position = kl.position_key(0, i)
-        links.append((position + account, heads.get(account, NO_PREVIOUS) + rng.randbytes(32)))
-        heads[account] = position
-    links.sort()
     env, dbs = ledger._env, ledger._dbs
     with env.begin(write=True) as txn:
-        _, added = txn.cursor(db=dbs[kl.HISTORY_LINKS]).putmulti(links, append=True)
-        assert added == entries, "links not appended in key order"
-        txn.cursor(db=dbs[kl.HISTORY_HEADS]).putmulti(sorted(heads.items()))
+        legacy = env.open_db(kl.LEGACY_HISTORY.encode(), txn=txn)
+        txn.cursor(db=legacy).putmulti(
+            sorted(
+                (rng.choice(accounts) + kl.position_key(0, i), rng.randbytes(32))
+                for i in range(entries)
+            )
+        )
+        upgrade_from_schema_2(txn, dbs, legacy)
 
 
 class _Population:

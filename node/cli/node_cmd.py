@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -30,20 +31,25 @@ async def _serve(node: Node) -> None:
                 break
 
 
-def _address_in_use(exc: BaseException) -> bool:
+def _found(
+    exc: BaseException | None, wanted: Callable[[BaseException], bool]
+) -> BaseException | None:
+    """The first exception `wanted` accepts in what stopped the node: inside its task
+    groups' exception groups, or as a cause (the pipeline refuses the blocks after a failed
+    commit with an error whose cause is that failure)."""
+    if exc is None or wanted(exc):
+        return exc
     if isinstance(exc, BaseExceptionGroup):
-        return any(_address_in_use(inner) for inner in exc.exceptions)
+        return next(filter(None, (_found(inner, wanted) for inner in exc.exceptions)), None)
+    return _found(exc.__cause__, wanted)
+
+
+def _address_in_use(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
 
 
-def _store_full(exc: BaseException | None) -> LedgerFullError | None:
-    """The LedgerFullError that stopped the node, if one did (maybe inside the task group's
-    exception group, or the cause of the pipeline's refusal of the blocks after it)."""
-    if isinstance(exc, LedgerFullError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        return next(filter(None, map(_store_full, exc.exceptions)), None)
-    return None if exc is None else _store_full(exc.__cause__)
+def _store_full(exc: BaseException) -> bool:
+    return isinstance(exc, LedgerFullError)
 
 
 @click.command("node")
@@ -75,10 +81,10 @@ def node_command(config_path: Path, byzantine: str | None) -> None:
     try:
         trio.run(_serve, node)
     except (OSError, BaseExceptionGroup) as exc:
-        full = _store_full(exc)
+        full = _found(exc, _store_full)
         if full is not None:  # every block up to the failed one is durable
             raise UserError(f"{config_path}: the node stopped: {full}") from exc
-        if not _address_in_use(exc):
+        if _found(exc, _address_in_use) is None:
             raise
         raise UserError(
             f"{config_path}: a listen address is already in use; is another node running with"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from node.ledger import keys as kl
 from node.ledger.errors import LedgerCorruptError, LedgerError
@@ -53,6 +53,12 @@ class HistoryCursorError(LedgerError):
     Nothing was read; continue from the last entry of the previous page."""
 
 
+class HeadsCacheStats(NamedTuple):
+    entries: int
+    warmed: int  # heads `warm` loaded when the ledger opened: 0 if none stored or too many
+    warm_s: float  # and the seconds that took
+
+
 class HeadsCache:
     """Every account's head as of block `position`, for the heads the writer read or wrote
     since it last started over (see the module docstring); or every head the store holds,
@@ -76,6 +82,9 @@ class HeadsCache:
 
     def __len__(self) -> int:
         return len(self._heads)
+
+    def stats(self) -> HeadsCacheStats:
+        return HeadsCacheStats(len(self._heads), self.warmed, self.warm_s)
 
     def warm(self, txn: Txn, dbs: dict[str, Any], position: bytes) -> None:
         """Load every head the store holds after block `position` (the tip of `txn`), if

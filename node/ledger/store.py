@@ -54,7 +54,7 @@ from node.ledger.governance_records import (
     GovernanceView,
     ValidatorInfo,
 )
-from node.ledger.history import HeadsCache, HistoryEntry
+from node.ledger.history import HeadsCache, HeadsCacheStats, HistoryEntry
 from node.ledger.reasons import ReasonCode, TxRejectedError
 from node.ledger.records import (
     AccountRecord,
@@ -211,9 +211,7 @@ class Ledger:
             dbs = {name: env.open_db(name.encode()) for name in kl.ALL_DBS}
             ledger = cls(env, dbs, genesis, limits)
             ledger._init_or_check()
-            ledger._warm_state_cache()
-            with env.begin() as txn:
-                ledger._history_heads.warm(txn, dbs, ledger._tip(txn)[2])
+            ledger._warm_caches()
         except BaseException:
             env.close()
             raise
@@ -279,7 +277,15 @@ class Ledger:
             return  # never written: nothing to convert
         history.upgrade_from_schema_2(txn, self._dbs, legacy)
 
-    def _warm_state_cache(self) -> None:
+    def _warm_caches(self) -> None:
+        """Fill the state cache and the history heads cache from one snapshot, each if it
+        fits (node/ledger/state_cache.py, history.py)."""
+        with self._env.begin(buffers=False) as txn:
+            tip_hash = self._tip(txn)[2]
+            self._warm_state_cache(txn, tip_hash)
+            self._history_heads.warm(txn, self._dbs, tip_hash)
+
+    def _warm_state_cache(self, txn: Txn, tip_hash: bytes) -> None:
         """Load the whole state into the state cache if it fits in three quarters of its
         bound (node/ledger/state_cache.py): then evaluating a block reads no store page,
         however many accounts there are, and a quarter is left for new keys."""
@@ -287,22 +293,19 @@ class Ledger:
         if not cache.entries_max:
             return
         dbs = self._dbs
-        with self._env.begin(buffers=False) as txn:
-            counted = txn.stat(dbs[kl.ACCOUNTS])["entries"] + txn.stat(dbs[kl.NONCES])["entries"]
-            if (counted + balance_journal.entries(txn, dbs)) * 4 > cache.entries_max * 3:
-                # Too large, or so close to the bound that the first new keys would make
-                # the next block cut half of it: the cache fills as blocks read.
-                return
-            seen: dict[Any, Any] = {}
-            account = AccountRecord.decode_shared
-            cache.warm(
-                self._tip(txn)[2],
-                accounts=((k, account(v, seen)) for k, v in txn.cursor(dbs[kl.ACCOUNTS])),
-                balances=(
-                    (k, decode_int(v)) for k, v in balance_journal.tree_then_journal(txn, dbs)
-                ),
-                nonces=((k, decode_int(v)) for k, v in txn.cursor(dbs[kl.NONCES])),
-            )
+        counted = txn.stat(dbs[kl.ACCOUNTS])["entries"] + txn.stat(dbs[kl.NONCES])["entries"]
+        if (counted + balance_journal.entries(txn, dbs)) * 4 > cache.entries_max * 3:
+            # Too large, or so close to the bound that the first new keys would make the
+            # next block cut half of it: the cache fills as blocks read.
+            return
+        seen: dict[Any, Any] = {}
+        account = AccountRecord.decode_shared
+        cache.warm(
+            tip_hash,
+            accounts=((k, account(v, seen)) for k, v in txn.cursor(dbs[kl.ACCOUNTS])),
+            balances=((k, decode_int(v)) for k, v in balance_journal.tree_then_journal(txn, dbs)),
+            nonces=((k, decode_int(v)) for k, v in txn.cursor(dbs[kl.NONCES])),
+        )
 
     def _apply_genesis(self, g_digest: bytes) -> None:
         g = self.genesis
@@ -846,14 +849,10 @@ class Ledger:
     def last_block_hash(self) -> bytes:
         return self._read(lambda txn: self._tip(txn)[2])
 
-    def history_heads_cached(self) -> int:
-        """History heads the writer keeps now (for metrics; read from any thread)."""
-        return len(self._history_heads)
-
-    def history_heads_warmed(self) -> tuple[int, float]:
-        """History heads loaded into the writer's cache when the ledger opened, and the
-        seconds that took (0 heads: none stored, or more than fit; history.py)."""
-        return self._history_heads.warmed, self._history_heads.warm_s
+    def history_heads_stats(self) -> HeadsCacheStats:
+        """Size of the writer's history heads cache and what it loaded at open (node metrics
+        and log; read from any thread)."""
+        return self._history_heads.stats()
 
     def state_cache_stats(self) -> StateCacheStats:
         """Size and counters of the state cache between blocks (node metrics, benches)."""

@@ -395,7 +395,7 @@ class Node:
                 nursery.start_soon(self._refresh_metrics, server)
                 ports = BoundPorts(peer=peer_port, client=client_port, metrics=metrics_port)
                 cache = self.ledger.state_cache_stats()
-                heads, heads_s = self.ledger.history_heads_warmed()
+                heads = self.ledger.history_heads_stats()
                 self.log.info(
                     "node ready",
                     extra={
@@ -406,8 +406,8 @@ class Node:
                         "state_cache_warmed": cache.warmed,
                         "state_cache_warm_s": round(cache.warm_s, 3),
                         # Loaded at open, or 0 (history_heads_cache_entries_max).
-                        "history_heads_warmed": heads,
-                        "history_heads_warm_s": round(heads_s, 3),
+                        "history_heads_warmed": heads.warmed,
+                        "history_heads_warm_s": round(heads.warm_s, 3),
                     },
                 )
                 task_status.started(ports)
@@ -429,7 +429,7 @@ class Node:
             self.metrics.state_cache_entries.set(cache.entries)
             self.metrics.state_cache_loads.set(cache.loads)
             self.metrics.state_cache_cuts.set(cache.cuts)
-            self.metrics.history_heads_cached.set(self.ledger.history_heads_cached())
+            self.metrics.history_heads_cached.set(self.ledger.history_heads_stats().entries)
             pipeline = self.driver.pipeline_stats()
             if pipeline is not None:
                 self.metrics.observe_pipeline(pipeline)
