@@ -29,6 +29,14 @@ digest, which is irrelevant to a throughput figure.
     python bench/ledger_bench.py [--accounts 10000,1000000] [--blocks 20] [--block-txs 1000]
                                  [--general-path] [--state-cache-entries N]
                                  [--balance-journal-entries N] [--history-entries N]
+                                 [--separate-signers]
+
+A population of N accounts is N funded accounts in all: its first
+min(N, blocks x block-txs) accounts sign the transfers, taking turns, and every transfer
+goes to a random other account of the population. `--separate-signers` restores the
+arrangement up to round 14 of docs/benchmarks.md: blocks x block-txs extra funded accounts
+sign, each once per run, and only the population receives (so "10,000 accounts" meant
+30,000 funded accounts at the default 20 blocks).
 
 `--general-path` turns the transfer fast path (node/ledger/fastpath.py) off, for A/B runs;
 `--state-cache-entries 0` turns the state cache between blocks (node/ledger/state_cache.py)
@@ -68,7 +76,7 @@ CHAIN_ID = "bench-chain"
 ASSET = "BOND-2036"
 FUNDING = 1_000_000
 LOAD_TXN_ACCOUNTS = 100_000
-RUNS = 6  # nonces per signer: one per run of blocks (see _Population)
+RUNS = 6  # runs of blocks per population (see _Population)
 SIG_ROUNDS = 5  # alternating rounds of the signature-check A/B
 AB_CHUNK_BLOCKS = 10  # long enough that starting and draining a pipeline weigh little
 # The pipeline A/B's arms and each one's group_blocks_max (None: apply_block, one at a time).
@@ -111,12 +119,13 @@ def _genesis() -> tuple[Genesis, nacl.signing.SigningKey]:
     return genesis, issuer
 
 
-def _fund(ledger: Ledger, accounts: int) -> list[bytes]:
+def _fund(ledger: Ledger, accounts: int, signing: list[bytes] | None = None) -> list[bytes]:
     """Register and fund `accounts` accounts directly in LMDB; returns their public keys.
 
-    Keys of accounts that never sign are random 32-byte strings (deriving 1M Ed25519 keys
-    would dominate the setup); signing accounts are derived with _key(i) for i < signers.
+    The first accounts are `signing` (public keys of accounts that sign); the others are
+    random 32-byte strings (deriving 1M Ed25519 keys would dominate the setup).
     """
+    signing = signing or []
     env, dbs = ledger._env, ledger._dbs
     record = AccountRecord(
         category="individual",
@@ -134,8 +143,8 @@ def _fund(ledger: Ledger, accounts: int) -> list[bytes]:
     keys: list[bytes] = []
     for start in range(0, accounts, LOAD_TXN_ACCOUNTS):
         with env.begin(write=True) as txn:
-            for _ in range(start, min(accounts, start + LOAD_TXN_ACCOUNTS)):
-                pk = rng.randbytes(32)
+            for j in range(start, min(accounts, start + LOAD_TXN_ACCOUNTS)):
+                pk = signing[j] if j < len(signing) else rng.randbytes(32)
                 keys.append(pk)
                 txn.put(pk, record, db=dbs[kl.ACCOUNTS])
                 txn.put(kl.balance_key(ASSET, pk), funding, db=dbs[kl.BALANCES])
@@ -150,27 +159,39 @@ def _fund(ledger: Ledger, accounts: int) -> list[bytes]:
     return keys
 
 
-def _signers(ledger: Ledger, count: int) -> list[nacl.signing.SigningKey]:
-    """`count` real signing accounts, registered and funded like the rest."""
-    env, dbs = ledger._env, ledger._dbs
-    out = [_key(i) for i in range(count)]
-    record = AccountRecord(
-        category="individual",
-        kyc_hash=bytes(32),
-        expires_at_ms=None,
-        status=AccountStatus.REGISTERED,
-        recovered_to=None,
-        account_freeze=None,
-        asset_freezes=(),
-        assets=(ASSET,),
-        registered_height=0,
-    ).encode()
-    with env.begin(write=True) as txn:
-        for k in out:
-            pk = public_key(k)
-            txn.put(pk, record, db=dbs[kl.ACCOUNTS])
-            txn.put(kl.balance_key(ASSET, pk), encode_int(FUNDING), db=dbs[kl.BALANCES])
-    return out
+def _transfers(
+    signers: list[nacl.signing.SigningKey],
+    recipients: list[bytes],
+    blocks: int,
+    block_txs: int,
+) -> tuple[list[SignedTransaction], list[list[tuple[bytes, ...]]]]:
+    """RUNS runs of `blocks` blocks of transfers, pre-signed: (every transaction in the order
+    applied, each run's blocks of raw transactions). The signers take turns, so a block's
+    signers are distinct while there are at least `block_txs` of them; nonces count up in the
+    order the bench applies the blocks: runs 0 and 1 alternate block by block, then runs 2 to
+    RUNS - 1 follow one another (see main)."""
+    rng = random.Random(11)
+    order = [(r, b) for b in range(blocks) for r in (0, 1)]
+    order += [(r, b) for r in range(2, RUNS) for b in range(blocks)]
+    keys = [public_key(k) for k in signers]
+    nonces = [0] * len(signers)
+    txs: list[SignedTransaction] = []
+    runs: list[list[tuple[bytes, ...]]] = [[()] * blocks for _ in range(RUNS)]
+    turn = 0
+    for r, b in order:
+        raw = []
+        for _ in range(block_txs):
+            s = turn % len(signers)
+            turn += 1
+            to = rng.choice(recipients)
+            while to == keys[s]:  # a transfer to oneself is refused
+                to = rng.choice(recipients)
+            tx = build_transfer(signers[s], CHAIN_ID, nonces[s], ASSET, to, rng.randint(1, 100))
+            nonces[s] += 1
+            txs.append(tx)
+            raw.append(tx.encode())
+        runs[r][b] = tuple(raw)
+    return txs, runs
 
 
 def _seed_history(ledger: Ledger, accounts: list[bytes], entries: int) -> None:
@@ -203,6 +224,7 @@ class _Population:
         block_txs: int,
         limits: LedgerLimits,
         history_entries: int = 0,
+        separate_signers: bool = False,
     ) -> None:
         genesis, _ = _genesis()
         self.genesis = genesis
@@ -210,8 +232,15 @@ class _Population:
         self.ledger = Ledger.open(root / f"ledger-{accounts}", genesis, limits=limits)
         self.genesis_height = self.ledger.height
         t0 = time.perf_counter()
-        population = _fund(self.ledger, accounts)
-        signers = _signers(self.ledger, blocks * block_txs)
+        # The population signs its own transfers (at most one signer per transfer of a run),
+        # unless the signers are extra accounts, as up to round 14 of docs/benchmarks.md.
+        if separate_signers:
+            signers = [_key(i) for i in range(blocks * block_txs)]
+            population = _fund(self.ledger, accounts)
+            _fund(self.ledger, len(signers), [public_key(k) for k in signers])
+        else:
+            signers = [_key(i) for i in range(min(accounts, blocks * block_txs))]
+            population = _fund(self.ledger, accounts, [public_key(k) for k in signers])
         _seed_history(self.ledger, population, history_entries)
         self.setup_s = time.perf_counter() - t0
         # Funding wrote straight into LMDB, behind the state cache: open the ledger again, as
@@ -220,19 +249,7 @@ class _Population:
         rss_before = read_status_kib(os.getpid(), "VmRSS") or 0
         self.ledger = Ledger.open(root / f"ledger-{accounts}", genesis, limits=limits)
         self.open_rss_mib = ((read_status_kib(os.getpid(), "VmRSS") or 0) - rss_before) / 1024
-        rng = random.Random(11)
-        # RUNS runs over the same signers, one nonce each, in the order they are applied:
-        # one at a time from raw bytes (0) and pre-decoded (1), block by block alternately;
-        # then (2-4) pre-decoded, in chunks taking turns in the pipeline A/B; then (5) the
-        # stream, pre-decoded, through one pipeline.
-        self.txs = [
-            build_transfer(k, CHAIN_ID, nonce, ASSET, rng.choice(population), rng.randint(1, 100))
-            for nonce in range(RUNS)
-            for k in signers
-        ]
-        raw = [t.encode() for t in self.txs]
-        chunks = [tuple(raw[i : i + block_txs]) for i in range(0, len(raw), block_txs)]
-        runs = [chunks[r * blocks : (r + 1) * blocks] for r in range(RUNS)]
+        self.txs, runs = _transfers(signers, population, blocks, block_txs)
         self.raw_blocks = runs[0]
         self.decoded_blocks = [(b, [prepare_tx(x) for x in b]) for b in runs[1]]
         self.ab_blocks = [(b, [prepare_tx(x) for x in b]) for b in runs[2] + runs[3] + runs[4]]
@@ -358,6 +375,12 @@ def main() -> None:
         " it off (A/B runs)",
     )
     parser.add_argument(
+        "--separate-signers",
+        action="store_true",
+        help="transfers signed by blocks x block-txs extra funded accounts, each signing once"
+        " per run, not by the population (the arrangement up to round 14)",
+    )
+    parser.add_argument(
         "--history-entries",
         type=int,
         default=0,
@@ -368,6 +391,10 @@ def main() -> None:
         # Every transaction through Ledger._run, which the fast path must equal (tested).
         store.transfer_fast_path = lambda *_a, **_k: lambda _stx, _index: None
     sizes = [int(x) for x in args.accounts.split(",")]
+    if min(sizes) < 2:
+        parser.error(
+            "--accounts: every population needs at least 2 accounts (a transfer has a sender and another recipient)"
+        )
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average before (1/5/15 min): {load}")
     print(
@@ -378,7 +405,12 @@ def main() -> None:
         f" state cache {args.state_cache_entries:,} entries;"
         f" balance journal {args.balance_journal_entries:,} entries"
         f" (from {LedgerLimits().balance_journal_from_entries:,} balances);"
-        f" {args.history_entries:,} history entries before the first block"
+        f" {args.history_entries:,} history entries before the first block;"
+        + (
+            f" signed by {args.blocks * args.block_txs:,} extra accounts"
+            if args.separate_signers
+            else " signed by the population"
+        )
     )
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         limits = LedgerLimits(
@@ -386,7 +418,15 @@ def main() -> None:
             balance_journal_entries_max=args.balance_journal_entries,
         )
         pops = [
-            _Population(Path(tmp), n, args.blocks, args.block_txs, limits, args.history_entries)
+            _Population(
+                Path(tmp),
+                n,
+                args.blocks,
+                args.block_txs,
+                limits,
+                args.history_entries,
+                args.separate_signers,
+            )
             for n in sizes
         ]
         # The node's GC settings (node/runtime/gc_policy.py). Its freeze also moves the
