@@ -287,7 +287,7 @@ class BlockPipeline:
                     self._committed_blocks += len(group)
                     self._committed_groups += 1
             except lmdb.MapFullError:
-                error = ledger._full(group[0].height)
+                error = ledger._full(f"block {group[0].height} was not applied")
             except Exception as exc:  # handed to the caller: a dead writer would hang it
                 error = exc
             if error is not None:

@@ -601,7 +601,7 @@ class Ledger:
             with self._env.begin(write=True) as txn:
                 self.write_in(txn, effects)
         except lmdb.MapFullError:
-            raise self._full(effects.height) from None
+            raise self._full(f"block {effects.height} was not applied") from None
 
     def write_in(self, txn: Txn, effects: BlockEffects) -> None:
         """The puts of `write`, into `txn` (the caller commits)."""
@@ -640,11 +640,11 @@ class Ledger:
             txn.put(hkey, effects.certificate, db=dbs[kl.CERTIFICATES])
         self._put_meta(txn, h, effects.timestamp_ms, effects.block_hash, effects.state_digest)
 
-    def _full(self, height: int) -> LedgerFullError:
+    def _full(self, not_written: str) -> LedgerFullError:
+        """The store is full: `not_written` says what was not (the store is unchanged)."""
         return LedgerFullError(
-            f"the store reached map_size_bytes={self.limits.map_size_bytes}; block"
-            f" {height} was not applied. Restart with a larger map_size_bytes (node.toml"
-            " [limits])."
+            f"the store reached map_size_bytes={self.limits.map_size_bytes}; {not_written}."
+            " Restart with a larger map_size_bytes (node.toml [limits])."
         )
 
     def _run(  # noqa: PLR0917 -- positional: called once per transaction
@@ -820,8 +820,11 @@ class Ledger:
                 f"consensus state of {len(data)} bytes exceeds"
                 f" consensus_state_bytes_max={self.limits.consensus_state_bytes_max}"
             )
-        with self._env.begin(write=True) as txn:
-            txn.put(kl.CONSENSUS_STATE, bytes(data), db=self._dbs[kl.CONSENSUS])
+        try:
+            with self._env.begin(write=True) as txn:
+                txn.put(kl.CONSENSUS_STATE, bytes(data), db=self._dbs[kl.CONSENSUS])
+        except lmdb.MapFullError:
+            raise self._full("the consensus state was not saved") from None
 
     def load_consensus_state(self) -> bytes | None:
         return self._read(lambda txn: txn.get(kl.CONSENSUS_STATE, db=self._dbs[kl.CONSENSUS]))

@@ -273,6 +273,24 @@ def test_map_full_is_an_error_not_corruption(tmp_path: Path) -> None:
         assert led.height == 0
 
 
+def test_consensus_state_larger_than_the_map_is_ledger_full_and_keeps_the_last(
+    tmp_path: Path,
+) -> None:
+    # The replica persists its state in its own write transaction: a full store there must
+    # be the LedgerFullError the node reports in one line, not a raw MDB_MAP_FULL.
+    limits = LedgerLimits(map_size_bytes=1 << 20, consensus_state_bytes_max=4 << 20)
+    with Ledger.open(tmp_path / "l", standard_genesis(), limits=limits) as led:
+        led.save_consensus_state(b"view=3")
+        with pytest.raises(
+            LedgerFullError,
+            match=r"map_size_bytes=1048576; the consensus state was not saved\. Restart with",
+        ):
+            led.save_consensus_state(b"x" * (2 << 20))
+        assert led.load_consensus_state() == b"view=3"
+        led.save_consensus_state(b"view=4")  # still writable
+        assert led.load_consensus_state() == b"view=4"
+
+
 def test_consensus_state_round_trips_and_survives_reopen(tmp_path: Path) -> None:
     g = standard_genesis()
     limits = LedgerLimits(map_size_bytes=SMALL_MAP_BYTES, consensus_state_bytes_max=100)
