@@ -167,9 +167,10 @@ def _transfers(
 ) -> tuple[list[SignedTransaction], list[list[tuple[bytes, ...]]]]:
     """RUNS runs of `blocks` blocks of transfers, pre-signed: (every transaction in the order
     applied, each run's blocks of raw transactions). The signers take turns, so a block's
-    signers are distinct while there are at least `block_txs` of them; nonces count up in the
-    order the bench applies the blocks: runs 0 and 1 alternate block by block, then runs 2 to
-    RUNS - 1 follow one another (see main)."""
+    signers are distinct while there are at least `block_txs` of them, and with
+    blocks x block_txs signers (--separate-signers) each signs once per run, block b of every
+    run by the same ones. Nonces count up in the order the bench applies the blocks: runs 0
+    and 1 alternate block by block, then runs 2 to RUNS - 1 follow one another (see main)."""
     rng = random.Random(11)
     order = [(r, b) for b in range(blocks) for r in (0, 1)]
     order += [(r, b) for r in range(2, RUNS) for b in range(blocks)]
@@ -177,12 +178,11 @@ def _transfers(
     nonces = [0] * len(signers)
     txs: list[SignedTransaction] = []
     runs: list[list[tuple[bytes, ...]]] = [[()] * blocks for _ in range(RUNS)]
-    turn = 0
     for r, b in order:
         raw = []
-        for _ in range(block_txs):
-            s = turn % len(signers)
-            turn += 1
+        first = (r * blocks + b) * block_txs  # the signers' turn, by run, not by order applied
+        for i in range(block_txs):
+            s = (first + i) % len(signers)
             to = rng.choice(recipients)
             while to == keys[s]:  # a transfer to oneself is refused
                 to = rng.choice(recipients)

@@ -31,4 +31,5 @@ class LedgerCorruptError(LedgerError):
 
 
 class LedgerFullError(LedgerError):
-    """The LMDB map is full. Nothing of the block was written; raise `map_size_bytes`."""
+    """The LMDB map is full. Nothing of what was being written (a block, the consensus
+    state, the genesis or a schema upgrade) was written; raise `map_size_bytes`."""

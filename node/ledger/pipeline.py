@@ -262,7 +262,9 @@ class BlockPipeline:
             if self._failure is not None:
                 self._end_turn()
                 for pending in group:
-                    pending._finish(PipelineError(f"not written: {self._failure}"))
+                    not_written = PipelineError(f"not written: {self._failure}")
+                    not_written.__cause__ = self._failure  # as for _check_running's error
+                    pending._finish(not_written)
                 continue
             error: BaseException | None = None
             try:
