@@ -232,8 +232,8 @@ class _Population:
         self.ledger = Ledger.open(root / f"ledger-{accounts}", genesis, limits=limits)
         self.genesis_height = self.ledger.height
         t0 = time.perf_counter()
-        # The population signs its own transfers (at most one signer per transfer of a run),
-        # unless the signers are extra accounts, as up to round 14 of docs/benchmarks.md.
+        # The population signs its own transfers; with --separate-signers, extra accounts
+        # sign and only the population receives (the arrangement up to round 14).
         if separate_signers:
             signers = [_key(i) for i in range(blocks * block_txs)]
             population = _fund(self.ledger, accounts)
@@ -393,7 +393,8 @@ def main() -> None:
     sizes = [int(x) for x in args.accounts.split(",")]
     if min(sizes) < 2:
         parser.error(
-            "--accounts: every population needs at least 2 accounts (a transfer has a sender and another recipient)"
+            "--accounts: every population needs at least 2 accounts (a transfer goes from"
+            " one account to another)"
         )
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average before (1/5/15 min): {load}")
