@@ -18,7 +18,8 @@ import itertools
 import operator
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -597,11 +598,8 @@ class Ledger:
     def write(self, effects: BlockEffects) -> None:
         """Write an evaluated block in one LMDB transaction and commit it (durably, with
         sync=True). Raises BlockError, store unchanged, unless the tip is the block's parent."""
-        try:
-            with self._env.begin(write=True) as txn:
-                self.write_in(txn, effects)
-        except lmdb.MapFullError:
-            raise self._full(f"block {effects.height} was not applied") from None
+        with self._write_txn(f"block {effects.height} was not applied") as txn:
+            self.write_in(txn, effects)
 
     def write_in(self, txn: Txn, effects: BlockEffects) -> None:
         """The puts of `write`, into `txn` (the caller commits)."""
@@ -639,6 +637,17 @@ class Ledger:
         if effects.certificate is not None:
             txn.put(hkey, effects.certificate, db=dbs[kl.CERTIFICATES])
         self._put_meta(txn, h, effects.timestamp_ms, effects.block_hash, effects.state_digest)
+
+    @contextmanager
+    def _write_txn(self, not_written: str) -> Iterator[Txn]:
+        """A write transaction, committed at the end; a full map in any put or in the commit
+        aborts it and is `_full(not_written)`. (The pipeline's writer, which commits apart
+        from its puts, converts the same way.)"""
+        try:
+            with self._env.begin(write=True) as txn:
+                yield txn
+        except lmdb.MapFullError:
+            raise self._full(not_written) from None
 
     def _full(self, not_written: str) -> LedgerFullError:
         """The store is full: `not_written` says what was not (the store is unchanged)."""
@@ -820,11 +829,8 @@ class Ledger:
                 f"consensus state of {len(data)} bytes exceeds"
                 f" consensus_state_bytes_max={self.limits.consensus_state_bytes_max}"
             )
-        try:
-            with self._env.begin(write=True) as txn:
-                txn.put(kl.CONSENSUS_STATE, bytes(data), db=self._dbs[kl.CONSENSUS])
-        except lmdb.MapFullError:
-            raise self._full("the consensus state was not saved") from None
+        with self._write_txn("the consensus state was not saved") as txn:
+            txn.put(kl.CONSENSUS_STATE, bytes(data), db=self._dbs[kl.CONSENSUS])
 
     def load_consensus_state(self) -> bytes | None:
         return self._read(lambda txn: txn.get(kl.CONSENSUS_STATE, db=self._dbs[kl.CONSENSUS]))
