@@ -28,7 +28,8 @@ digest, which is irrelevant to a throughput figure.
 
     python bench/ledger_bench.py [--accounts 10000,1000000] [--blocks 20] [--block-txs 1000]
                                  [--general-path] [--state-cache-entries N]
-                                 [--balance-journal-entries N] [--history-entries N]
+                                 [--balance-journal-entries N]
+                                 [--heads-journal-entries N] [--history-entries N]
                                  [--separate-signers]
 
 A population of N accounts is N funded accounts in all: its first
@@ -41,7 +42,8 @@ sign, each once per run, and only the population receives (so "10,000 accounts" 
 `--general-path` turns the transfer fast path (node/ledger/fastpath.py) off, for A/B runs;
 `--state-cache-entries 0` turns the state cache between blocks (node/ledger/state_cache.py)
 off (default: LedgerLimits' default); `--balance-journal-entries 0` writes balances straight
-into their tree (node/ledger/balance_journal.py). `--history-entries N` gives each
+into their tree, `--heads-journal-entries 0` history heads into theirs
+(node/ledger/journal.py). `--history-entries N` gives each
 population a past: N history entries of its accounts (at height 0, chained as the ledger
 chains them, node/ledger/history.py) before the first block, as a chain that has run a while
 has (a fresh store's history trees are small, and small trees share pages).
@@ -375,6 +377,13 @@ def main() -> None:
         " it off (A/B runs)",
     )
     parser.add_argument(
+        "--heads-journal-entries",
+        type=int,
+        default=LedgerLimits().history_heads_journal_entries_max,
+        help="history heads kept in their journal before its excess is swept into the tree;"
+        " 0 turns it off (A/B runs)",
+    )
+    parser.add_argument(
         "--separate-signers",
         action="store_true",
         help="transfers signed by blocks x block-txs extra funded accounts, each signing once"
@@ -406,6 +415,8 @@ def main() -> None:
         f" state cache {args.state_cache_entries:,} entries;"
         f" balance journal {args.balance_journal_entries:,} entries"
         f" (from {LedgerLimits().balance_journal_from_entries:,} balances);"
+        f" heads journal {args.heads_journal_entries:,} entries"
+        f" (from {LedgerLimits().history_heads_journal_from_entries:,} heads);"
         f" {args.history_entries:,} history entries before the first block;"
         + (
             f" signed by {args.blocks * args.block_txs:,} extra accounts"
@@ -417,6 +428,7 @@ def main() -> None:
         limits = LedgerLimits(
             state_cache_entries_max=args.state_cache_entries,
             balance_journal_entries_max=args.balance_journal_entries,
+            history_heads_journal_entries_max=args.heads_journal_entries,
         )
         pops = [
             _Population(

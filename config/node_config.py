@@ -66,6 +66,8 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "balance_journal_entries_max": (0, 16_777_216),
     "balance_journal_from_entries": (0, 1 << 40),
     "history_heads_cache_entries_max": (0, 100_000_000),
+    "history_heads_journal_entries_max": (0, 16_777_216),
+    "history_heads_journal_from_entries": (0, 1 << 40),
     "map_size_bytes": (_MIB, 1 << 44),
 }
 # Former [limits] keys that are chain parameters now: every validator must use the same
@@ -133,12 +135,16 @@ class Limits:
     state_cache_entries_max: int = 4_000_000
     # While the balances tree holds at least `balance_journal_from_entries`, a block's balance
     # writes go to a small journal table; what exceeds `balance_journal_entries_max` is swept
-    # into the tree a key range at a time (node/ledger/balance_journal.py); 0: off. Layout only.
+    # into the tree a key range at a time (node/ledger/journal.py); 0: off. Layout only.
     balance_journal_entries_max: int = 65_536
     balance_journal_from_entries: int = 262_144
     # Accounts' history heads kept between blocks so that linking a block's history entries
     # reads no page (node/ledger/history.py; ~160 bytes each); 0: off. Speed and memory only.
     history_heads_cache_entries_max: int = 1_000_000
+    # The same journal in front of the history heads tree (one head per account that ever
+    # transacted); 0: off. Layout only.
+    history_heads_journal_entries_max: int = 65_536
+    history_heads_journal_from_entries: int = 262_144
     # The most the ledger's LMDB file may grow to (the map is sparse: only used pages take
     # disk). A full store stops applying blocks; raise this and restart.
     map_size_bytes: int = 8 << 30

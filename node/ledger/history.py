@@ -20,6 +20,11 @@ Linking an entry needs the account's current head. The writer keeps the heads in
 (HeadsCache: all of them, loaded at open, when they fit), so writing a block reads no page
 for them; the cache follows one block, like the state cache (node/ledger/state_cache.py),
 and starts over when a write transaction it followed was aborted.
+
+Once the heads tree is large, a block's heads go to a journal table in front of it, swept
+into it a key range at a time (node/ledger/journal.py): at 1,000,000 accounts a block's
+~2,000 heads would otherwise dirty ~2,000 leaves of the tree. Every read of a head looks
+in the journal first.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any, NamedTuple
 
 from node.ledger import keys as kl
 from node.ledger.errors import LedgerCorruptError, LedgerError
+from node.ledger.journal import HISTORY_HEADS as HEADS_JOURNAL
 from node.ledger.txn import Txn
 
 # The previous position of an account's first entry: no real position (heights stop short).
@@ -66,14 +72,28 @@ class HeadsCache:
     a block reads no page at all (most of a block's recipients at 1,000,000 accounts are
     touched for the first time). Bounded: past `entries_max` it starts over (a head not
     cached is read from the store). Used only inside write transactions, which LMDB
-    serialises, so it needs no lock of its own."""
+    serialises, so it needs no lock of its own. It writes the heads through their journal
+    (node/ledger/journal.py) with `journal_entries_max` and `journal_from_entries`."""
 
-    __slots__ = ("_complete", "_heads", "_position", "entries_max", "warm_s", "warmed")
+    __slots__ = (
+        "_complete",
+        "_heads",
+        "_position",
+        "entries_max",
+        "journal_entries_max",
+        "journal_from_entries",
+        "warm_s",
+        "warmed",
+    )
 
-    def __init__(self, entries_max: int) -> None:
+    def __init__(
+        self, entries_max: int, *, journal_entries_max: int = 0, journal_from_entries: int = 0
+    ) -> None:
         if entries_max < 0:
             raise ValueError(f"entries_max must be at least 0, not {entries_max}")
         self.entries_max = entries_max
+        self.journal_entries_max = journal_entries_max
+        self.journal_from_entries = journal_from_entries
         self._heads: dict[bytes, bytes] = {}
         self._position: bytes | None = None  # the hash of the block the heads follow
         self._complete = False  # it holds every head the store holds
@@ -89,11 +109,10 @@ class HeadsCache:
     def warm(self, txn: Txn, dbs: dict[str, Any], position: bytes) -> None:
         """Load every head the store holds after block `position` (the tip of `txn`), if
         they fit in half of `entries_max` (the other half is room for new accounts)."""
-        heads_db = dbs[kl.HISTORY_HEADS]
-        if not self.entries_max or txn.stat(heads_db)["entries"] * 2 > self.entries_max:
+        if not self.entries_max or HEADS_JOURNAL.entries(txn, dbs) * 2 > self.entries_max:
             return
         started = time.perf_counter()
-        self._heads = {bytes(k): bytes(v) for k, v in txn.cursor(db=heads_db)}
+        self._heads = {bytes(k): bytes(v) for k, v in HEADS_JOURNAL.tree_then_journal(txn, dbs)}
         self._position = position
         self._complete = True
         self.warmed = len(self._heads)
@@ -115,9 +134,8 @@ class HeadsCache:
             self._complete = False
         complete = self._complete
         self._position = None  # invalid until this block is in: a failed put leaves it so
-        heads_db = dbs[kl.HISTORY_HEADS]
         cached = heads.get
-        stored = txn.get
+        stored = HEADS_JOURNAL.stored
         links: list[tuple[bytes, bytes]] = []
         link = links.append
         written: dict[bytes, bytes] = {}
@@ -133,9 +151,7 @@ class HeadsCache:
             for account in accounts:
                 previous = cached(account)
                 if previous is None:
-                    previous = (
-                        NO_PREVIOUS if complete else stored(account, None, heads_db) or NO_PREVIOUS
-                    )
+                    previous = NO_PREVIOUS if complete else stored(txn, dbs, account) or NO_PREVIOUS
                 link((position + account, previous + tx_id))
                 heads[account] = written[account] = position
         if links:
@@ -146,8 +162,12 @@ class HeadsCache:
                     " the stored history"
                 )
             keys = sorted(written)  # sorting keys alone: bytes compare faster than tuples
-            txn.cursor(db=heads_db).putmulti(
-                list(zip(keys, map(written.__getitem__, keys), strict=True))
+            HEADS_JOURNAL.put(
+                txn,
+                dbs,
+                list(zip(keys, map(written.__getitem__, keys), strict=True)),
+                entries_max=self.journal_entries_max,
+                from_entries=self.journal_from_entries,
             )
         if not self.entries_max:
             heads.clear()  # (never complete: warm needs room)
@@ -168,7 +188,7 @@ def page(
     links = dbs[kl.HISTORY_LINKS]
     newer = NO_PREVIOUS  # every entry must be older than the one before it (or the cursor)
     if before is None:
-        position = txn.get(account, None, dbs[kl.HISTORY_HEADS])
+        position = HEADS_JOURNAL.stored(txn, dbs, account)
     else:
         height, index = before if type(before) is tuple and len(before) == 2 else (None, None)
         if not (

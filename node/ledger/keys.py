@@ -27,8 +27,10 @@ LEGACY_HISTORY = "history"
 META = "meta"
 CONSENSUS = "consensus"  # the replica's persisted protocol state (opaque bytes), not ledger state
 # Recent balance writes, in front of BALANCES while that tree is large: part of the balances,
-# not a state database of its own (node/ledger/balance_journal.py).
+# not a state database of its own (node/ledger/journal.py).
 BALANCES_RECENT = "balances_recent"
+# Recent head writes, in front of HISTORY_HEADS while that tree is large (node/ledger/journal.py).
+HISTORY_HEADS_RECENT = "history_heads_recent"
 # Governance (node/ledger/governance_state.py). Ledger state, digested like receipts, but
 # written through their own overlay (not the StateView): only governance blocks touch them.
 GOVERNANCE = "governance"  # singletons: validator set, regulator keys, pending epoch end
@@ -49,6 +51,7 @@ ALL_DBS = (
     META,
     CONSENSUS,
     BALANCES_RECENT,
+    HISTORY_HEADS_RECENT,
     *GOVERNANCE_DBS,
 )
 CONSENSUS_STATE = b"state"
@@ -61,11 +64,14 @@ META_BLOCK_HASH = b"block_hash"
 META_TIMESTAMP_MS = b"timestamp_ms"
 META_SCHEMA = b"schema"
 META_BALANCE_SWEEP = b"balance_sweep"  # where the balance journal's next sweep starts
-# 2: balances may wait in BALANCES_RECENT (node/ledger/balance_journal.py). A build refuses a
+META_HEADS_SWEEP = b"heads_sweep"  # where the history heads journal's next sweep starts
+# 2: balances may wait in BALANCES_RECENT (node/ledger/journal.py). A build refuses a
 # data directory of a later schema: an earlier build would read stale balances past a journal.
 # 3: the history is HISTORY_HEADS + HISTORY_LINKS; a schema 2 store's LEGACY_HISTORY is
 # converted when it is opened (node/ledger/history.py).
-SCHEMA_VERSION = 3
+# 4: heads may wait in HISTORY_HEADS_RECENT (node/ledger/journal.py): an earlier build would
+# link new entries to stale heads. A schema 3 store has none, so it is upgraded by the mark.
+SCHEMA_VERSION = 4
 
 GOV_VALIDATORS = b"validators"
 GOV_REGULATORS = b"regulators"

@@ -30,9 +30,9 @@ import msgpack
 from config.genesis import Genesis
 from consensus.encoding import digest
 from consensus.epochs import Epoch
-from node.ledger import balance_journal, history
 from node.ledger import governance_queries as gq
 from node.ledger import governance_state as gs
+from node.ledger import history, journal
 from node.ledger import keys as kl
 from node.ledger import queries as q
 from node.ledger.block import Block
@@ -107,12 +107,15 @@ class LedgerLimits:
     state_cache_entries_max: int = 4_000_000
     # Balance writes go to a small journal table while the balances tree holds at least
     # `balance_journal_from_entries`; what exceeds `balance_journal_entries_max` is swept
-    # into the tree a key range at a time (node/ledger/balance_journal.py): layout only. 0: off.
+    # into the tree a key range at a time (node/ledger/journal.py): layout only. 0: off.
     balance_journal_entries_max: int = 65_536
     balance_journal_from_entries: int = 262_144
     # Accounts' history heads the writer keeps between blocks (node/ledger/history.py), so
     # linking a block's history entries reads no page: ~160 bytes an entry. 0: off.
     history_heads_cache_entries_max: int = 1_000_000
+    # The same journal in front of the history heads (one per account that ever transacted).
+    history_heads_journal_entries_max: int = 65_536
+    history_heads_journal_from_entries: int = 262_144
 
     def __post_init__(self) -> None:
         if not 1 << 20 <= self.map_size_bytes <= 1 << 44:
@@ -125,16 +128,13 @@ class LedgerLimits:
             raise ValueError("consensus_state_bytes_max must be 1 B..1 GiB")
         if not 1 <= self.history_page_max <= 100_000:
             raise ValueError("history_page_max must be 1..100000")
-        if not 0 <= self.balance_journal_entries_max <= 16_777_216:
-            raise ValueError(
-                "balance_journal_entries_max must be 0..16777216,"
-                f" got {self.balance_journal_entries_max}"
-            )
-        if not 0 <= self.balance_journal_from_entries <= 1 << 40:
-            raise ValueError(
-                f"balance_journal_from_entries must be 0..{1 << 40},"
-                f" got {self.balance_journal_from_entries}"
-            )
+        for name in ("balance_journal", "history_heads_journal"):
+            entries_max = getattr(self, f"{name}_entries_max")
+            from_entries = getattr(self, f"{name}_from_entries")
+            if not 0 <= entries_max <= 16_777_216:
+                raise ValueError(f"{name}_entries_max must be 0..16777216, got {entries_max}")
+            if not 0 <= from_entries <= 1 << 40:
+                raise ValueError(f"{name}_from_entries must be 0..{1 << 40}, got {from_entries}")
         if not 0 <= self.history_heads_cache_entries_max <= 100_000_000:
             raise ValueError(
                 "history_heads_cache_entries_max must be 0..100000000,"
@@ -176,7 +176,11 @@ class Ledger:
         # Governance as of the latest height read or written (see _governance).
         self._gov_snapshot: gs.GovernanceSnapshot | None = None
         self._state_cache = StateCache(limits.state_cache_entries_max)
-        self._history_heads = HeadsCache(limits.history_heads_cache_entries_max)
+        self._history_heads = HeadsCache(
+            limits.history_heads_cache_entries_max,
+            journal_entries_max=limits.history_heads_journal_entries_max,
+            journal_from_entries=limits.history_heads_journal_from_entries,
+        )
         # Evaluations share the state cache, so they must not overlap: a second one at the
         # same time is refused rather than allowed to corrupt it.
         self._evaluating = threading.Lock()
@@ -295,7 +299,7 @@ class Ledger:
             return
         dbs = self._dbs
         counted = txn.stat(dbs[kl.ACCOUNTS])["entries"] + txn.stat(dbs[kl.NONCES])["entries"]
-        if (counted + balance_journal.entries(txn, dbs)) * 4 > cache.entries_max * 3:
+        if (counted + journal.BALANCES.entries(txn, dbs)) * 4 > cache.entries_max * 3:
             # Too large, or so close to the bound that the first new keys would make the
             # next block cut half of it: the cache fills as blocks read.
             return
@@ -304,7 +308,7 @@ class Ledger:
         cache.warm(
             tip_hash,
             accounts=((k, account(v, seen)) for k, v in txn.cursor(dbs[kl.ACCOUNTS])),
-            balances=((k, decode_int(v)) for k, v in balance_journal.tree_then_journal(txn, dbs)),
+            balances=((k, decode_int(v)) for k, v in journal.BALANCES.tree_then_journal(txn, dbs)),
             nonces=((k, decode_int(v)) for k, v in txn.cursor(dbs[kl.NONCES])),
         )
 
@@ -612,7 +616,7 @@ class Ledger:
         for db_name, items in effects.write_set.items():
             db = dbs[db_name]
             if db_name == kl.BALANCES:
-                balance_journal.put(
+                journal.BALANCES.put(
                     txn,
                     dbs,
                     items,  # type: ignore[arg-type]  # balances are never deleted (None)

@@ -194,7 +194,7 @@ class StateView:
         return value
 
     def _stored_balance(self, key: bytes) -> int:
-        """A balance as the store holds it: the journal first (node/ledger/balance_journal.py)."""
+        """A balance as the store holds it: the journal first (node/ledger/journal.py)."""
         get = self._txn.get
         raw = get(key, None, self._recent_db)
         if raw is None:

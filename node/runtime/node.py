@@ -345,6 +345,8 @@ class Node:
                 balance_journal_entries_max=config.limits.balance_journal_entries_max,
                 balance_journal_from_entries=config.limits.balance_journal_from_entries,
                 history_heads_cache_entries_max=config.limits.history_heads_cache_entries_max,
+                history_heads_journal_entries_max=config.limits.history_heads_journal_entries_max,
+                history_heads_journal_from_entries=config.limits.history_heads_journal_from_entries,
                 map_size_bytes=config.limits.map_size_bytes,  # capacity, not speed
             ),
         )

@@ -1,11 +1,12 @@
-"""The balance journal (node/ledger/balance_journal.py) changes where balances are stored,
-nothing else.
+"""The journals (node/ledger/journal.py) change where balances and history heads are
+stored, nothing else.
 
-The same random blocks go to ledgers that journal every balance write and sweep often,
-journal and never sweep, and do not journal at all, with and without the state cache, and
-some switch mode on a restart: receipts, state digests, every balance query and every
-other table (but the sweep's position in `meta`) must be identical. A failure after a sweep
-leaves both tables and the sweep's position as before.
+The same random blocks go to ledgers that journal every balance and head write and sweep
+often, journal and never sweep, and do not journal at all, with and without the state cache,
+and some switch mode on a restart: receipts, state digests, every balance and history query
+and every other table (but the sweeps' positions in `meta`) must be identical. A failure
+after a sweep leaves both tables and the sweep's position as before. (The heads' journal on
+its own, against a model: test_history.py.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.ledger import balance_journal, store
+from node.ledger import journal, store
 from node.ledger import keys as kl
 from node.tx import Kind
 from tests.node.ledger.conftest import pk
@@ -35,22 +36,35 @@ from tests.node.ledger.test_pipeline import run_deep
 from tests.node.ledger.test_state_cache import run_across_a_reopen
 from tests.node.ledger.world import World
 
-OFF = {"balance_journal_entries_max": 0}
-SWEEPS_OFTEN = {"balance_journal_entries_max": 3, "balance_journal_from_entries": 0}
-NEVER_SWEEPS = {"balance_journal_entries_max": 1_000_000, "balance_journal_from_entries": 0}
+OFF = {"balance_journal_entries_max": 0, "history_heads_journal_entries_max": 0}
+SWEEPS_OFTEN = {
+    "balance_journal_entries_max": 3,
+    "balance_journal_from_entries": 0,
+    "history_heads_journal_entries_max": 3,
+    "history_heads_journal_from_entries": 0,
+}
+NEVER_SWEEPS = {
+    "balance_journal_entries_max": 1_000_000,
+    "balance_journal_from_entries": 0,
+    "history_heads_journal_entries_max": 1_000_000,
+    "history_heads_journal_from_entries": 0,
+}
+SWEEP_KEYS = (kl.META_BALANCE_SWEEP, kl.META_HEADS_SWEEP)
 NO_CACHE = {"state_cache_entries_max": 0}
 
 
 def _tables(w: World) -> dict[str, list[tuple[bytes, bytes]]]:
-    """Every table as stored, with the two balance tables read as one (the journal wins)."""
+    """Every table as stored, with each journal and its tree read as one (the journal wins)."""
     led = w.ledger
+    journals = (journal.BALANCES, journal.HISTORY_HEADS)
     with led._env.begin() as txn:
         out = {
-            name: [(k, v) for k, v in txn.cursor(db=db) if k != kl.META_BALANCE_SWEEP]
+            name: [(k, v) for k, v in txn.cursor(db=db) if k not in SWEEP_KEYS]
             for name, db in led._dbs.items()
-            if name not in (kl.BALANCES, kl.BALANCES_RECENT)
+            if name not in {n for j in journals for n in (j.tree, j.recent)}
         }
-        out[kl.BALANCES] = list(balance_journal.scan(txn, led._dbs))
+        for j in journals:
+            out[j.tree] = list(j.scan(txn, led._dbs))
     return out
 
 
@@ -60,6 +74,7 @@ def _queries(w: World) -> dict[str, Any]:
         "holders": [led.holders(a) for a in ASSETS],
         "balances": [led.balance(a, pk(p)) for a in ASSETS for p in PEOPLE],
         "accounts": [led.account(pk(p)) for p in PEOPLE],
+        "history": [led.history(pk(p), limit=1_000) for p in PEOPLE],
     }
 
 
@@ -190,16 +205,17 @@ def test_the_sweep_wraps_around_and_keeps_its_place_across_a_reopen(
     try:
         w.reopen(balance_journal_entries_max=1, balance_journal_from_entries=0)
         sweeps: list[tuple[bytes, set[bytes], list[bytes]]] = []
-        real_sweep = balance_journal.sweep
+        real_sweep = journal.Journal.sweep
 
-        def recording_sweep(txn: Any, dbs: Any, count: int) -> int:
+        def recording_sweep(self: journal.Journal, txn: Any, dbs: Any, count: int) -> int:
+            assert self is journal.BALANCES  # the heads' journal is off at these sizes
             position = txn.get(kl.META_BALANCE_SWEEP, b"", dbs[kl.META])
             before = _journal_keys_in(txn, dbs)
-            n = real_sweep(txn, dbs, count)
+            n = real_sweep(self, txn, dbs, count)
             sweeps.append((position, before, sorted(before - _journal_keys_in(txn, dbs))))
             return n
 
-        monkeypatch.setattr(balance_journal, "sweep", recording_sweep)
+        monkeypatch.setattr(journal.Journal, "sweep", recording_sweep)
         for src, dst in ((0, 1), (1, 2), (2, 0), (0, 1)):
             assert w.apply(_transfer(w, src, dst, 1))[0].applied
             w.reopen()
@@ -233,12 +249,12 @@ def test_a_sweep_that_reaches_the_end_wraps_to_the_first_key(
 ) -> None:
     """From a position before the last key, a sweep of three moves the last key and then
     the first two (in chunks of two, too), and leaves the position after the last moved."""
-    monkeypatch.setattr(balance_journal, "SWEEP_CHUNK_ENTRIES", chunk_entries)
+    monkeypatch.setattr(journal, "SWEEP_CHUNK_ENTRIES", chunk_entries)
     keys = [bytes([k]) * 4 for k in (1, 2, 3, 4, 5)]
     env, dbs = _raw_tables(tmp_path, {k: b"v" + k for k in keys})
     with env.begin(write=True) as txn:
         txn.put(kl.META_BALANCE_SWEEP, keys[3] + b"\x01", db=dbs[kl.META])  # after key 4
-        assert balance_journal.sweep(txn, dbs, 3) == 3
+        assert journal.BALANCES.sweep(txn, dbs, 3) == 3
         assert [k for k, _ in txn.cursor(db=dbs[kl.BALANCES_RECENT])] == [keys[2], keys[3]]
         assert dict(txn.cursor(db=dbs[kl.BALANCES])) == {
             k: b"v" + k for k in (keys[4], keys[0], keys[1])
@@ -269,13 +285,13 @@ def test_a_failure_after_a_sweep_leaves_both_tables_as_before(
         with w.ledger._env.begin() as txn:
             before = {name: list(txn.cursor(db=db)) for name, db in w.ledger._dbs.items()}
         swept: list[int] = []
-        real_sweep = balance_journal.sweep
+        real_sweep = journal.Journal.sweep
 
         def sweep_then_fail(*args: Any) -> int:
             swept.append(real_sweep(*args))
             raise OSError("simulated failure after the sweep, before the commit")
 
-        monkeypatch.setattr(balance_journal, "sweep", sweep_then_fail)
+        monkeypatch.setattr(journal.Journal, "sweep", sweep_then_fail)
         tx = _transfer(w, 1, 2, 1)
         with pytest.raises(OSError, match="simulated failure"):
             w.apply(tx)
@@ -298,3 +314,7 @@ def test_limits_are_validated() -> None:
         store.LedgerLimits(balance_journal_entries_max=-1)
     with pytest.raises(ValueError, match="balance_journal_from_entries"):
         store.LedgerLimits(balance_journal_from_entries=-1)
+    with pytest.raises(ValueError, match="history_heads_journal_entries_max"):
+        store.LedgerLimits(history_heads_journal_entries_max=16_777_217)
+    with pytest.raises(ValueError, match="history_heads_journal_from_entries"):
+        store.LedgerLimits(history_heads_journal_from_entries=-1)

@@ -40,16 +40,28 @@ def _tx_id(position: bytes) -> bytes:
 
 
 def _open(path: Path) -> tuple[lmdb.Environment, dict[str, Any]]:
-    env = lmdb.open(str(path), map_size=64 << 20, max_dbs=2)
-    names = (kl.HISTORY_HEADS, kl.HISTORY_LINKS)
+    env = lmdb.open(str(path), map_size=64 << 20, max_dbs=4)
+    names = (kl.HISTORY_HEADS, kl.HISTORY_LINKS, kl.HISTORY_HEADS_RECENT, kl.META)
     return env, {name: env.open_db(name.encode()) for name in names}
 
 
+# The heads' journal (node/ledger/journal.py) as (entries_max, from_entries): off; sweeping
+# at almost every block; never full; and only once the tree holds 4 heads.
+JOURNALS = [(0, 0), (1, 0), (2, 0), (1_000, 0), (3, 4)]
 # A run: write transactions, each of 1-3 blocks (each block: transactions touching 1-3
-# accounts, repeats allowed), committed or aborted, sometimes after a restart of the cache.
+# accounts, repeats allowed), committed or aborted, sometimes after a restart of the cache
+# (with the journal's limits it then draws: a restart may switch the journal on or off).
 touched = st.lists(st.sampled_from(ACCOUNTS), min_size=1, max_size=3).map(tuple)
 blocks = st.lists(st.lists(touched, max_size=4), min_size=1, max_size=3)
-runs = st.lists(st.tuples(blocks, st.booleans(), st.booleans()), min_size=1, max_size=12)
+runs = st.lists(
+    st.tuples(blocks, st.booleans(), st.booleans(), st.sampled_from(JOURNALS)),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _cache(entries_max: int, journal: tuple[int, int]) -> HeadsCache:
+    return HeadsCache(entries_max, journal_entries_max=journal[0], journal_from_entries=journal[1])
 
 
 @settings(max_examples=60, deadline=None)
@@ -61,19 +73,19 @@ runs = st.lists(st.tuples(blocks, st.booleans(), st.booleans()), min_size=1, max
 )
 def test_chains_match_a_model(
     tmp_path_factory: pytest.TempPathFactory,
-    run: list[tuple[list[list[tuple[bytes, ...]]], bool, bool]],
+    run: list[tuple[list[list[tuple[bytes, ...]]], bool, bool, tuple[int, int]]],
     entries_max: int,
     page_size: int,
     warm: bool,
 ) -> None:
     env, dbs = _open(tmp_path_factory.mktemp("h"))
-    cache = HeadsCache(entries_max)
+    cache = _cache(entries_max, run[0][3])
     model: dict[bytes, list[HistoryEntry]] = {a: [] for a in ACCOUNTS}  # newest first
     tip, height, serial = b"genesis", 0, 0
     try:
-        for txn_blocks, commit, restart in run:
+        for txn_blocks, commit, restart, journal in run:
             if restart:  # as a node does: it loads every head if they fit (warm)
-                cache = HeadsCache(entries_max)
+                cache = _cache(entries_max, journal)
                 if warm:
                     with env.begin() as txn:
                         cache.warm(txn, dbs, tip)

@@ -113,15 +113,17 @@ def _schema(path: Path) -> int:
 
 
 def test_an_older_store_is_upgraded_and_a_newer_one_refused(tmp_path: Path) -> None:
-    """Schema 2 may keep balances in a journal, schema 3 the history in chains, which an
-    earlier build would not read: a build must refuse a store written by a later one rather
-    than read stale balances. (The history's conversion: test_history.py.)"""
+    """Schema 2 may keep balances in a journal, schema 3 the history in chains, schema 4 heads
+    in a journal, which an earlier build would not read: a build must refuse a store written
+    by a later one rather than read stale balances or heads. (The history's conversion:
+    test_history.py.)"""
     path = tmp_path / "l"
-    _set_schema(path, 1)  # as written before the balance journal existed
-    assert _schema(path) == kl.SCHEMA_VERSION == 3  # reopened: upgraded in place
+    for older in (1, 3):  # before the balance journal; before the heads' journal
+        _set_schema(path, older)
+        assert _schema(path) == kl.SCHEMA_VERSION == 4  # reopened: upgraded in place
     _set_schema(path, kl.SCHEMA_VERSION + 1)
     limits = LedgerLimits(map_size_bytes=SMALL_MAP_BYTES)
-    with pytest.raises(LedgerSchemaError, match="store schema 4, this build reads up to 3"):
+    with pytest.raises(LedgerSchemaError, match="store schema 5, this build reads up to 4"):
         Ledger.open(path, standard_genesis(), limits=limits)
 
 

@@ -207,6 +207,7 @@ def test_the_ledgers_layout_limits_are_local(tmp_path: Path) -> None:
         config_file.read_text()
         + "\n[limits]\nbalance_journal_entries_max = 0\nbalance_journal_from_entries = 1000\n"
         + "history_heads_cache_entries_max = 7\nmap_size_bytes = 1073741824\n"
+        + "history_heads_journal_entries_max = 9\nhistory_heads_journal_from_entries = 11\n"
     )
     node = _open(layout)
     try:
@@ -216,7 +217,9 @@ def test_the_ledgers_layout_limits_are_local(tmp_path: Path) -> None:
             limits.balance_journal_from_entries,
             limits.history_heads_cache_entries_max,
             limits.map_size_bytes,
-        ) == (0, 1000, 7, 1 << 30)
+            limits.history_heads_journal_entries_max,
+            limits.history_heads_journal_from_entries,
+        ) == (0, 1000, 7, 1 << 30, 9, 11)
     finally:
         node.close()
 
@@ -229,6 +232,8 @@ def test_the_node_configs_ledger_defaults_are_the_ledgers() -> None:
         "balance_journal_entries_max",
         "balance_journal_from_entries",
         "history_heads_cache_entries_max",
+        "history_heads_journal_entries_max",
+        "history_heads_journal_from_entries",
         "map_size_bytes",
     ):
         assert getattr(node, name) == getattr(ledger, name), name
