@@ -87,7 +87,7 @@ class HeadsCache:
     )
 
     def __init__(
-        self, entries_max: int, *, journal_entries_max: int = 0, journal_from_entries: int = 0
+        self, entries_max: int, *, journal_entries_max: int, journal_from_entries: int
     ) -> None:
         if entries_max < 0:
             raise ValueError(f"entries_max must be at least 0, not {entries_max}")
@@ -233,6 +233,7 @@ def upgrade_from_schema_2(txn: Txn, dbs: dict[str, Any], legacy: Any) -> int:
     """Convert schema 2's history (account ‖ position -> tx id, in `legacy`) into chains,
     inside the caller's write transaction, and drop it. Streams: memory stays flat however
     long the history is. Returns the entries converted."""
+    HEADS_JOURNAL.merge(txn, dbs)  # heads go straight into the tree: none may shadow them
     put_link = txn.cursor(db=dbs[kl.HISTORY_LINKS]).put
     put_head = txn.cursor(db=dbs[kl.HISTORY_HEADS]).put
     converted = 0

@@ -3,7 +3,7 @@ history heads.
 
 Why: at 1,000,000 accounts a block of random transfers writes ~2,000 balances and ~2,000
 heads, and they land on ~1,900 distinct leaves of each tree, so every block copies, writes
-back and syncs a page per write; at 10,000 accounts the same writes share ~200 leaves
+back and syncs a page per write; at 10,000 accounts the same writes share a few hundred
 (docs/benchmarks.md, rounds 9, 10 and 16). So while a tree is large (at least
 `from_entries`), a block's writes go into its journal table instead: at most ~1,100 leaves
 when full, so a block's writes share its pages far more (the 1M balances' commit fell from
@@ -24,7 +24,7 @@ pay) first merges a non-empty journal, so the rule also holds when the mode chan
 blocks or between runs with other limits.
 
 Layout only: receipts, state digests, histories and every query are the same with or
-without it (tests/node/ledger/test_balance_journal.py, test_history.py). Neither balances
+without it (tests/node/ledger/test_journal.py, test_history.py). Neither balances
 (a zero balance is stored as 0) nor heads are ever deleted, so a journal needs no tombstones.
 """
 

@@ -259,11 +259,12 @@ class Ledger:
             except lmdb.MapFullError:  # from any put or the commit: the transaction is undone
                 # Converting the history keeps both layouts in the map until the old one is
                 # dropped, at the very end.
+                needs = " for a second copy of its history" if schema < 3 else ""
                 raise LedgerFullError(
                     f"upgrading the store from schema {schema} to {kl.SCHEMA_VERSION} needs room"
-                    " for a second copy of its history: the store reached"
-                    f" map_size_bytes={self.limits.map_size_bytes}. Nothing was changed; open"
-                    " it with a larger map_size_bytes (node.toml [limits])"
+                    f"{needs}: the store reached map_size_bytes={self.limits.map_size_bytes}."
+                    " Nothing was changed; open it with a larger map_size_bytes"
+                    " (node.toml [limits])"
                 ) from None
             return
         try:

@@ -201,7 +201,7 @@ def test_a_block_that_fails_midway_leaves_no_head_behind(tmp_path: Path) -> None
     """A put that fails inside `write` (here: links not after the stored ones) must not
     leave the block's heads in the cache for the block written next on the same parent."""
     env, dbs = _open(tmp_path / "h")
-    cache = HeadsCache(1000)
+    cache = HeadsCache(1000, journal_entries_max=0, journal_from_entries=0)
     a, b = ACCOUNTS[:2]
 
     def items(height: int, *txs: tuple[bytes, ...]) -> HistoryItems:
@@ -248,3 +248,44 @@ def test_a_conversion_without_room_changes_nothing(tmp_path: Path) -> None:
     roomy = LedgerLimits(map_size_bytes=16 << 20)
     with Ledger.open(path, genesis, limits=roomy, sync=False) as led:
         assert [e.height for e in led.history((7).to_bytes(32, "big"), limit=3)] == [50, 49, 48]
+
+
+def test_the_warm_up_takes_a_head_from_the_journal_over_the_tree(tmp_path: Path) -> None:
+    """An account whose old head was swept into the tree and whose newer head waits in the
+    journal: a cache loaded at open must link the next entry to the newer one."""
+    env, dbs = _open(tmp_path / "h")
+    a, b = ACCOUNTS[:2]
+    entry = {
+        h: HistoryEntry(height=h, index=0, tx_id=_tx_id(kl.position_key(h, 0)))
+        for h in (1, 2, 3, 4)
+    }
+
+    def write(cache: HeadsCache, height: int, account: bytes) -> None:
+        position = kl.position_key(height, 0)
+        with env.begin(write=True) as txn:
+            cache.write(
+                txn,
+                dbs,
+                parent_hash=bytes([height - 1]),
+                block_hash=bytes([height]),
+                items=[(position, _tx_id(position), (account,))],
+            )
+
+    try:
+        cache = HeadsCache(1000, journal_entries_max=1, journal_from_entries=0)
+        for height, account in ((1, a), (2, b), (3, a)):  # each block sweeps the oldest out
+            write(cache, height, account)
+        with env.begin() as txn:
+            tree = dict(txn.cursor(db=dbs[kl.HISTORY_HEADS]))
+            journal = dict(txn.cursor(db=dbs[kl.HISTORY_HEADS_RECENT]))
+        assert tree == {a: kl.position_key(1, 0), b: kl.position_key(2, 0)}
+        assert journal == {a: kl.position_key(3, 0)}
+        cache = HeadsCache(1000, journal_entries_max=1, journal_from_entries=0)
+        with env.begin() as txn:
+            cache.warm(txn, dbs, bytes([3]))
+        write(cache, 4, a)
+        with env.begin() as txn:
+            assert page(txn, dbs, a, 10, None) == [entry[4], entry[3], entry[1]]
+            assert page(txn, dbs, b, 10, None) == [entry[2]]
+    finally:
+        env.close()
