@@ -113,7 +113,8 @@ class LedgerLimits:
     # Accounts' history heads the writer keeps between blocks (node/ledger/history.py), so
     # linking a block's history entries reads no page: ~160 bytes an entry. 0: off.
     history_heads_cache_entries_max: int = 1_000_000
-    # The same journal in front of the history heads (one per account that ever transacted).
+    # The same journal in front of the history heads (one per account that ever transacted):
+    # layout only. 0: off.
     history_heads_journal_entries_max: int = 65_536
     history_heads_journal_from_entries: int = 262_144
 
