@@ -44,6 +44,18 @@ from node.tx import Kind, TxLimits, make_tx
 from p2p import PeerInfo, PeerNetwork, TransportLimits, TransportTimeouts
 
 FINALITY_OVERHEAD_BYTES = 256 << 10  # certificate and framing around a payload
+# The node.toml [limits] keys the ledger takes as they are: speed, memory and capacity (the
+# map size), never an outcome. The ledger's other limits are protocol-wide: they come from
+# genesis or from constants, since applying a committed block must not depend on them.
+LOCAL_LEDGER_LIMITS = (
+    "state_cache_entries_max",
+    "balance_journal_entries_max",
+    "balance_journal_from_entries",
+    "history_heads_cache_entries_max",
+    "history_heads_journal_entries_max",
+    "history_heads_journal_from_entries",
+    "map_size_bytes",
+)
 
 
 class NodeStartupError(Exception):
@@ -340,14 +352,7 @@ class Node:
                 # validator must agree on them.
                 checkpoint_interval_seqs=genesis.consensus.checkpoint_interval_seqs,
                 log_window_seqs=genesis.consensus.log_window_seqs,
-                # Local: speed and memory only, never an outcome.
-                state_cache_entries_max=config.limits.state_cache_entries_max,
-                balance_journal_entries_max=config.limits.balance_journal_entries_max,
-                balance_journal_from_entries=config.limits.balance_journal_from_entries,
-                history_heads_cache_entries_max=config.limits.history_heads_cache_entries_max,
-                history_heads_journal_entries_max=config.limits.history_heads_journal_entries_max,
-                history_heads_journal_from_entries=config.limits.history_heads_journal_from_entries,
-                map_size_bytes=config.limits.map_size_bytes,  # capacity, not speed
+                **{name: getattr(config.limits, name) for name in LOCAL_LEDGER_LIMITS},
             ),
         )
         try:
