@@ -278,7 +278,10 @@ class Node:
                 batch_bytes_max=chain.batch_bytes_max,
                 peer_frame_bytes_max=limits.peer_frame_bytes_max,
                 waiters_max=limits.pending_waits_max,
-                forward_waiting_after_ms=timeouts.request_timeout_ms // 2,
+                # Before either timer can blame the primary: R8a's request timeout, or R8's
+                # view-change timeout on an idle chain (no progress restarts it), the
+                # shorter (config checks request_timeout_ms >= view_change_timeout_ms).
+                forward_waiting_after_ms=timeouts.view_change_timeout_ms // 2,
                 peers_heard_window_ms=heard_window_ms,
             ),
             metrics=self.metrics,
