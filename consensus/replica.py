@@ -42,7 +42,9 @@ Rules (numbered so that tests, docs and comments can point at them):
      to the next view when its view change's timer expires; it re-arms the timer. Its
      VIEW-CHANGE could not gather a quorum, and would commit it to a view the others, still
      progressing, may never take: after the heal it stays in the others' view and catches up
-     (R12). It still joins (R9) and follows NEW-VIEW (R10) whatever the report says.
+     (R12). At the heal its timer starts over (a full timeout) and R8a's wait counts from
+     the heal: the others could not order work they never heard of. It still joins (R9)
+     and follows NEW-VIEW (R10) whatever the report says.
  R9  A replica that has valid VIEW-CHANGEs for views above its own from f + 1 others joins
      the smallest view among them (one slow replica cannot hold the others back, and f
      faulty ones cannot push anyone forward).
@@ -230,6 +232,7 @@ class Replica:
         self._reachable: frozenset[str] | None = None
         self._work_offered = False  # host offered a batch while we are a backup
         self._view_since = 0  # tick the current view became active here (R8a)
+        self._healed_at = 0  # tick our host last reported a quorum reachable again (R8b)
         self._last_retransmit = 0
         self._fetch_asked_at: int | None = None
         self._fetch_progress_at = 0  # tick state transfer last handed over a block
@@ -547,16 +550,17 @@ class Replica:
         """R8a: the oldest transaction ready at our host has waited `waited` ticks. Progress
         restarts the R8 timer, so only this catches a primary that orders everything else.
 
-        The wait counts from no earlier than the start of this view: a new primary gets a
-        full timeout. The timeout doubles for each earlier timeout the same wait already
-        spans when this view began (capped like R8's backoff), so an overloaded honest
+        The wait counts from no earlier than the start of this view, or the last heal (R8b):
+        a new primary gets a full timeout, and so does one that could not hear us. The
+        timeout doubles for each earlier timeout the same wait already spans when this view
+        began (or the heal) (capped like R8's backoff), so an overloaded honest
         primary is not replaced over and over. That doubling is read off the wait itself,
         not remembered, so every replica holding the transaction (the old primary, one that
         joined the view late or restarted) reaches the same limit, and they give up together
         rather than one alone. Not while we are behind: our oldest transactions may be in
         blocks we have not fetched, or not yet applied."""
         base = self.config.timeouts.request_timeout_ticks
-        in_view = self._now - self._view_since
+        in_view = self._now - max(self._view_since, self._healed_at)
         if waited < base or in_view < base:
             return
         before_view = max(0, waited - in_view)  # the wait when this view began
@@ -1154,7 +1158,15 @@ class Replica:
             raise HostProtocolError(
                 f"PeersReachable.names must be a frozenset of str, not {names!r}"
             )
+        was_reachable = self._quorum_reachable()
         self._reachable = names
+        if not was_reachable and self._quorum_reachable():
+            # The heal. Our timers ran while the others could not hear of our work, and the
+            # next expiry may fall before they could order it: changing view then, we would
+            # be alone in it, the stranding R8b exists to prevent. They get a full timeout.
+            self._healed_at = self._now
+            if self._deadline is not None:
+                self._deadline = max(self._deadline, self._now + self._timeout())
 
     def _quorum_reachable(self) -> bool:
         """R8b: we and the validators our host hears from make a quorum."""

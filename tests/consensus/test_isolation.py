@@ -153,6 +153,53 @@ def test_an_isolated_replica_does_not_blame_the_primary_for_censorship() -> None
     c.step("r3", ev.ProposeBatch(payload=b"", oldest_wait_ticks=30))
     assert r3.view == 0, c.dump()
     assert r3.counters["request_timeout_isolated"] == 1, c.dump()
-    c.step("r3", ev.PeersReachable(names=EVERYONE_ELSE))
+    # After the heal: test_after_the_heal_the_request_wait_counts_from_the_heal.
+
+
+def test_after_the_heal_the_timer_starts_over() -> None:
+    """The timer ran while the replica could not reach anyone: its next expiry may fall just
+    after the heal, before the others could order its work (the primary never got it). So
+    the heal gives them a full timeout; only if nothing is done by then does it move on.
+    Without this, a replica healed just before its expiry changed view alone (the stranding
+    R8b exists to prevent)."""
+    c = Cluster(
+        timeouts=ReplicaTimeouts(view_change_timeout_ticks=10, retransmit_interval_ticks=1000)
+    )
+    r3 = c.replica("r3")
+    c.step("r3", ev.PeersReachable(names=frozenset()))
+    _pending_work(c, "r3")
+    c.tick(25, names=["r3"])  # expired, isolated, re-armed: the next expiry is near
+    assert r3._deadline is not None and r3._deadline - r3._now <= 13, c.dump()
+    c.step("r3", ev.PeersReachable(names=EVERYONE_ELSE))  # the heal
+    c.tick(9, names=["r3"])  # less than a full timeout since the heal
+    assert r3.view == 0 and r3.view_active, c.dump()
+    assert "view_change_timeout" not in r3.counters, c.dump()
+    c.tick(5, names=["r3"])  # a full timeout (plus jitter) without progress: the primary's fault
+    assert r3.view == 1 and r3.counters["view_change_timeout"] == 1, c.dump()
+
+
+def test_after_the_heal_the_request_wait_counts_from_the_heal() -> None:
+    """R8a likewise: a transaction that waited through the isolation was never the primary's
+    to order, so the wait that blames it starts at the heal."""
+    c = Cluster(
+        timeouts=ReplicaTimeouts(
+            view_change_timeout_ticks=10,
+            request_timeout_ticks=20,
+            retransmit_interval_ticks=1000,
+            fetch_retry_ticks=5,
+        )
+    )
+    r3 = c.replica("r3")
+    c.step("r3", ev.PeersReachable(names=frozenset({"r0"})))
+    c.tick(25, names=["r3"])
+    c.step("r3", ev.ProposeBatch(payload=b"", oldest_wait_ticks=30))
+    assert r3.counters["request_timeout_isolated"] == 1, c.dump()
+    c.step("r3", ev.PeersReachable(names=EVERYONE_ELSE))  # the heal
     c.step("r3", ev.ProposeBatch(payload=b"", oldest_wait_ticks=31))
-    assert r3.view == 1 and r3.counters["request_timeout"] == 1, c.dump()
+    assert r3.view == 0 and "request_timeout" not in r3.counters, c.dump()
+    c.tick(9, names=["r3"])
+    c.step("r3", ev.ProposeBatch(payload=b"", oldest_wait_ticks=40))
+    assert r3.view == 0, c.dump()
+    # Still nothing done a full view-change timeout after the heal: R8 replaces the primary.
+    c.tick(5, names=["r3"])
+    assert r3.view == 1 and r3.counters["view_change_timeout"] == 1, c.dump()
