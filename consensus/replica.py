@@ -42,8 +42,9 @@ Rules (numbered so that tests, docs and comments can point at them):
      to the next view when its view change's timer expires; it re-arms the timer. Its
      VIEW-CHANGE could not gather a quorum, and would commit it to a view the others, still
      progressing, may never take: after the heal it stays in the others' view and catches up
-     (R12). At the heal its timer starts over (a full timeout) and R8a's wait counts from
-     the heal: the others could not order work they never heard of. It still joins (R9)
+     (R12). At the heal, after a cut of at least one base timeout, its R8 timer gets one
+     base timeout more and R8a's wait counts from the heal: the others could not order work
+     they never heard of. It still joins (R9)
      and follows NEW-VIEW (R10) whatever the report says.
  R9  A replica that has valid VIEW-CHANGEs for views above its own from f + 1 others joins
      the smallest view among them (one slow replica cannot hold the others back, and f
@@ -233,6 +234,7 @@ class Replica:
         self._work_offered = False  # host offered a batch while we are a backup
         self._view_since = 0  # tick the current view became active here (R8a)
         self._healed_at = 0  # tick our host last reported a quorum reachable again (R8b)
+        self._cut_at = 0  # tick it last reported a quorum out of reach (R8b)
         self._last_retransmit = 0
         self._fetch_asked_at: int | None = None
         self._fetch_progress_at = 0  # tick state transfer last handed over a block
@@ -557,7 +559,7 @@ class Replica:
         primary is not replaced over and over. That doubling is read off the wait itself,
         not remembered, so every replica holding the transaction (the old primary, one that
         joined the view late or restarted) reaches the same limit, and they give up together
-        rather than one alone. Not while we are behind: our oldest transactions may be in
+        rather than one alone (a replica just healed reaches it later: it waits, harmlessly). Not while we are behind: our oldest transactions may be in
         blocks we have not fetched, or not yet applied."""
         base = self.config.timeouts.request_timeout_ticks
         in_view = self._now - max(self._view_since, self._healed_at)
@@ -1160,13 +1162,20 @@ class Replica:
             )
         was_reachable = self._quorum_reachable()
         self._reachable = names
-        if not was_reachable and self._quorum_reachable():
-            # The heal. Our timers ran while the others could not hear of our work, and the
-            # next expiry may fall before they could order it: changing view then, we would
-            # be alone in it, the stranding R8b exists to prevent. They get a full timeout.
+        reachable = self._quorum_reachable()
+        base = self.config.timeouts.view_change_timeout_ticks
+        if was_reachable and not reachable:
+            self._cut_at = self._now
+        elif not was_reachable and reachable and self._now - self._cut_at >= base:
+            # The heal, after a cut long enough for a timer to have run out in it. Our
+            # timers ran while the others could not hear of our work, and the next expiry
+            # may fall before they could order it: changing view then, we would be alone in
+            # it, the stranding R8b exists to prevent. They get one base timeout. (A report
+            # that flaps faster than that changes nothing, so it cannot hold the timer back;
+            # a view change's NEW-VIEW timer is not about our work, so it is left alone.)
             self._healed_at = self._now
-            if self._deadline is not None:
-                self._deadline = max(self._deadline, self._now + self._timeout())
+            if self._deadline is not None and self.view_active:
+                self._deadline = max(self._deadline, self._now + base)
 
     def _quorum_reachable(self) -> bool:
         """R8b: we and the validators our host hears from make a quorum."""

@@ -203,3 +203,43 @@ def test_after_the_heal_the_request_wait_counts_from_the_heal() -> None:
     # Still nothing done a full view-change timeout after the heal: R8 replaces the primary.
     c.tick(5, names=["r3"])
     assert r3.view == 1 and r3.counters["view_change_timeout"] == 1, c.dump()
+
+
+def test_a_report_that_flaps_faster_than_the_timeout_does_not_hold_the_timer_back() -> None:
+    """Only a cut long enough for a timer to have run out in it counts as a heal: a flaky
+    link that drops the quorum for a few ticks at a time must not keep postponing a view
+    change away from a primary that does nothing."""
+    c = Cluster(
+        timeouts=ReplicaTimeouts(view_change_timeout_ticks=10, retransmit_interval_ticks=1000)
+    )
+    r3 = c.replica("r3")
+    _pending_work(c, "r3")
+    for _ in range(8):  # reachable and cut off in turns, 3 ticks each
+        c.step("r3", ev.PeersReachable(names=frozenset()))
+        c.tick(3, names=["r3"])
+        c.step("r3", ev.PeersReachable(names=EVERYONE_ELSE))
+        c.tick(3, names=["r3"])
+        if r3.view == 1:
+            break
+    assert r3.view == 1 and r3.counters["view_change_timeout"] == 1, c.dump()
+
+
+def test_a_heal_in_a_view_change_leaves_the_new_view_timer_alone() -> None:
+    """In a view change the timer waits for the new primary's NEW-VIEW, not for anyone to
+    order our work: a heal gives that primary no extra time."""
+    c = Cluster()
+    c.crash("r0")
+    backups = ["r1", "r2", "r3"]
+    for name in backups:
+        _pending_work(c, name)
+    c.tick(11, names=backups)
+    c.drop(lambda x: x.src == "r1" and x.text.startswith("NEW-VIEW"))  # view 1's primary fails
+    c.deliver(lambda x: x.text.startswith("VIEW-CHANGE"))
+    c.drop(lambda x: x.src == "r1")
+    r3 = c.replica("r3")
+    assert r3.view == 1 and not r3.view_active and r3._deadline is not None, c.dump()
+    c.step("r3", ev.PeersReachable(names=frozenset()))
+    c.tick(12, names=["r3"])  # cut off for more than a base timeout
+    deadline = r3._deadline
+    c.step("r3", ev.PeersReachable(names=frozenset({"r1", "r2"})))  # the heal
+    assert r3._deadline == deadline, c.dump()
