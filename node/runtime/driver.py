@@ -483,11 +483,14 @@ class ConsensusDriver:
             self._metrics.consensus_dropped.labels(reason=reason).set(count)
 
     def _forward_waiting(self, now: int, oldest: int) -> None:
-        """Take on transactions that waited half the request timeout here, whoever submitted
+        """Take on transactions that waited `forward_waiting_after_ms` here, whoever submitted
         them: `_regossip` then resends them until they commit. The primary may have lost the
-        gossip, or refused it while its pool was full."""
-        cutoff = now - self._settings.forward_waiting_after_ms
-        if oldest >= cutoff or now - self._last_forward_ms < self._settings.regossip_interval_ms:
+        gossip, or refused it while its pool was full. At most one pass (FORWARD_TXS_MAX
+        transactions) per half that wait, so a transaction is forwarded within 1.5 times it:
+        before the view-change timer (twice it) runs out."""
+        after = self._settings.forward_waiting_after_ms
+        cutoff = now - after
+        if oldest >= cutoff or now - self._last_forward_ms < after // 2:
             return
         self._last_forward_ms = now
         for tx in self.mempool.ready_before(cutoff, limit=FORWARD_TXS_MAX):

@@ -92,6 +92,39 @@ async def test_a_transaction_the_primary_never_got_is_forwarded_not_blamed(
         assert lonely.replica.counters.get("request_timeout", 0) == 0
 
 
+async def test_a_second_lost_transaction_is_forwarded_in_time_too(tmp_path: Path) -> None:
+    """Two transfers only node-2 holds, the second arriving 0.4 s after the first, on an
+    otherwise idle chain with the cluster's timeouts: the first is forwarded at 0.5 s and
+    committed, which restarts node-2's view-change timer (1 s) for the second. The second
+    waited half that timeout at 0.9 s; forwarding passes were once at most one per
+    regossip interval (2 s), so it went out after the timer had moved node-2 alone into
+    view 1. Now a pass may come every quarter of the view-change timeout."""
+    alice, carol, bob = (nacl.signing.SigningKey.generate() for _ in range(3))
+    alice_pub, carol_pub, bob_pub = (bytes(k.verify_key) for k in (alice, carol, bob))
+    async with running_cluster(tmp_path, timeouts=FAST_TIMEOUTS) as cluster:
+        host, port = cluster.client_address("node-1")
+        async with AsyncClient.connect(host, port) as client:
+            await _registered_and_funded(client, cluster, [alice_pub, carol_pub, bob_pub])
+            first, second = [
+                await client.build(
+                    Kind.TRANSFER, {"asset_id": ASSET, "to_account": bob_pub, "amount": 3}, key=k
+                )
+                for k in (alice, carol)
+            ]
+        lonely = cluster.nodes["node-2"]
+        for stx in (first, second):
+            (outcome,) = await lonely.driver._admission.admit([stx.encode()], from_client=False)
+            assert outcome.admitted, outcome
+            await trio.sleep(0.4)  # the scenario's input: the second arrives later
+        await wait_until(
+            lambda: all(lonely.ledger.receipt(s.tx_id) is not None for s in (first, second)),
+            timeout_s=WAIT_S_MAX,
+            what="both forwarded transfers committed",
+        )
+        assert all(node.replica.view == 0 for node in cluster.nodes.values())
+        assert lonely.replica.counters.get("view_change_timeout", 0) == 0
+
+
 async def test_a_primary_that_censors_one_signer_is_replaced(tmp_path: Path) -> None:
     alice, carol, bob = (nacl.signing.SigningKey.generate() for _ in range(3))
     alice_pub, carol_pub, bob_pub = (bytes(k.verify_key) for k in (alice, carol, bob))
