@@ -44,8 +44,8 @@ Rules (numbered so that tests, docs and comments can point at them):
      progressing, may never take: after the heal it stays in the others' view and catches up
      (R12). At the heal, after a cut of at least one base timeout, its R8 timer gets one
      base timeout more and R8a's wait counts from the heal: the others could not order work
-     they never heard of. It still joins (R9)
-     and follows NEW-VIEW (R10) whatever the report says.
+     they never heard of. It still joins (R9) and follows NEW-VIEW (R10) whatever the
+     report says.
  R9  A replica that has valid VIEW-CHANGEs for views above its own from f + 1 others joins
      the smallest view among them (one slow replica cannot hold the others back, and f
      faulty ones cannot push anyone forward).
@@ -555,12 +555,13 @@ class Replica:
         The wait counts from no earlier than the start of this view, or the last heal (R8b):
         a new primary gets a full timeout, and so does one that could not hear us. The
         timeout doubles for each earlier timeout the same wait already spans when this view
-        began (or the heal) (capped like R8's backoff), so an overloaded honest
-        primary is not replaced over and over. That doubling is read off the wait itself,
-        not remembered, so every replica holding the transaction (the old primary, one that
+        began or the heal came (capped like R8's backoff), so an overloaded honest primary
+        is not replaced over and over. That doubling is read off the wait itself, not
+        remembered, so every replica holding the transaction (the old primary, one that
         joined the view late or restarted) reaches the same limit, and they give up together
-        rather than one alone (a replica just healed reaches it later: it waits, harmlessly). Not while we are behind: our oldest transactions may be in
-        blocks we have not fetched, or not yet applied."""
+        rather than one alone (a replica just healed reaches it later: it waits, harmlessly).
+        Not while we are behind: our oldest transactions may be in blocks we have not
+        fetched, or not yet applied."""
         base = self.config.timeouts.request_timeout_ticks
         in_view = self._now - max(self._view_since, self._healed_at)
         if waited < base or in_view < base:
