@@ -460,14 +460,18 @@ class ConsensusDriver:
         if stalled is not None:
             self.mempool.restart_waits(now_ms=now)
             self._log.warning("this node was stalled", extra={"stalled_ms": stalled})
-        if not self.replica.is_primary and self.replica.view_active and len(self.mempool):
+        if not self.replica.is_primary and len(self.mempool):
             # Not while committed blocks wait to be applied: their txs are still in the
             # mempool until _after_block removes them, and offering them would re-arm the
             # view-change timer the replica just disarmed -> a spurious view change.
             oldest = None if self._execute_queue else self.mempool.oldest_ready_ms()
             if oldest is not None:
-                waited_ticks = max(0, now - oldest) // tick_ms
-                self._step(ProposeBatch(payload=b"", oldest_wait_ticks=waited_ticks))
+                if self.replica.view_active:
+                    waited_ticks = max(0, now - oldest) // tick_ms
+                    self._step(ProposeBatch(payload=b"", oldest_wait_ticks=waited_ticks))
+                # Also in a view change: alone in one, this node waits until the others
+                # change view too, while the primary they follow may never have got the
+                # transaction.
                 self._forward_waiting(now, oldest)
         elif (
             self.replica.is_primary

@@ -125,6 +125,38 @@ async def test_a_second_lost_transaction_is_forwarded_in_time_too(tmp_path: Path
         assert lonely.replica.counters.get("view_change_timeout", 0) == 0
 
 
+async def test_a_backup_alone_in_a_view_change_still_forwards(tmp_path: Path) -> None:
+    """If a backup does time out alone (here: its forwarding made slower than its timer, as
+    it was before ff96a5a), it sits in view 1 while the others stay in view 0, which they
+    leave only when they time out themselves. It must still hand the transaction on: the
+    primary of view 0 orders it. (It used to forward only in an active view, and the
+    transfer was still pending after 30 s.)"""
+    alice, bob = (nacl.signing.SigningKey.generate() for _ in range(2))
+    alice_pub, bob_pub = bytes(alice.verify_key), bytes(bob.verify_key)
+    async with running_cluster(tmp_path, timeouts=FAST_TIMEOUTS) as cluster:
+        host, port = cluster.client_address("node-1")
+        async with AsyncClient.connect(host, port) as client:
+            await _registered_and_funded(client, cluster, [alice_pub, bob_pub])
+            stx = await client.build(
+                Kind.TRANSFER, {"asset_id": ASSET, "to_account": bob_pub, "amount": 3}, key=alice
+            )
+        lonely = cluster.nodes["node-2"]
+        late = FAST_TIMEOUTS.view_change_timeout_ms * 5 // 2  # after its timer runs out
+        lonely.driver._settings = dataclasses.replace(
+            lonely.driver._settings, forward_waiting_after_ms=late
+        )
+        (outcome,) = await lonely.driver._admission.admit([stx.encode()], from_client=False)
+        assert outcome.admitted, outcome
+        await wait_until(
+            lambda: lonely.ledger.receipt(stx.tx_id) is not None,
+            timeout_s=WAIT_S_MAX,
+            what="the transfer forwarded from a view change committed",
+        )
+        assert lonely.replica.counters.get("view_change_timeout", 0) >= 1  # it did go alone
+        others = [node for name, node in cluster.nodes.items() if name != "node-2"]
+        assert all(node.replica.view == 0 for node in others)
+
+
 async def test_a_primary_that_censors_one_signer_is_replaced(tmp_path: Path) -> None:
     alice, carol, bob = (nacl.signing.SigningKey.generate() for _ in range(3))
     alice_pub, carol_pub, bob_pub = (bytes(k.verify_key) for k in (alice, carol, bob))
