@@ -22,6 +22,18 @@ def _pending_work(c: Cluster, name: str) -> None:
     c.step(name, ev.ProposeBatch(payload=b""))
 
 
+def _new_primary_fails(c: Cluster, backups: list[str]) -> None:
+    """r0 (view 0's primary) crashes, the backups time out into view 1, and r1 (view 1's
+    primary) sends no NEW-VIEW: they wait in view 1's view change, its timer running."""
+    c.crash("r0")
+    for name in backups:
+        _pending_work(c, name)
+    c.tick(11, names=backups)
+    c.drop(lambda x: x.src == "r1" and x.text.startswith("NEW-VIEW"))
+    c.deliver(lambda x: x.text.startswith("VIEW-CHANGE"))
+    c.drop(lambda x: x.src == "r1")
+
+
 def test_an_isolated_replica_defers_its_view_change() -> None:
     c = Cluster()
     r3 = c.replica("r3")
@@ -117,14 +129,8 @@ def test_in_a_view_change_it_does_not_move_on_alone_but_still_joins() -> None:
     change, but f + 1 VIEW-CHANGEs for a later view still make it join (R9), and a report
     cannot stop that. n = 7 (f = 2), so that others can move on without it."""
     c = Cluster(7)
-    c.crash("r0")  # the primary of view 0
     backups = [f"r{i}" for i in range(1, 7)]
-    for name in backups:
-        _pending_work(c, name)
-    c.tick(11, names=backups)
-    c.drop(lambda x: x.src == "r1" and x.text.startswith("NEW-VIEW"))  # view 1's primary fails
-    c.deliver(lambda x: x.text.startswith("VIEW-CHANGE"))
-    c.drop(lambda x: x.src == "r1")
+    _new_primary_fails(c, backups)
     r6 = c.replica("r6")
     assert r6.view == 1 and not r6.view_active and r6._deadline is not None, c.dump()
     c.step("r6", ev.PeersReachable(names=frozenset()))
@@ -211,14 +217,7 @@ def test_a_heal_in_a_view_change_leaves_the_new_view_timer_alone() -> None:
     """In a view change the timer waits for the new primary's NEW-VIEW, not for anyone to
     order our work: a heal gives that primary no extra time."""
     c = Cluster()
-    c.crash("r0")
-    backups = ["r1", "r2", "r3"]
-    for name in backups:
-        _pending_work(c, name)
-    c.tick(11, names=backups)
-    c.drop(lambda x: x.src == "r1" and x.text.startswith("NEW-VIEW"))  # view 1's primary fails
-    c.deliver(lambda x: x.text.startswith("VIEW-CHANGE"))
-    c.drop(lambda x: x.src == "r1")
+    _new_primary_fails(c, ["r1", "r2", "r3"])
     r3 = c.replica("r3")
     assert r3.view == 1 and not r3.view_active and r3._deadline is not None, c.dump()
     c.step("r3", ev.PeersReachable(names=frozenset()))

@@ -15,7 +15,8 @@ import trio
 from node.client import AsyncClient
 from node.cluster.init import FAST_TIMEOUTS
 from node.mempool import PendingTx
-from node.tx import Kind
+from node.runtime.node import Node
+from node.tx import Kind, SignedTransaction
 from tests.node.runtime.harness import RunningCluster, running_cluster, wait_until
 
 KYC = hashlib.sha256(b"kyc").digest()
@@ -52,6 +53,32 @@ async def _registered_and_funded(
         assert out.status == "committed", out
 
 
+async def _unsent_transfers(
+    cluster: RunningCluster, senders: list[nacl.signing.SigningKey]
+) -> list[SignedTransaction]:
+    """Each sender's transfer of 3 to bob, a fresh account: all registered and funded, the
+    transfers signed and sent nowhere."""
+    bob = bytes(nacl.signing.SigningKey.generate().verify_key)
+    host, port = cluster.client_address("node-1")
+    async with AsyncClient.connect(host, port) as client:
+        await _registered_and_funded(
+            client, cluster, [*(bytes(k.verify_key) for k in senders), bob]
+        )
+        return [
+            await client.build(
+                Kind.TRANSFER, {"asset_id": ASSET, "to_account": bob, "amount": 3}, key=k
+            )
+            for k in senders
+        ]
+
+
+async def _admit_only_at(node: Node, stx: SignedTransaction) -> None:
+    """`stx` in `node`'s pool as if gossiped to it alone (not its client's: it never resends
+    it on its own account)."""
+    (outcome,) = await node.driver._admission.admit([stx.encode()], from_client=False)
+    assert outcome.admitted, outcome
+
+
 @pytest.mark.parametrize(
     "request_timeout_ms", [REQUEST_TIMEOUT_MS, FAST_TIMEOUTS.request_timeout_ms]
 )
@@ -65,19 +92,11 @@ async def test_a_transaction_the_primary_never_got_is_forwarded_not_blamed(
     timer (1 s without progress while work is pending, R8) is the one to beat: forwarding at
     half the request timeout came too late, and the primary was replaced (seen in CI as
     test_partition's "stays in the view of the others", after a heal lost one gossip)."""
-    alice, bob = (nacl.signing.SigningKey.generate() for _ in range(2))
-    alice_pub, bob_pub = bytes(alice.verify_key), bytes(bob.verify_key)
     timeouts = dataclasses.replace(FAST_TIMEOUTS, request_timeout_ms=request_timeout_ms)
     async with running_cluster(tmp_path, timeouts=timeouts) as cluster:
-        host, port = cluster.client_address("node-1")
-        async with AsyncClient.connect(host, port) as client:
-            await _registered_and_funded(client, cluster, [alice_pub, bob_pub])
-            stx = await client.build(
-                Kind.TRANSFER, {"asset_id": ASSET, "to_account": bob_pub, "amount": 3}, key=alice
-            )
+        (stx,) = await _unsent_transfers(cluster, [nacl.signing.SigningKey.generate()])
         lonely = cluster.nodes["node-2"]
-        (outcome,) = await lonely.driver._admission.admit([stx.encode()], from_client=False)
-        assert outcome.admitted, outcome
+        await _admit_only_at(lonely, stx)
         assert all(
             stx.tx_id not in node.mempool
             for name, node in cluster.nodes.items()
@@ -99,22 +118,12 @@ async def test_a_second_lost_transaction_is_forwarded_in_time_too(tmp_path: Path
     waited half that timeout at 0.9 s; forwarding passes were once at most one per
     regossip interval (2 s), so it went out after the timer had moved node-2 alone into
     view 1. Now a pass may come every quarter of the view-change timeout."""
-    alice, carol, bob = (nacl.signing.SigningKey.generate() for _ in range(3))
-    alice_pub, carol_pub, bob_pub = (bytes(k.verify_key) for k in (alice, carol, bob))
     async with running_cluster(tmp_path, timeouts=FAST_TIMEOUTS) as cluster:
-        host, port = cluster.client_address("node-1")
-        async with AsyncClient.connect(host, port) as client:
-            await _registered_and_funded(client, cluster, [alice_pub, carol_pub, bob_pub])
-            first, second = [
-                await client.build(
-                    Kind.TRANSFER, {"asset_id": ASSET, "to_account": bob_pub, "amount": 3}, key=k
-                )
-                for k in (alice, carol)
-            ]
+        senders = [nacl.signing.SigningKey.generate() for _ in range(2)]
+        first, second = await _unsent_transfers(cluster, senders)
         lonely = cluster.nodes["node-2"]
         for stx in (first, second):
-            (outcome,) = await lonely.driver._admission.admit([stx.encode()], from_client=False)
-            assert outcome.admitted, outcome
+            await _admit_only_at(lonely, stx)
             await trio.sleep(0.4)  # the scenario's input: the second arrives later
         await wait_until(
             lambda: all(lonely.ledger.receipt(s.tx_id) is not None for s in (first, second)),
@@ -131,22 +140,14 @@ async def test_a_backup_alone_in_a_view_change_still_forwards(tmp_path: Path) ->
     leave only when they time out themselves. It must still hand the transaction on: the
     primary of view 0 orders it. (It used to forward only in an active view, and the
     transfer was still pending after 30 s.)"""
-    alice, bob = (nacl.signing.SigningKey.generate() for _ in range(2))
-    alice_pub, bob_pub = bytes(alice.verify_key), bytes(bob.verify_key)
     async with running_cluster(tmp_path, timeouts=FAST_TIMEOUTS) as cluster:
-        host, port = cluster.client_address("node-1")
-        async with AsyncClient.connect(host, port) as client:
-            await _registered_and_funded(client, cluster, [alice_pub, bob_pub])
-            stx = await client.build(
-                Kind.TRANSFER, {"asset_id": ASSET, "to_account": bob_pub, "amount": 3}, key=alice
-            )
+        (stx,) = await _unsent_transfers(cluster, [nacl.signing.SigningKey.generate()])
         lonely = cluster.nodes["node-2"]
         late = FAST_TIMEOUTS.view_change_timeout_ms * 5 // 2  # after its timer runs out
         lonely.driver._settings = dataclasses.replace(
             lonely.driver._settings, forward_waiting_after_ms=late
         )
-        (outcome,) = await lonely.driver._admission.admit([stx.encode()], from_client=False)
-        assert outcome.admitted, outcome
+        await _admit_only_at(lonely, stx)
         await wait_until(
             lambda: lonely.ledger.receipt(stx.tx_id) is not None,
             timeout_s=WAIT_S_MAX,

@@ -19,7 +19,7 @@ from node.cluster.init import init_cluster
 from node.cluster.layout import ClusterError, ClusterLayout
 from node.ledger import LedgerLimits
 from node.runtime.backend import NodeBackend
-from node.runtime.node import Node, NodeStartupError
+from node.runtime.node import LOCAL_LEDGER_LIMITS, Node, NodeStartupError
 
 BASE_PORT = 41_000  # nothing is bound: the nodes are opened, never run
 
@@ -227,15 +227,7 @@ def test_the_ledgers_layout_limits_are_local(tmp_path: Path) -> None:
 def test_the_node_configs_ledger_defaults_are_the_ledgers() -> None:
     """config/ may not import node/, so the defaults are written twice: they must agree."""
     node, ledger = Limits(), LedgerLimits()
-    for name in (
-        "state_cache_entries_max",
-        "balance_journal_entries_max",
-        "balance_journal_from_entries",
-        "history_heads_cache_entries_max",
-        "history_heads_journal_entries_max",
-        "history_heads_journal_from_entries",
-        "map_size_bytes",
-    ):
+    for name in LOCAL_LEDGER_LIMITS:
         assert getattr(node, name) == getattr(ledger, name), name
 
 
