@@ -36,8 +36,8 @@ def main() -> None:
     rng = random.Random(3)
     accounts = [rng.randbytes(32) for _ in range(args.accounts)]
     with tempfile.TemporaryDirectory(prefix="history-bench-") as tmp:
-        env = lmdb.open(tmp, map_size=64 << 30, max_dbs=4)
-        names = (kl.HISTORY_HEADS, kl.HISTORY_HEADS_RECENT, kl.HISTORY_LINKS)
+        env = lmdb.open(tmp, map_size=64 << 30, max_dbs=5)
+        names = (kl.HISTORY_HEADS, kl.HISTORY_HEADS_LOG, kl.HISTORY_LINKS, kl.META)
         dbs = {n: env.open_db(n.encode()) for n in names}
         legacy = env.open_db(kl.LEGACY_HISTORY.encode())
         owners = [rng.choice(accounts) for _ in range(args.entries)]

@@ -28,8 +28,8 @@ digest, which is irrelevant to a throughput figure.
 
     python bench/ledger_bench.py [--accounts 10000,1000000] [--blocks 20] [--block-txs 1000]
                                  [--general-path] [--state-cache-entries N]
-                                 [--balance-journal-entries N]
-                                 [--heads-journal-entries N] [--history-entries N]
+                                 [--balance-log-buckets N]
+                                 [--heads-log-buckets N] [--history-entries N]
                                  [--separate-signers]
 
 A population of N accounts is N funded accounts in all: its first
@@ -41,9 +41,9 @@ sign, each once per run, and only the population receives (so "10,000 accounts" 
 
 `--general-path` turns the transfer fast path (node/ledger/fastpath.py) off, for A/B runs;
 `--state-cache-entries 0` turns the state cache between blocks (node/ledger/state_cache.py)
-off (default: LedgerLimits' default); `--balance-journal-entries 0` writes balances straight
-into their tree, `--heads-journal-entries 0` history heads into theirs
-(node/ledger/journal.py). `--history-entries N` gives each
+off (default: LedgerLimits' default); `--balance-log-buckets 0` writes balances straight
+into their tree, `--heads-log-buckets 0` history heads into theirs
+(node/ledger/bucket_log.py). `--history-entries N` gives each
 population a past: N history entries of its accounts (at height 0, chained as the ledger
 chains them, node/ledger/history.py) before the first block, as a chain that has run a while
 has (a fresh store's history trees are small, and small trees share pages).
@@ -370,18 +370,23 @@ def main() -> None:
         help="state cache bound between blocks; 0 turns it off (A/B runs)",
     )
     parser.add_argument(
-        "--balance-journal-entries",
+        "--balance-log-buckets",
         type=int,
-        default=LedgerLimits().balance_journal_entries_max,
-        help="balances kept in the journal before its excess is swept into the tree; 0 turns"
-        " it off (A/B runs)",
+        default=LedgerLimits().balance_log_buckets,
+        help="buckets of the log in front of the balances tree; 0 turns it off (A/B runs)",
     )
     parser.add_argument(
-        "--heads-journal-entries",
+        "--heads-log-buckets",
         type=int,
-        default=LedgerLimits().history_heads_journal_entries_max,
-        help="history heads kept in their journal before its excess is swept into the tree;"
-        " 0 turns it off (A/B runs)",
+        default=LedgerLimits().history_heads_log_buckets,
+        help="buckets of the log in front of the history heads tree; 0 turns it off (A/B runs)",
+    )
+    parser.add_argument(
+        "--heads-log-from-entries",
+        type=int,
+        default=LedgerLimits().history_heads_log_from_entries,
+        help="heads tree size from which its log is used (the bench's heads tree grows from"
+        " empty: at 1M accounts it passes the default within ~30 blocks)",
     )
     parser.add_argument(
         "--separate-signers",
@@ -413,10 +418,10 @@ def main() -> None:
         f" (sync=True); populations interleaved block by block so background load hits all alike;"
         f" transfer fast path {'OFF' if args.general_path else 'on'};"
         f" state cache {args.state_cache_entries:,} entries;"
-        f" balance journal {args.balance_journal_entries:,} entries"
-        f" (from {LedgerLimits().balance_journal_from_entries:,} balances);"
-        f" heads journal {args.heads_journal_entries:,} entries"
-        f" (from {LedgerLimits().history_heads_journal_from_entries:,} heads);"
+        f" balance log {args.balance_log_buckets} buckets"
+        f" (from {LedgerLimits().balance_log_from_entries:,} balances);"
+        f" heads log {args.heads_log_buckets} buckets"
+        f" (from {args.heads_log_from_entries:,} heads);"
         f" {args.history_entries:,} history entries before the first block;"
         + (
             f" signed by {args.blocks * args.block_txs:,} extra accounts"
@@ -427,8 +432,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         limits = LedgerLimits(
             state_cache_entries_max=args.state_cache_entries,
-            balance_journal_entries_max=args.balance_journal_entries,
-            history_heads_journal_entries_max=args.heads_journal_entries,
+            balance_log_buckets=args.balance_log_buckets,
+            history_heads_log_buckets=args.heads_log_buckets,
+            history_heads_log_from_entries=args.heads_log_from_entries,
         )
         pops = [
             _Population(

@@ -63,13 +63,15 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "subscriptions_max": (1, 65_536),
     "verify_threads": (1, 64),
     "state_cache_entries_max": (0, 100_000_000),
-    "balance_journal_entries_max": (0, 16_777_216),
-    "balance_journal_from_entries": (0, 1 << 40),
+    "balance_log_buckets": (0, 256),  # and 0 or a power of two (LOG_BUCKETS_ALLOWED)
+    "balance_log_from_entries": (0, 1 << 40),
     "history_heads_cache_entries_max": (0, 100_000_000),
-    "history_heads_journal_entries_max": (0, 16_777_216),
-    "history_heads_journal_from_entries": (0, 1 << 40),
+    "history_heads_log_buckets": (0, 256),
+    "history_heads_log_from_entries": (0, 1 << 40),
     "map_size_bytes": (_MIB, 1 << 44),
 }
+# A log's bucket is the high bits of an account's first byte (node/ledger/bucket_log.py).
+LOG_BUCKETS_ALLOWED = (0, 2, 4, 8, 16, 32, 64, 128, 256)
 # Former [limits] keys that are chain parameters now: every validator must use the same
 # values, so they live in genesis [consensus] (config/genesis.py). A node.toml that still sets
 # one is refused with a pointer there rather than silently ignored or compared.
@@ -133,18 +135,19 @@ class Limits:
     # Decoded accounts, balances and nonces kept between blocks and loaded at start when they
     # fit (~250 bytes each, so ~1 GB at the default: 1.3-2M accounts of one asset); 0: off.
     state_cache_entries_max: int = 4_000_000
-    # While the balances tree holds at least `balance_journal_from_entries`, a block's balance
-    # writes go to a small journal table; what exceeds `balance_journal_entries_max` is swept
-    # into the tree a key range at a time (node/ledger/journal.py); 0: off. Layout only.
-    balance_journal_entries_max: int = 65_536
-    balance_journal_from_entries: int = 262_144
+    # While the balances tree holds at least `balance_log_from_entries`, a block's balance
+    # writes go to a log of `balance_log_buckets` buckets, one bucket swept into the tree per
+    # block (node/ledger/bucket_log.py); 0 or a power of two up to 256; 0: off. Layout only:
+    # a change merges the log into the tree when the node starts.
+    balance_log_buckets: int = 128
+    balance_log_from_entries: int = 65_536
     # Accounts' history heads kept between blocks so that linking a block's history entries
     # reads no page (node/ledger/history.py; ~160 bytes each); 0: off. Speed and memory only.
     history_heads_cache_entries_max: int = 1_000_000
-    # The same journal in front of the history heads tree (one head per account that ever
+    # The same log in front of the history heads tree (one head per account that ever
     # transacted); 0: off. Layout only.
-    history_heads_journal_entries_max: int = 65_536
-    history_heads_journal_from_entries: int = 262_144
+    history_heads_log_buckets: int = 128
+    history_heads_log_from_entries: int = 65_536
     # The most the ledger's LMDB file may grow to (the map is sparse: only used pages take
     # disk). A full store stops applying blocks; raise this and restart.
     map_size_bytes: int = 8 << 30
@@ -195,6 +198,12 @@ class Limits:
 
     def __post_init__(self) -> None:
         _check_bounds(self, LIMIT_BOUNDS)
+        for name in ("balance_log_buckets", "history_heads_log_buckets"):
+            if getattr(self, name) not in LOG_BUCKETS_ALLOWED:
+                raise ConfigError(
+                    name,
+                    f"must be 0 (off) or a power of two from 2 to 256, got {getattr(self, name)}",
+                )
         # The rules involving the chain's parameters (genesis [consensus]) need genesis: see
         # `check_chain`.
 

@@ -56,7 +56,7 @@ def transfer_fast_path(
     nonces: dict[bytes, int] = view._nonces
     dirty_balances = view._dirty_balances
     dirty_nonces = view._dirty_nonces
-    balance_at = view.balance_at  # a miss: reads the journal, then the tree
+    balance_at = view.balance_at  # a miss: reads the log's index, then the tree
     nonces_db = view._nonces_db
     account_of = view.account
     asset_of = view.asset

@@ -21,10 +21,10 @@ Linking an entry needs the account's current head. The writer keeps the heads in
 for them; the cache follows one block, like the state cache (node/ledger/state_cache.py),
 and starts over when a write transaction it followed was aborted.
 
-Once the heads tree is large, a block's heads go to a journal table in front of it, swept
-into it a key range at a time (node/ledger/journal.py): at 1,000,000 accounts a block's
+Once the heads tree is large, a block's heads go to a bucketed log in front of it, swept
+into it a bucket at a time (node/ledger/bucket_log.py): at 1,000,000 accounts a block's
 ~2,000 heads would otherwise dirty ~2,000 leaves of the tree. Every read of a head looks
-in the journal first.
+in the log first.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from node.ledger import keys as kl
+from node.ledger.bucket_log import HISTORY_HEADS as HEADS_LOG
+from node.ledger.bucket_log import BucketLog
 from node.ledger.errors import LedgerCorruptError, LedgerError
-from node.ledger.journal import HISTORY_HEADS as HEADS_JOURNAL
 from node.ledger.txn import Txn
 
 # The previous position of an account's first entry: no real position (heights stop short).
@@ -72,28 +73,24 @@ class HeadsCache:
     a block reads no page at all (most of a block's recipients at 1,000,000 accounts are
     touched for the first time). Bounded: past `entries_max` it starts over (a head not
     cached is read from the store). Used only inside write transactions, which LMDB
-    serialises, so it needs no lock of its own. It writes the heads through their journal
-    (node/ledger/journal.py) with `journal_entries_max` and `journal_from_entries`."""
+    serialises, so it needs no lock of its own. It writes the heads through their `log`
+    (node/ledger/bucket_log.py), whose owner tells it when the transaction commits or aborts."""
 
     __slots__ = (
         "_complete",
         "_heads",
         "_position",
         "entries_max",
-        "journal_entries_max",
-        "journal_from_entries",
+        "log",
         "warm_s",
         "warmed",
     )
 
-    def __init__(
-        self, entries_max: int, *, journal_entries_max: int, journal_from_entries: int
-    ) -> None:
+    def __init__(self, entries_max: int, *, log: BucketLog) -> None:
         if entries_max < 0:
             raise ValueError(f"entries_max must be at least 0, not {entries_max}")
         self.entries_max = entries_max
-        self.journal_entries_max = journal_entries_max
-        self.journal_from_entries = journal_from_entries
+        self.log = log
         self._heads: dict[bytes, bytes] = {}
         self._position: bytes | None = None  # the hash of the block the heads follow
         self._complete = False  # it holds every head the store holds
@@ -109,10 +106,10 @@ class HeadsCache:
     def warm(self, txn: Txn, dbs: dict[str, Any], position: bytes) -> None:
         """Load every head the store holds after block `position` (the tip of `txn`), if
         they fit in half of `entries_max` (the other half is room for new accounts)."""
-        if not self.entries_max or HEADS_JOURNAL.entries(txn, dbs) * 2 > self.entries_max:
+        if not self.entries_max or self.log.entries(txn, dbs) * 2 > self.entries_max:
             return
         started = time.perf_counter()
-        self._heads = {bytes(k): bytes(v) for k, v in HEADS_JOURNAL.tree_then_journal(txn, dbs)}
+        self._heads = {bytes(k): bytes(v) for k, v in self.log.tables.tree_then_log(txn, dbs)}
         self._position = position
         self._complete = True
         self.warmed = len(self._heads)
@@ -123,11 +120,13 @@ class HeadsCache:
         txn: Txn,
         dbs: dict[str, Any],
         *,
+        height: int,
         parent_hash: bytes,
         block_hash: bytes,
         items: HistoryItems,
     ) -> None:
-        """Put block `block_hash`'s history `items` into `txn`, whose tip is its parent."""
+        """Put block `height`'s (`block_hash`'s) history `items` into `txn`, whose tip is its
+        parent."""
         heads = self._heads
         if self._position != parent_hash or len(heads) > self.entries_max:
             heads.clear()  # it followed a block that is not this one's parent: start over
@@ -135,7 +134,7 @@ class HeadsCache:
         complete = self._complete
         self._position = None  # invalid until this block is in: a failed put leaves it so
         cached = heads.get
-        stored = HEADS_JOURNAL.stored
+        stored = self.log.read_own
         links: list[tuple[bytes, bytes]] = []
         link = links.append
         written: dict[bytes, bytes] = {}
@@ -161,14 +160,9 @@ class HeadsCache:
                     f"history of block {int.from_bytes(links[0][0][:8], 'big')} is not after"
                     " the stored history"
                 )
-            keys = sorted(written)  # sorting keys alone: bytes compare faster than tuples
-            HEADS_JOURNAL.put(
-                txn,
-                dbs,
-                list(zip(keys, map(written.__getitem__, keys), strict=True)),
-                entries_max=self.journal_entries_max,
-                from_entries=self.journal_from_entries,
-            )
+        keys = sorted(written)  # sorting keys alone: bytes compare faster than tuples
+        # Every block, written or not: each sweeps a bucket of the log.
+        self.log.put(txn, dbs, height, list(zip(keys, map(written.__getitem__, keys), strict=True)))
         if not self.entries_max:
             heads.clear()  # (never complete: warm needs room)
             return
@@ -188,7 +182,7 @@ def page(
     links = dbs[kl.HISTORY_LINKS]
     newer = NO_PREVIOUS  # every entry must be older than the one before it (or the cursor)
     if before is None:
-        position = HEADS_JOURNAL.stored(txn, dbs, account)
+        position = HEADS_LOG.read_at(txn, dbs, account)
     else:
         height, index = before if type(before) is tuple and len(before) == 2 else (None, None)
         if not (
@@ -233,7 +227,6 @@ def upgrade_from_schema_2(txn: Txn, dbs: dict[str, Any], legacy: Any) -> int:
     """Convert schema 2's history (account ‖ position -> tx id, in `legacy`) into chains,
     inside the caller's write transaction, and drop it. Streams: memory stays flat however
     long the history is. Returns the entries converted."""
-    HEADS_JOURNAL.merge(txn, dbs)  # heads go straight into the tree: none may shadow them
     put_link = txn.cursor(db=dbs[kl.HISTORY_LINKS]).put
     put_head = txn.cursor(db=dbs[kl.HISTORY_HEADS]).put
     converted = 0

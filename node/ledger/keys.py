@@ -26,11 +26,14 @@ HISTORY_LINKS = "history_links"  # position ‖ account -> previous position ‖
 LEGACY_HISTORY = "history"
 META = "meta"
 CONSENSUS = "consensus"  # the replica's persisted protocol state (opaque bytes), not ledger state
-# Recent balance writes, in front of BALANCES while that tree is large: part of the balances,
-# not a state database of its own (node/ledger/journal.py).
-BALANCES_RECENT = "balances_recent"
-# Recent head writes, in front of HISTORY_HEADS while that tree is large (node/ledger/journal.py).
-HISTORY_HEADS_RECENT = "history_heads_recent"
+# Recent balance and head writes, in front of BALANCES and HISTORY_HEADS while those trees
+# are large: part of the trees, not databases of their own (node/ledger/bucket_log.py).
+BALANCES_LOG = "balances_log"
+HISTORY_HEADS_LOG = "history_heads_log"
+# Schemas 2-4's journals in front of the same trees: merged into them once, to upgrade.
+LEGACY_BALANCES_RECENT = "balances_recent"
+LEGACY_HISTORY_HEADS_RECENT = "history_heads_recent"
+LEGACY_DBS = (LEGACY_HISTORY, LEGACY_BALANCES_RECENT, LEGACY_HISTORY_HEADS_RECENT)
 # Governance (node/ledger/governance_state.py). Ledger state, digested like receipts, but
 # written through their own overlay (not the StateView): only governance blocks touch them.
 GOVERNANCE = "governance"  # singletons: validator set, regulator keys, pending epoch end
@@ -50,8 +53,8 @@ ALL_DBS = (
     HISTORY_LINKS,
     META,
     CONSENSUS,
-    BALANCES_RECENT,
-    HISTORY_HEADS_RECENT,
+    BALANCES_LOG,
+    HISTORY_HEADS_LOG,
     *GOVERNANCE_DBS,
 )
 CONSENSUS_STATE = b"state"
@@ -63,15 +66,18 @@ META_STATE_DIGEST = b"state_digest"
 META_BLOCK_HASH = b"block_hash"
 META_TIMESTAMP_MS = b"timestamp_ms"
 META_SCHEMA = b"schema"
-META_BALANCE_SWEEP = b"balance_sweep"  # where the balance journal's next sweep starts
-META_HEADS_SWEEP = b"heads_sweep"  # where the history heads journal's next sweep starts
-# 2: balances may wait in BALANCES_RECENT (node/ledger/journal.py). A build refuses a
-# data directory of a later schema: an earlier build would read stale balances past a journal.
+META_BALANCE_LOG_BUCKETS = b"balance_log_buckets"  # the balance log's bucket count
+META_HEADS_LOG_BUCKETS = b"heads_log_buckets"  # the history heads log's bucket count
+# Schemas 2-4's sweep positions (their journals): deleted by the upgrade to 5.
+LEGACY_META_SWEEPS = (b"balance_sweep", b"heads_sweep")
+# 2: balances may wait in a journal. A build refuses a data directory of a later schema: an
+# earlier build would read stale balances past it.
 # 3: the history is HISTORY_HEADS + HISTORY_LINKS; a schema 2 store's LEGACY_HISTORY is
 # converted when it is opened (node/ledger/history.py).
-# 4: heads may wait in HISTORY_HEADS_RECENT (node/ledger/journal.py): an earlier build would
-# link new entries to stale heads. A schema 3 store has none, so it is upgraded by the mark.
-SCHEMA_VERSION = 4
+# 4: heads may wait in a journal too: an earlier build would link new entries to stale heads.
+# 5: the journals are bucketed logs (node/ledger/bucket_log.py): an earlier build would
+# read neither. A schema 2-4 store's journals are merged into their trees when it is opened.
+SCHEMA_VERSION = 5
 
 GOV_VALIDATORS = b"validators"
 GOV_REGULATORS = b"regulators"

@@ -283,6 +283,7 @@ class BlockPipeline:
                 commit_from = time.perf_counter()
                 self._commit(txn, group)
                 commit_s = time.perf_counter() - commit_from
+                ledger.write_committed(group[-1].height)
                 with self._cond:  # one step, so `stats` sees the group whole
                     self._puts_s += puts_s
                     self._commit_s += commit_s
@@ -293,6 +294,7 @@ class BlockPipeline:
             except Exception as exc:  # handed to the caller: a dead writer would hang it
                 error = exc
             if error is not None:
+                ledger.write_aborted()  # the group's transaction is gone
                 with self._cond:
                     self._failure = error
                     self._cond.notify_all()

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgpack
 
-from node.ledger import journal
+from node.ledger import bucket_log
 from node.ledger import keys as kl
 from node.ledger.errors import LedgerCorruptError
 from node.ledger.records import AccountRecord, AssetRecord, BlockRecord, Freeze, Receipt, decode_int
@@ -57,7 +57,7 @@ def asset(txn: Txn, dbs: dict[str, Any], asset_id: str) -> AssetRecord | None:
 
 
 def balance(txn: Txn, dbs: dict[str, Any], asset_id: str, public_key: bytes) -> int:
-    raw = journal.BALANCES.stored(txn, dbs, kl.balance_key(asset_id, public_key))
+    raw = bucket_log.BALANCES.read_at(txn, dbs, kl.balance_key(asset_id, public_key))
     return 0 if raw is None else decode_int(raw)
 
 
@@ -102,5 +102,5 @@ def holders(txn: Txn, dbs: dict[str, Any], asset_id: str) -> list[tuple[bytes, i
     prefix = kl.balance_prefix(asset_id)
     return [
         (key[len(prefix) :], decode_int(value))
-        for key, value in journal.BALANCES.scan(txn, dbs, prefix)
+        for key, value in bucket_log.BALANCES.scan(txn, dbs, prefix)
     ]

@@ -145,7 +145,7 @@ class StateCache:
     ) -> None:
         """Fill the cache with the whole state after block `position`: every decoded account
         record, balance and nonce the store holds, which together fit in `entries_max`
-        (later pairs win: a balance may come from the tree and then from its journal)."""
+        (later pairs win: a balance may come from the tree and then from its log)."""
         started = time.perf_counter()
         self.clear()
         self.accounts.update(accounts)

@@ -30,9 +30,9 @@ import msgpack
 from config.genesis import Genesis
 from consensus.encoding import digest
 from consensus.epochs import Epoch
+from node.ledger import bucket_log, history
 from node.ledger import governance_queries as gq
 from node.ledger import governance_state as gs
-from node.ledger import history, journal
 from node.ledger import keys as kl
 from node.ledger import queries as q
 from node.ledger.block import Block
@@ -105,18 +105,19 @@ class LedgerLimits:
     # they fit (node/ledger/state_cache.py): a local speed/memory trade (~250 bytes an entry,
     # so ~1 GB at this default, 1.3-2M accounts of one asset), never part of any outcome. 0: off.
     state_cache_entries_max: int = 4_000_000
-    # Balance writes go to a small journal table while the balances tree holds at least
-    # `balance_journal_from_entries`; what exceeds `balance_journal_entries_max` is swept
-    # into the tree a key range at a time (node/ledger/journal.py): layout only. 0: off.
-    balance_journal_entries_max: int = 65_536
-    balance_journal_from_entries: int = 262_144
+    # Balance writes go to a bucketed log while the balances tree holds at least
+    # `balance_log_from_entries`, one record per bucket of accounts a block, each block
+    # sweeping one bucket into the tree (node/ledger/bucket_log.py): layout only. A power of
+    # two up to 256; 0: off. Changing it merges the log into the tree when the store opens.
+    balance_log_buckets: int = 128
+    balance_log_from_entries: int = 65_536
     # Accounts' history heads the writer keeps between blocks (node/ledger/history.py), so
     # linking a block's history entries reads no page: ~160 bytes an entry. 0: off.
     history_heads_cache_entries_max: int = 1_000_000
-    # The same journal in front of the history heads (one per account that ever transacted):
+    # The same log in front of the history heads (one per account that ever transacted):
     # layout only. 0: off.
-    history_heads_journal_entries_max: int = 65_536
-    history_heads_journal_from_entries: int = 262_144
+    history_heads_log_buckets: int = 128
+    history_heads_log_from_entries: int = 65_536
 
     def __post_init__(self) -> None:
         if not 1 << 20 <= self.map_size_bytes <= 1 << 44:
@@ -129,11 +130,13 @@ class LedgerLimits:
             raise ValueError("consensus_state_bytes_max must be 1 B..1 GiB")
         if not 1 <= self.history_page_max <= 100_000:
             raise ValueError("history_page_max must be 1..100000")
-        for name in ("balance_journal", "history_heads_journal"):
-            entries_max = getattr(self, f"{name}_entries_max")
+        for name in ("balance_log", "history_heads_log"):
+            buckets = getattr(self, f"{name}_buckets")
             from_entries = getattr(self, f"{name}_from_entries")
-            if not 0 <= entries_max <= 16_777_216:
-                raise ValueError(f"{name}_entries_max must be 0..16777216, got {entries_max}")
+            if buckets not in bucket_log.BUCKETS_ALLOWED:
+                raise ValueError(
+                    f"{name}_buckets must be 0 (off) or a power of two from 2 to 256, got {buckets}"
+                )
             if not 0 <= from_entries <= 1 << 40:
                 raise ValueError(f"{name}_from_entries must be 0..{1 << 40}, got {from_entries}")
         if not 0 <= self.history_heads_cache_entries_max <= 100_000_000:
@@ -177,11 +180,21 @@ class Ledger:
         # Governance as of the latest height read or written (see _governance).
         self._gov_snapshot: gs.GovernanceSnapshot | None = None
         self._state_cache = StateCache(limits.state_cache_entries_max)
-        self._history_heads = HeadsCache(
-            limits.history_heads_cache_entries_max,
-            journal_entries_max=limits.history_heads_journal_entries_max,
-            journal_from_entries=limits.history_heads_journal_from_entries,
+        # The logs in front of the two large random-key trees (node/ledger/bucket_log.py),
+        # and the snapshots their indexes' readers hold.
+        self._balance_log = bucket_log.BucketLog(
+            bucket_log.BALANCES,
+            buckets=limits.balance_log_buckets,
+            from_entries=limits.balance_log_from_entries,
         )
+        heads_log = bucket_log.BucketLog(
+            bucket_log.HISTORY_HEADS,
+            buckets=limits.history_heads_log_buckets,
+            from_entries=limits.history_heads_log_from_entries,
+        )
+        self._logs = (self._balance_log, heads_log)
+        self._readers = bucket_log.Readers(0)
+        self._history_heads = HeadsCache(limits.history_heads_cache_entries_max, log=heads_log)
         # Evaluations share the state cache, so they must not overlap: a second one at the
         # same time is refused rather than allowed to corrupt it.
         self._evaluating = threading.Lock()
@@ -207,7 +220,7 @@ class Ledger:
         env = lmdb.open(
             str(path),
             subdir=True,
-            max_dbs=len(kl.ALL_DBS) + 1,  # + LEGACY_HISTORY, to upgrade a schema 2 store
+            max_dbs=len(kl.ALL_DBS) + len(kl.LEGACY_DBS),  # to upgrade an older store
             map_size=limits.map_size_bytes,
             sync=sync,
             metasync=sync,
@@ -254,9 +267,12 @@ class Ledger:
                 with self._env.begin(write=True) as txn:
                     gs.ensure_initialised(txn, self._dbs, self.genesis)
                     if schema < kl.SCHEMA_VERSION:  # upgraded in place, in this one transaction
+                        if schema < 5:
+                            self._merge_journals(txn)
                         if schema < 3:
                             self._upgrade_history(txn)
                         txn.put(kl.META_SCHEMA, encode_int(kl.SCHEMA_VERSION), db=meta)
+                    self._open_logs(txn)
             except lmdb.MapFullError:  # from any put or the commit: the transaction is undone
                 # Converting the history keeps both layouts in the map until the old one is
                 # dropped, at the very end.
@@ -277,12 +293,39 @@ class Ledger:
                 " map_size_bytes (node.toml [limits])"
             ) from None
 
-    def _upgrade_history(self, txn: Txn) -> None:
+    def _legacy_db(self, txn: Txn, name: str) -> Any:
+        """An older schema's table, or None if it was never created."""
         try:
-            legacy = self._env.open_db(kl.LEGACY_HISTORY.encode(), txn=txn, create=False)
+            return self._env.open_db(name.encode(), txn=txn, create=False)
         except lmdb.NotFoundError:
-            return  # never written: nothing to convert
-        history.upgrade_from_schema_2(txn, self._dbs, legacy)
+            return None
+
+    def _upgrade_history(self, txn: Txn) -> None:
+        legacy = self._legacy_db(txn, kl.LEGACY_HISTORY)
+        if legacy is not None:
+            history.upgrade_from_schema_2(txn, self._dbs, legacy)
+
+    def _merge_journals(self, txn: Txn) -> None:
+        """Schemas 2-4 kept recent balances and heads in journal tables, whose value wins
+        over the tree's: move them into their trees and drop them (schema 5)."""
+        for name, tree in (
+            (kl.LEGACY_BALANCES_RECENT, kl.BALANCES),
+            (kl.LEGACY_HISTORY_HEADS_RECENT, kl.HISTORY_HEADS),
+        ):
+            legacy = self._legacy_db(txn, name)
+            if legacy is not None:
+                txn.cursor(db=self._dbs[tree]).putmulti(list(txn.cursor(db=legacy)))
+                txn.drop(legacy, delete=True)
+        for key in kl.LEGACY_META_SWEEPS:
+            txn.delete(key, db=self._dbs[kl.META])
+
+    def _open_logs(self, txn: Txn) -> None:
+        """(In the write transaction that opens the store.) Each log checks its layout and
+        builds its index; readers start from the tip."""
+        height = self._tip(txn)[0]
+        for log in self._logs:
+            log.open(txn, self._dbs, height)
+        self._readers = bucket_log.Readers(height)
 
     def _warm_caches(self) -> None:
         """Fill the state cache and the history heads cache from one snapshot, each if it
@@ -301,7 +344,7 @@ class Ledger:
             return
         dbs = self._dbs
         counted = txn.stat(dbs[kl.ACCOUNTS])["entries"] + txn.stat(dbs[kl.NONCES])["entries"]
-        if (counted + journal.BALANCES.entries(txn, dbs)) * 4 > cache.entries_max * 3:
+        if (counted + self._balance_log.entries(txn, dbs)) * 4 > cache.entries_max * 3:
             # Too large, or so close to the bound that the first new keys would make the
             # next block cut half of it: the cache fills as blocks read.
             return
@@ -310,7 +353,7 @@ class Ledger:
         cache.warm(
             tip_hash,
             accounts=((k, account(v, seen)) for k, v in txn.cursor(dbs[kl.ACCOUNTS])),
-            balances=((k, decode_int(v)) for k, v in journal.BALANCES.tree_then_journal(txn, dbs)),
+            balances=((k, decode_int(v)) for k, v in bucket_log.BALANCES.tree_then_log(txn, dbs)),
             nonces=((k, decode_int(v)) for k, v in txn.cursor(dbs[kl.NONCES])),
         )
 
@@ -379,6 +422,7 @@ class Ledger:
             txn.put(kl.META_CHAIN_ID, g.chain_id.encode(), db=meta)
             txn.put(kl.META_GENESIS_DIGEST, g_digest, db=meta)
             txn.put(kl.META_SCHEMA, encode_int(kl.SCHEMA_VERSION), db=meta)
+            self._open_logs(txn)
 
     def _put_meta(
         self, txn: Txn, height: int, timestamp_ms: int, bhash: bytes, state: bytes
@@ -480,7 +524,7 @@ class Ledger:
         if not self._evaluating.acquire(blocking=False):
             raise LedgerError("another evaluation is running: a ledger has one writer")
         try:
-            with self._env.begin() as txn:
+            with self._readers.reading(), self._env.begin() as txn:
                 return self._evaluate_in(txn, block, decoded, signatures_ok, certificate, after)
         finally:
             self._evaluating.release()
@@ -513,7 +557,14 @@ class Ledger:
         # (state_cache.py), so it stands in for their overlays; otherwise they are decoded.
         current = cache.position == prev_hash
         shared = cache.begin(prev_hash, keep=lambda: _written_state_keys(after))
-        view = StateView(txn, self._dbs, [e.overlay for e in after], shared, shared_current=current)
+        view = StateView(
+            txn,
+            self._dbs,
+            [e.overlay for e in after],
+            shared,
+            shared_current=current,
+            read_balance=self._balance_reader(txn),
+        )
         ctx = self._context(txn, view, h, ts, after[-1] if after else None)
         receipts: list[Receipt] = []
         # What each transaction that claimed its id (authentic) adds besides state: its
@@ -601,11 +652,38 @@ class Ledger:
             governance_snapshot=snapshot,
         )
 
+    def _balance_reader(
+        self, txn: Txn, snapshot: int | None = None
+    ) -> Callable[[bytes], bytes | None]:
+        """A stored balance at `txn` through the balance log's index, for a reader inside
+        `self._readers.reading()` (node/ledger/bucket_log.py); `snapshot`: `txn`'s height."""
+        if snapshot is None:
+            snapshot = self._tip(txn)[0]
+        read, dbs = self._balance_log.read, self._dbs
+        return lambda key: read(txn, dbs, key, snapshot)
+
     def write(self, effects: BlockEffects) -> None:
         """Write an evaluated block in one LMDB transaction and commit it (durably, with
         sync=True). Raises BlockError, store unchanged, unless the tip is the block's parent."""
-        with self._write_txn(f"block {effects.height} was not applied") as txn:
-            self.write_in(txn, effects)
+        try:
+            with self._write_txn(f"block {effects.height} was not applied") as txn:
+                self.write_in(txn, effects)
+        except BaseException:
+            self.write_aborted()
+            raise
+        self.write_committed(effects.height)
+
+    def write_committed(self, height: int) -> None:
+        """(The writer, after committing blocks up to `height`.) The logs may forget what
+        no reader can need any more."""
+        floor = self._readers.committed(height)
+        for log in self._logs:
+            log.committed(height, floor)
+
+    def write_aborted(self) -> None:
+        """(The writer, after a write transaction of blocks failed or was aborted.)"""
+        for log in self._logs:
+            log.aborted()
 
     def write_in(self, txn: Txn, effects: BlockEffects) -> None:
         """The puts of `write`, into `txn` (the caller commits)."""
@@ -614,17 +692,11 @@ class Ledger:
         if tip[0] != h - 1:
             raise BlockError(f"block {h} was evaluated for another tip: the tip is {tip[0]}")
         dbs = self._dbs
-        limits = self.limits
+        balances: list[tuple[bytes, bytes]] = []
         for db_name, items in effects.write_set.items():
             db = dbs[db_name]
             if db_name == kl.BALANCES:
-                journal.BALANCES.put(
-                    txn,
-                    dbs,
-                    items,  # type: ignore[arg-type]  # balances are never deleted (None)
-                    entries_max=limits.balance_journal_entries_max,
-                    from_entries=limits.balance_journal_from_entries,
-                )
+                balances = items  # type: ignore[assignment]  # balances are never deleted
                 continue
             if db_name != kl.RECEIPTS:
                 put_records(txn, db, db_name, items)
@@ -633,10 +705,16 @@ class Ledger:
             _, added = txn.cursor(db=db).putmulti(items, append=True)  # type: ignore[arg-type]
             if added != len(items):  # an append that was not after the last key
                 raise LedgerCorruptError(f"receipts of block {h} are not after the stored ones")
+        self._balance_log.put(txn, dbs, h, balances)  # every block: each sweeps a bucket
         if effects.index_items:
             txn.cursor(db=dbs[kl.TX_INDEX]).putmulti(effects.index_items)
         self._history_heads.write(
-            txn, dbs, parent_hash=tip[2], block_hash=effects.block_hash, items=effects.history_items
+            txn,
+            dbs,
+            height=h,
+            parent_hash=tip[2],
+            block_hash=effects.block_hash,
+            items=effects.history_items,
         )
         hkey = kl.height_key(h)
         txn.put(hkey, effects.block_record, db=dbs[kl.BLOCKS])
@@ -801,7 +879,7 @@ class Ledger:
     ) -> Receipt:
         """Evaluate `tx` against the current state as if it were the next block's only
         transaction, writing nothing. Same rule code as `apply_block`."""
-        with self._env.begin() as txn:
+        with self._readers.reading(), self._env.begin() as txn:
             height, last_ts, _, _ = self._tip(txn)
             if isinstance(tx, SignedTransaction):
                 item: Decoded = tx
@@ -809,7 +887,7 @@ class Ledger:
             else:
                 raw = bytes(tx)
                 item = prepare_tx(raw, self.limits.tx)
-            view = StateView(txn, self._dbs)
+            view = StateView(txn, self._dbs, read_balance=self._balance_reader(txn, height))
             ts = last_ts if timestamp_ms is None else timestamp_ms
             receipt, _ = self._run(
                 view,

@@ -14,6 +14,7 @@ from typing import Any
 import msgpack
 
 from node.ledger import keys as kl
+from node.ledger.bucket_log import BALANCES as BALANCES_LOG
 from node.ledger.records import AccountRecord, AssetRecord, decode_int, encode_int
 from node.ledger.state_cache import StateDicts
 from node.ledger.txn import Txn
@@ -99,7 +100,6 @@ class StateView:
         "_assets",
         "_assets_db",
         "_balances",
-        "_balances_db",
         "_dbs",
         "_dirty",
         "_dirty_balances",
@@ -107,7 +107,7 @@ class StateView:
         "_nonces",
         "_nonces_db",
         "_prefixes",
-        "_recent_db",
+        "_read_balance",
         "_roles",
         "_roles_db",
         "_txn",
@@ -121,13 +121,15 @@ class StateView:
         shared: StateDicts | None = None,
         *,
         shared_current: bool = False,
+        read_balance: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         self._txn = txn
         self._dbs = dbs
         self._accounts_db = dbs[kl.ACCOUNTS]
         self._assets_db = dbs[kl.ASSETS]
-        self._balances_db = dbs[kl.BALANCES]
-        self._recent_db = dbs[kl.BALANCES_RECENT]
+        # A stored balance, raw: through the balance log's index (node/ledger/bucket_log.py),
+        # or by default at the snapshot, record by record (right anywhere, slower).
+        self._read_balance = read_balance or (lambda key: BALANCES_LOG.read_at(txn, dbs, key))
         self._nonces_db = dbs[kl.NONCES]
         self._roles_db = dbs[kl.ROLES]
         # Caches of decoded values (None = absent), keyed by the LMDB key. `shared` are the
@@ -194,11 +196,8 @@ class StateView:
         return value
 
     def _stored_balance(self, key: bytes) -> int:
-        """A balance as the store holds it: the journal first (node/ledger/journal.py)."""
-        get = self._txn.get
-        raw = get(key, None, self._recent_db)
-        if raw is None:
-            raw = get(key, None, self._balances_db)
+        """A balance as the store holds it (the log's index first)."""
+        raw = self._read_balance(key)
         return 0 if raw is None else decode_int(raw)
 
     def balance_prefix(self, asset_id: str) -> bytes:

@@ -49,11 +49,11 @@ FINALITY_OVERHEAD_BYTES = 256 << 10  # certificate and framing around a payload
 # genesis or from constants, since applying a committed block must not depend on them.
 LOCAL_LEDGER_LIMITS = (
     "state_cache_entries_max",
-    "balance_journal_entries_max",
-    "balance_journal_from_entries",
+    "balance_log_buckets",
+    "balance_log_from_entries",
     "history_heads_cache_entries_max",
-    "history_heads_journal_entries_max",
-    "history_heads_journal_from_entries",
+    "history_heads_log_buckets",
+    "history_heads_log_from_entries",
     "map_size_bytes",
 )
 

@@ -319,7 +319,7 @@ INVALID = [
         ("limits", "frame_byte_max"),
         1,
         "limits.frame_byte_max",
-        "unknown key (allowed: balance_journal_entries_max, balance_journal_from_entries,"
+        "unknown key (allowed: balance_log_buckets, balance_log_from_entries,"
         " client_connections_max, client_connections_per_address_max,",
     ),
     (

@@ -26,6 +26,8 @@ from node.ledger import (
     LedgerLimits,
 )
 from node.ledger import keys as kl
+from node.ledger.bucket_log import HISTORY_HEADS as HEADS_LOG
+from node.ledger.bucket_log import BucketLog
 from node.ledger.history import HeadsCache, HistoryItems, page
 from node.ledger.records import encode_int
 from node.tx import Kind
@@ -41,27 +43,40 @@ def _tx_id(position: bytes) -> bytes:
 
 def _open(path: Path) -> tuple[lmdb.Environment, dict[str, Any]]:
     env = lmdb.open(str(path), map_size=64 << 20, max_dbs=4)
-    names = (kl.HISTORY_HEADS, kl.HISTORY_LINKS, kl.HISTORY_HEADS_RECENT, kl.META)
+    names = (kl.HISTORY_HEADS, kl.HISTORY_LINKS, kl.HISTORY_HEADS_LOG, kl.META)
     return env, {name: env.open_db(name.encode()) for name in names}
 
 
-# The heads' journal (node/ledger/journal.py) as (entries_max, from_entries): off; sweeping
-# at almost every block; never full; and only once the tree holds 4 heads.
-JOURNALS = [(0, 0), (1, 0), (2, 0), (1_000, 0), (3, 4)]
+# The heads' log (node/ledger/bucket_log.py) as (buckets, from_entries): off; a bucket swept
+# every other block; every fourth; records kept for many blocks; and only once the tree
+# holds 4 heads.
+LOGS = [(0, 0), (2, 0), (4, 0), (256, 0), (2, 4)]
 # A run: write transactions, each of 1-3 blocks (each block: transactions touching 1-3
 # accounts, repeats allowed), committed or aborted, sometimes after a restart of the cache
-# (with the journal's limits it then draws: a restart may switch the journal on or off).
+# (with the log's limits it then draws: a restart may switch the log on or off, or change
+# its bucket count).
 touched = st.lists(st.sampled_from(ACCOUNTS), min_size=1, max_size=3).map(tuple)
 blocks = st.lists(st.lists(touched, max_size=4), min_size=1, max_size=3)
 runs = st.lists(
-    st.tuples(blocks, st.booleans(), st.booleans(), st.sampled_from(JOURNALS)),
+    st.tuples(blocks, st.booleans(), st.booleans(), st.sampled_from(LOGS)),
     min_size=1,
     max_size=12,
 )
 
 
-def _cache(entries_max: int, journal: tuple[int, int]) -> HeadsCache:
-    return HeadsCache(entries_max, journal_entries_max=journal[0], journal_from_entries=journal[1])
+def _cache(
+    env: lmdb.Environment,
+    dbs: dict[str, Any],
+    entries_max: int,
+    log: tuple[int, int],
+    height: int = 0,
+) -> HeadsCache:
+    """A heads cache and its log, opened as the ledger opens them at block `height` (a log
+    written with another bucket count is merged into the tree)."""
+    heads_log = BucketLog(HEADS_LOG, buckets=log[0], from_entries=log[1])
+    with env.begin(write=True) as txn:
+        heads_log.open(txn, dbs, height)
+    return HeadsCache(entries_max, log=heads_log)
 
 
 @settings(max_examples=60, deadline=None)
@@ -79,13 +94,13 @@ def test_chains_match_a_model(
     warm: bool,
 ) -> None:
     env, dbs = _open(tmp_path_factory.mktemp("h"))
-    cache = _cache(entries_max, run[0][3])
+    cache = _cache(env, dbs, entries_max, run[0][3])
     model: dict[bytes, list[HistoryEntry]] = {a: [] for a in ACCOUNTS}  # newest first
     tip, height, serial = b"genesis", 0, 0
     try:
-        for txn_blocks, commit, restart, journal in run:
+        for txn_blocks, commit, restart, log in run:
             if restart:  # as a node does: it loads every head if they fit (warm)
-                cache = _cache(entries_max, journal)
+                cache = _cache(env, dbs, entries_max, log, height)
                 if warm:
                     with env.begin() as txn:
                         cache.warm(txn, dbs, tip)
@@ -101,12 +116,16 @@ def test_chains_match_a_model(
                         pending += [(a, entry) for a in dict.fromkeys(accounts)]
                     serial += 1
                     block_hash = serial.to_bytes(32, "big")
-                    cache.write(txn, dbs, parent_hash=parent, block_hash=block_hash, items=items)
+                    cache.write(
+                        txn, dbs, height=h, parent_hash=parent, block_hash=block_hash, items=items
+                    )
                     parent = block_hash
                 if not commit:
                     txn.abort()
+                    cache.log.aborted()
             if commit:
                 tip, height = parent, height + len(txn_blocks)
+                cache.log.committed(height, floor=height)
                 for account, entry in pending:
                     model[account].insert(0, entry)
         with env.begin() as txn:
@@ -201,7 +220,7 @@ def test_a_block_that_fails_midway_leaves_no_head_behind(tmp_path: Path) -> None
     """A put that fails inside `write` (here: links not after the stored ones) must not
     leave the block's heads in the cache for the block written next on the same parent."""
     env, dbs = _open(tmp_path / "h")
-    cache = HeadsCache(1000, journal_entries_max=0, journal_from_entries=0)
+    cache = HeadsCache(1000, log=BucketLog(HEADS_LOG, buckets=0, from_entries=0))
     a, b = ACCOUNTS[:2]
 
     def items(height: int, *txs: tuple[bytes, ...]) -> HistoryItems:
@@ -210,13 +229,16 @@ def test_a_block_that_fails_midway_leaves_no_head_behind(tmp_path: Path) -> None
 
     try:
         with env.begin(write=True) as txn:
-            cache.write(txn, dbs, parent_hash=b"g", block_hash=b"1", items=items(5, (a,)))
+            cache.write(txn, dbs, height=5, parent_hash=b"g", block_hash=b"1", items=items(5, (a,)))
         with env.begin(write=True) as txn:  # height 3 < 5: the links append fails
             with pytest.raises(LedgerCorruptError, match="not after the stored history"):
-                cache.write(txn, dbs, parent_hash=b"1", block_hash=b"x", items=items(3, (b,)))
+                cache.write(
+                    txn, dbs, height=6, parent_hash=b"1", block_hash=b"x", items=items(3, (b,))
+                )
             txn.abort()
+            cache.log.aborted()
         with env.begin(write=True) as txn:
-            cache.write(txn, dbs, parent_hash=b"1", block_hash=b"2", items=items(6, (b,)))
+            cache.write(txn, dbs, height=6, parent_hash=b"1", block_hash=b"2", items=items(6, (b,)))
         with env.begin() as txn:
             assert page(txn, dbs, b, 10, None) == [
                 HistoryEntry(height=6, index=0, tx_id=_tx_id(kl.position_key(6, 0)))
@@ -250,9 +272,9 @@ def test_a_conversion_without_room_changes_nothing(tmp_path: Path) -> None:
         assert [e.height for e in led.history((7).to_bytes(32, "big"), limit=3)] == [50, 49, 48]
 
 
-def test_the_warm_up_takes_a_head_from_the_journal_over_the_tree(tmp_path: Path) -> None:
+def test_the_warm_up_takes_a_head_from_the_log_over_the_tree(tmp_path: Path) -> None:
     """An account whose old head was swept into the tree and whose newer head waits in the
-    journal: a cache loaded at open must link the next entry to the newer one."""
+    log: a cache loaded at open must link the next entry to the newer one."""
     env, dbs = _open(tmp_path / "h")
     a, b = ACCOUNTS[:2]
     entry = {
@@ -266,21 +288,24 @@ def test_the_warm_up_takes_a_head_from_the_journal_over_the_tree(tmp_path: Path)
             cache.write(
                 txn,
                 dbs,
+                height=height,
                 parent_hash=bytes([height - 1]),
                 block_hash=bytes([height]),
                 items=[(position, _tx_id(position), (account,))],
             )
 
     try:
-        cache = HeadsCache(1000, journal_entries_max=1, journal_from_entries=0)
-        for height, account in ((1, a), (2, b), (3, a)):  # each block sweeps the oldest out
+        # a and b share bucket 0 of 2, swept at even heights: heights 1 and 2 go to the
+        # tree at 2, height 3 waits in the log.
+        cache = _cache(env, dbs, 1000, (2, 0))
+        for height, account in ((1, a), (2, b), (3, a)):
             write(cache, height, account)
         with env.begin() as txn:
             tree = dict(txn.cursor(db=dbs[kl.HISTORY_HEADS]))
-            journal = dict(txn.cursor(db=dbs[kl.HISTORY_HEADS_RECENT]))
+            logged = dict(HEADS_LOG.records(txn, dbs))
         assert tree == {a: kl.position_key(1, 0), b: kl.position_key(2, 0)}
-        assert journal == {a: kl.position_key(3, 0)}
-        cache = HeadsCache(1000, journal_entries_max=1, journal_from_entries=0)
+        assert logged == {3: {a: kl.position_key(3, 0)}}
+        cache = _cache(env, dbs, 1000, (2, 0))
         with env.begin() as txn:
             cache.warm(txn, dbs, bytes([3]))
         write(cache, 4, a)

@@ -114,16 +114,16 @@ def _schema(path: Path) -> int:
 
 def test_an_older_store_is_upgraded_and_a_newer_one_refused(tmp_path: Path) -> None:
     """Schema 2 may keep balances in a journal, schema 3 the history in chains, schema 4 heads
-    in a journal, which an earlier build would not read: a build must refuse a store written
-    by a later one rather than read stale balances or heads. (The history's conversion:
-    test_history.py.)"""
+    in a journal, schema 5 both in bucketed logs, which an earlier build would not read: a
+    build must refuse a store written by a later one rather than read stale balances or
+    heads. (The history's conversion: test_history.py; the journals': test_bucket_log.py.)"""
     path = tmp_path / "l"
-    for older in (1, 3):  # before the balance journal; before the heads' journal
+    for older in (1, 3, 4):  # before the balance journal; the heads' journal; the logs
         _set_schema(path, older)
-        assert _schema(path) == kl.SCHEMA_VERSION == 4  # reopened: upgraded in place
+        assert _schema(path) == kl.SCHEMA_VERSION == 5  # reopened: upgraded in place
     _set_schema(path, kl.SCHEMA_VERSION + 1)
     limits = LedgerLimits(map_size_bytes=SMALL_MAP_BYTES)
-    with pytest.raises(LedgerSchemaError, match="store schema 5, this build reads up to 4"):
+    with pytest.raises(LedgerSchemaError, match="store schema 6, this build reads up to 5"):
         Ledger.open(path, standard_genesis(), limits=limits)
 
 

@@ -205,21 +205,21 @@ def test_the_ledgers_layout_limits_are_local(tmp_path: Path) -> None:
     config_file = layout.config_file("node-0")
     config_file.write_text(
         config_file.read_text()
-        + "\n[limits]\nbalance_journal_entries_max = 0\nbalance_journal_from_entries = 1000\n"
+        + "\n[limits]\nbalance_log_buckets = 0\nbalance_log_from_entries = 1000\n"
         + "history_heads_cache_entries_max = 7\nmap_size_bytes = 1073741824\n"
-        + "history_heads_journal_entries_max = 9\nhistory_heads_journal_from_entries = 11\n"
+        + "history_heads_log_buckets = 16\nhistory_heads_log_from_entries = 11\n"
     )
     node = _open(layout)
     try:
         limits = node.ledger.limits
         assert (
-            limits.balance_journal_entries_max,
-            limits.balance_journal_from_entries,
+            limits.balance_log_buckets,
+            limits.balance_log_from_entries,
             limits.history_heads_cache_entries_max,
             limits.map_size_bytes,
-            limits.history_heads_journal_entries_max,
-            limits.history_heads_journal_from_entries,
-        ) == (0, 1000, 7, 1 << 30, 9, 11)
+            limits.history_heads_log_buckets,
+            limits.history_heads_log_from_entries,
+        ) == (0, 1000, 7, 1 << 30, 16, 11)
     finally:
         node.close()
 
