@@ -283,7 +283,6 @@ class BlockPipeline:
                 commit_from = time.perf_counter()
                 self._commit(txn, group)
                 commit_s = time.perf_counter() - commit_from
-                ledger.write_committed(group[-1].height)
                 with self._cond:  # one step, so `stats` sees the group whole
                     self._puts_s += puts_s
                     self._commit_s += commit_s
@@ -293,7 +292,9 @@ class BlockPipeline:
                 error = ledger._full(f"block {group[0].height} was not applied")
             except Exception as exc:  # handed to the caller: a dead writer would hang it
                 error = exc
-            if error is not None:
+            if error is None:
+                ledger.write_committed(group[-1].height)  # on disk: whatever happens next
+            else:
                 ledger.write_aborted()  # the group's transaction is gone
                 with self._cond:
                     self._failure = error

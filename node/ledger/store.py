@@ -275,13 +275,17 @@ class Ledger:
                     self._open_logs(txn)
             except lmdb.MapFullError:  # from any put or the commit: the transaction is undone
                 # Converting the history keeps both layouts in the map until the old one is
-                # dropped, at the very end.
+                # dropped, at the very end; merging a journal or a log copies tree pages.
                 needs = " for a second copy of its history" if schema < 3 else ""
+                what = (
+                    f"upgrading the store from schema {schema} to {kl.SCHEMA_VERSION}"
+                    if schema < kl.SCHEMA_VERSION
+                    else "merging a balance or heads log into its tree (its bucket count changed)"
+                )
                 raise LedgerFullError(
-                    f"upgrading the store from schema {schema} to {kl.SCHEMA_VERSION} needs room"
-                    f"{needs}: the store reached map_size_bytes={self.limits.map_size_bytes}."
-                    " Nothing was changed; open it with a larger map_size_bytes"
-                    " (node.toml [limits])"
+                    f"{what} needs room{needs}: the store reached"
+                    f" map_size_bytes={self.limits.map_size_bytes}. Nothing was changed; open it"
+                    " with a larger map_size_bytes (node.toml [limits])"
                 ) from None
             return
         try:
@@ -314,7 +318,8 @@ class Ledger:
         ):
             legacy = self._legacy_db(txn, name)
             if legacy is not None:
-                txn.cursor(db=self._dbs[tree]).putmulti(list(txn.cursor(db=legacy)))
+                # Streamed: the old limits let a journal hold 16M entries.
+                txn.cursor(db=self._dbs[tree]).putmulti(txn.cursor(db=legacy).iternext())
                 txn.drop(legacy, delete=True)
         for key in kl.LEGACY_META_SWEEPS:
             txn.delete(key, db=self._dbs[kl.META])

@@ -26,6 +26,7 @@ from node.ledger import bucket_log, store
 from node.ledger import keys as kl
 from node.ledger.block import Block
 from node.ledger.bucket_log import BucketLog, LogTables
+from node.ledger.errors import LedgerCorruptError
 from node.ledger.records import encode_int
 from node.tx import Kind
 from tests.node.ledger.conftest import pk
@@ -227,12 +228,12 @@ def _account_key(first: int, asset: bytes = b"AAA") -> bytes:
 def test_the_newest_record_wins_in_reads_and_sweeps_in_every_bucket(
     tmp_path: Path, buckets: int
 ) -> None:
-    """Keys in the first, a middle and the last bucket, each logged twice: a read at any
-    snapshot finds the newer value, a sweep leaves it in the tree. A key only in the older
-    record of its bucket is found there."""
+    """Keys in the first, a middle, the second last and the last bucket, each logged twice:
+    a read at any snapshot finds the newer value, a sweep leaves it in the tree. A key only
+    in the older record of its bucket is found there. A block logged twice is refused."""
     env, dbs = _raw(tmp_path)
     log = BucketLog(bucket_log.BALANCES, buckets=buckets, from_entries=0)
-    keys = [_account_key(first) for first in (0x00, 0x81, 0xFF)]
+    keys = [_account_key(first) for first in (0x00, 0x81, 0xFE, 0xFF)]
     older = _account_key(0xFF, b"BBB")
     try:
         with env.begin(write=True) as txn:
@@ -248,6 +249,8 @@ def test_the_newest_record_wins_in_reads_and_sweeps_in_every_bucket(
                 assert log.read(txn, dbs, k, free[1]) == b"new"
                 assert log.read(txn, dbs, k, free[0]) == b"new"  # the index is ahead: read_at
             assert bucket_log.BALANCES.read_at(txn, dbs, older) == b"old"
+            with pytest.raises(LedgerCorruptError, match="log already holds block"):
+                log.put(txn, dbs, free[1], [(keys[0], b"again")])
             assert bucket_log.BALANCES.read_at(txn, dbs, _account_key(0x40)) is None
             height = free[1]
             while txn.stat(dbs[kl.BALANCES_LOG])["entries"]:
@@ -265,14 +268,14 @@ def test_the_newest_record_wins_in_reads_and_sweeps_in_every_bucket(
 
 def _sweep_then_fail(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Make the next sweeps move their records, and the heads' log's then fail (the last
-    put of a block: both logs have written); returns the heights the heads' log swept."""
+    put of a block: both logs have written); returns the buckets the heads' log swept."""
     swept: list[int] = []
     real_sweep = BucketLog._sweep
 
-    def sweep_then_fail(self: BucketLog, txn: Any, dbs: Any, bucket: int, height: int) -> None:
-        real_sweep(self, txn, dbs, bucket, height)
+    def sweep_then_fail(self: BucketLog, txn: Any, dbs: Any, bucket: int) -> None:
+        real_sweep(self, txn, dbs, bucket)
         if self.tables is bucket_log.HISTORY_HEADS:
-            swept.append(height)
+            swept.append(bucket)
             raise OSError("simulated failure after the sweep, before the commit")
 
     monkeypatch.setattr(BucketLog, "_sweep", sweep_then_fail)
@@ -293,23 +296,25 @@ def test_a_failed_write_leaves_the_tables_and_the_index_as_before(
                 assert w.apply(_transfer(w, 0, 1, 5), _transfer(w, 1, 2, 5))[0].applied
             with logged.ledger._env.begin() as txn:
                 before = {n: list(txn.cursor(db=db)) for n, db in logged.ledger._dbs.items()}
-            indexes_before = [dict(log._index) for log in logged.ledger._logs]
+            indexes_before = [log.indexed() for log in logged.ledger._logs]
             swept = _sweep_then_fail(monkeypatch)
             with pytest.raises(OSError, match="simulated failure"):
-                logged.apply(_transfer(logged, 0, 1, 7))
+                logged.apply(_transfer(logged, 2, 1, 7))
             assert swept, "the failure came before the log's sweep"
             monkeypatch.undo()
             with logged.ledger._env.begin() as txn:
                 after = {n: list(txn.cursor(db=db)) for n, db in logged.ledger._dbs.items()}
             assert after == before
-            assert [log._index for log in logged.ledger._logs] == indexes_before
-            logged.nonces[pk(HOLDERS[0])] -= 1
+            assert [log.indexed() for log in logged.ledger._logs] == indexes_before
+            logged.nonces[pk(HOLDERS[2])] -= 1
             logged.time_ms -= 1000
-            # Holder 1 sends exactly what it holds, and holder 2 touches holder 0's history.
+            # Another block at that height, without holder 2; then holder 2 sends exactly
+            # what it holds (the failed block's balance would be 7 short), and holder 1
+            # exactly what it holds (7 more in the failed block).
             for w in (logged, plain):
-                receipts = w.apply(_transfer(w, 1, 0, 1_000), _transfer(w, 2, 0, 1))
-                assert all(r.applied for r in receipts)
-                assert w.apply(_transfer(w, 0, 2, 1))[0].applied
+                assert w.apply(_transfer(w, 0, 1, 1))[0].applied
+                receipts = w.apply(_transfer(w, 2, 0, 1_005), _transfer(w, 1, 0, 1_001))
+                assert all(r.applied for r in receipts), receipts
             assert logged.ledger.state_digest == plain.ledger.state_digest
             assert _tables(logged) == _tables(plain)
             assert _queries(logged) == _queries(plain)
@@ -342,6 +347,114 @@ def test_a_reader_keeps_a_swept_key_in_the_index_until_it_is_done(tmp_path: Path
         assert not _records(w)
         assert len(log) == 0
         assert [w.ledger.balance("AAA", pk(h)) for h in HOLDERS] == [992, 1_007, 1_001]
+    finally:
+        w.close()
+
+
+def test_a_key_swept_twice_while_a_reader_holds_an_old_snapshot(tmp_path: Path) -> None:
+    """While an old reader keeps the index from forgetting, a bucket swept twice leaves two
+    generations of a key behind: a new reader must get the newer one."""
+    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    try:
+        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
+        led = w.ledger
+        log, dbs = led._balance_log, led._dbs
+        with led._readers.reading(), led._env.begin():
+            for _ in range(2):  # holder 1's balance 1,001 in one generation, 1,002 in the next
+                assert w.apply(_transfer(w, 0, 1, 1))[0].applied
+                w.apply()
+                w.apply()  # both buckets swept: holder 1's key retired
+                assert not _records(w)
+            with led._readers.reading(), led._env.begin() as txn:
+                snapshot = led.height
+                assert log.read(txn, dbs, _key(1), snapshot) == encode_int(1_002)
+                assert led.check(_transfer(w, 1, 0, 1_002)).applied  # through the index
+                w.apply()  # now an older snapshot: read through both generations' records
+                assert log.read(txn, dbs, _key(1), snapshot) == encode_int(1_002)
+    finally:
+        w.close()
+
+
+def test_a_log_in_use_stays_in_use_after_a_reopen_with_a_higher_threshold(
+    tmp_path: Path,
+) -> None:
+    """A write straight to the tree would be shadowed by the log's older record."""
+    w = _world(tmp_path / "w", **OFF)
+    try:
+        w.reopen(balance_log_buckets=256, balance_log_from_entries=0)
+        assert w.apply(_transfer(w, 0, 1, 7))[0].applied
+        assert _records(w)
+        w.reopen(balance_log_buckets=256, balance_log_from_entries=1 << 30)
+        assert w.apply(_transfer(w, 0, 1, 5))[0].applied
+        assert w.ledger.balance("AAA", pk(HOLDERS[1])) == 1_012
+    finally:
+        w.close()
+
+
+def test_readers_during_a_publication_read_their_snapshots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the writer publishes a commit to the index (here: between its updates), a
+    reader of the new snapshot must not trust an index that lacks the new records, and a
+    reader of the previous one must not get them."""
+    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    try:
+        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
+        led = w.ledger
+        log, dbs = led._balance_log, led._dbs
+        seen: list[tuple[bytes | None, bytes | None]] = []
+        real_add = bucket_log._Generation.add
+
+        with led._readers.reading(), led._env.begin() as before:
+            previous = led.height
+
+            def look() -> None:
+                with led._readers.reading(), led._env.begin() as txn:
+                    new = led._balance_reader(txn)(_key(1))
+                seen.append((new, log.read(before, dbs, _key(1), previous)))
+
+            def add(self: Any, height: int, entries: dict[bytes, bytes]) -> None:
+                look()
+                real_add(self, height, entries)
+                look()
+
+            monkeypatch.setattr(bucket_log._Generation, "add", add)
+            assert w.apply(_transfer(w, 0, 1, 7))[0].applied
+            monkeypatch.undo()
+        assert seen and set(seen) == {(encode_int(1_007), encode_int(1_000))}
+    finally:
+        w.close()
+
+
+def test_a_publication_that_starts_during_a_read_sends_it_to_the_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader of the published snapshot that looks up the newest values while the writer
+    publishes the next commit must notice and read its snapshot's records instead."""
+    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    try:
+        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
+        led = w.ledger
+        log, dbs = led._balance_log, led._dbs
+        deferred: list[int] = []
+        monkeypatch.setattr(led, "write_committed", deferred.append)
+        real_write_committed = type(led).write_committed
+        with led._readers.reading(), led._env.begin() as before:
+            previous = led.height
+            assert w.apply(_transfer(w, 0, 1, 7))[0].applied  # committed, not published
+            monkeypatch.undo()
+
+            class PublishOnLookup(dict[bytes, bytes]):
+                def get(self, key: bytes, default: Any = None) -> Any:
+                    while deferred:  # the writer publishes now, mid-read
+                        real_write_committed(led, deferred.pop())
+                    return super().get(key, default)
+
+            bucket = _bucket(_key(1), 2)
+            log._current[bucket].merged = PublishOnLookup(log._current[bucket].merged)
+            assert log.read(before, dbs, _key(1), previous) == encode_int(1_000)
+        assert not deferred
+        assert w.ledger.balance("AAA", pk(HOLDERS[1])) == 1_007
     finally:
         w.close()
 
