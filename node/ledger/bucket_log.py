@@ -30,7 +30,7 @@ Two ways to find it:
   are never published.
 The index is kept per bucket, in generations: a sweep of a bucket retires the bucket's
 current dict whole (its keys are in the tree now) and starts a new one. A retired dict is
-dropped, in one step, once no reader holds a snapshot from before the sweep (`Readers`): until
+dropped, in one step, once no reader holds a snapshot from before the sweep (node/ledger/readers.py): until
 then such a reader, missing the key, would read the old tree. (Deleting the swept keys one by
 one cost ~3 ms of the writer's time a commit at 1,000,000 accounts.)
 
@@ -42,11 +42,9 @@ without the log (tests/node/ledger/test_bucket_log.py, test_history.py). Neither
 from __future__ import annotations
 
 import operator
-import threading
 from bisect import bisect_left
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,42 +168,6 @@ class LogTables:
         return len(merged)
 
 
-class Readers:
-    """The snapshots readers of a log's index may hold, so a swept key stays in the index
-    until none of them predates the sweep (see the module docstring).
-
-    A reader registers the last committed height it knows of BEFORE it begins its read
-    transaction, so its snapshot is at least that height; the floor is the lowest
-    registered height, or the committed height when nobody reads."""
-
-    __slots__ = ("_active", "_committed", "_lock")
-
-    def __init__(self, committed: int) -> None:
-        self._lock = threading.Lock()
-        self._active: Counter[int] = Counter()
-        self._committed = committed
-
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        with self._lock:
-            registered = self._committed
-            self._active[registered] += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._active[registered] -= 1
-                if not self._active[registered]:
-                    del self._active[registered]
-
-    def committed(self, height: int) -> int:
-        """(Writer, after a commit of blocks up to `height`.) The floor: every reader's
-        snapshot is at least this height."""
-        with self._lock:
-            self._committed = height
-            return min(self._active, default=height)
-
-
 class _Generation:
     """A bucket's index since one sweep: its records block by block (height, entries),
     oldest first, and their entries merged (each key's newest value)."""
@@ -315,7 +277,7 @@ class BucketLog:
 
     def read(self, txn: Txn, dbs: dict[str, Any], key: bytes, snapshot: int) -> bytes | None:
         """The value of `key` at `txn`, whose snapshot is block `snapshot`, for a reader
-        registered with `Readers.reading` before `txn` began."""
+        registered (node/ledger/readers.py) before `txn` began."""
         seq = self._seq  # before `_published`: see `committed`
         published = self._published
         if snapshot > published:  # committed, not yet in the index: rare
@@ -423,7 +385,7 @@ class BucketLog:
 
     def committed(self, height: int, floor: int) -> None:
         """(Writer.) The open write transaction committed blocks up to `height`, and every
-        reader's snapshot is at least block `floor` (`Readers.committed`): publish its
+        reader's snapshot is at least block `floor` (node/ledger/readers.py): publish its
         records to the index, block by block, then drop the generations swept at or below
         `floor`."""
         current, retired, retiring = self._current, self._retired, self._retiring

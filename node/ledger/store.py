@@ -56,6 +56,7 @@ from node.ledger.governance_records import (
     ValidatorInfo,
 )
 from node.ledger.history import HeadsCache, HeadsCacheStats, HistoryEntry
+from node.ledger.readers import Readers
 from node.ledger.reasons import ReasonCode, TxRejectedError
 from node.ledger.records import (
     AccountRecord,
@@ -193,7 +194,7 @@ class Ledger:
             from_entries=limits.history_heads_log_from_entries,
         )
         self._logs = (self._balance_log, heads_log)
-        self._readers = bucket_log.Readers(0)
+        self._readers = Readers(0)
         self._history_heads = HeadsCache(limits.history_heads_cache_entries_max, log=heads_log)
         # Evaluations share the state cache, so they must not overlap: a second one at the
         # same time is refused rather than allowed to corrupt it.
@@ -330,7 +331,7 @@ class Ledger:
         height = self._tip(txn)[0]
         for log in self._logs:
             log.open(txn, self._dbs, height)
-        self._readers = bucket_log.Readers(height)
+        self._readers = Readers(height)
 
     def _warm_caches(self) -> None:
         """Fill the state cache and the history heads cache from one snapshot, each if it
