@@ -86,6 +86,13 @@ def _queries(w: World) -> dict[str, Any]:
     }
 
 
+def _assert_same(w: World, reference: World) -> None:
+    """The same state digest, tables (each log read with its tree) and query answers."""
+    assert w.ledger.state_digest == reference.ledger.state_digest
+    assert _tables(w) == _tables(reference)
+    assert _queries(w) == _queries(reference)
+
+
 def _records(w: World, tables: LogTables = bucket_log.BALANCES) -> dict[bytes, dict[bytes, bytes]]:
     with w.ledger._env.begin() as txn:
         return {
@@ -139,11 +146,8 @@ def test_random_blocks_are_identical_however_balances_are_stored(
 
         try:
             run_across_a_reopen(worlds, before, after, reopen)
-            first = worlds[0]
             for w in worlds[1:]:
-                assert w.ledger.state_digest == first.ledger.state_digest
-                assert _tables(w) == _tables(first)
-                assert _queries(w) == _queries(first)
+                _assert_same(w, worlds[0])
         finally:
             for w in worlds:
                 w.close()
@@ -176,9 +180,7 @@ def test_pipelined_groups_equal_one_at_a_time_without_a_log(
             _, sent, got = run_deep(piped, blocks, depths)
             for block, receipts in zip(sent, got, strict=True):
                 assert plain.ledger.apply_block(block) == receipts
-            assert piped.ledger.state_digest == plain.ledger.state_digest
-            assert _tables(piped) == _tables(plain)
-            assert _queries(piped) == _queries(plain)
+            _assert_same(piped, plain)
         finally:
             piped.close()
             plain.close()
@@ -315,9 +317,7 @@ def test_a_failed_write_leaves_the_tables_and_the_index_as_before(
                 assert w.apply(_transfer(w, 0, 1, 1))[0].applied
                 receipts = w.apply(_transfer(w, 2, 0, 1_005), _transfer(w, 1, 0, 1_001))
                 assert all(r.applied for r in receipts), receipts
-            assert logged.ledger.state_digest == plain.ledger.state_digest
-            assert _tables(logged) == _tables(plain)
-            assert _queries(logged) == _queries(plain)
+            _assert_same(logged, plain)
         finally:
             logged.close()
             plain.close()
