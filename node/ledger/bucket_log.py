@@ -292,7 +292,9 @@ class BucketLog:
         # An older snapshot, or a publication under way: the records block by block, the
         # retired generations too (a copy of the list: the writer may drop one).
         for generation in (self._current[bucket], *self._retired[bucket][::-1]):
-            for height, entries in generation.groups[::-1]:
+            if key not in generation.merged:  # `add` fills it before it appends the group
+                continue
+            for height, entries in reversed(generation.groups):  # appended to, never cut
                 if height <= snapshot:
                     value = entries.get(key)
                     if value is not None:

@@ -459,6 +459,123 @@ def test_a_publication_that_starts_during_a_read_sends_it_to_the_records(
         w.close()
 
 
+def test_a_write_after_the_snapshot_and_swept_since_is_not_read(tmp_path: Path) -> None:
+    """A retired generation's records newer than a reader's snapshot are not its values."""
+    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    try:
+        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
+        led = w.ledger
+        log, dbs = led._balance_log, led._dbs
+        with led._readers.reading(), led._env.begin() as txn:
+            snapshot = led.height
+            assert w.apply(_transfer(w, 0, 1, 7))[0].applied
+            w.apply()
+            w.apply()  # both buckets swept: the transfer sits in retired generations
+            assert not _records(w)
+            assert log.read(txn, dbs, _key(1), snapshot) == encode_int(1_000)
+            assert log.read(txn, dbs, _key(0), snapshot) == encode_int(1_000)
+    finally:
+        w.close()
+
+
+def test_the_floor_drops_a_buckets_oldest_generation_first(tmp_path: Path) -> None:
+    """Reader 1 holds the floor over two sweeps of a bucket; reader 2 registers between
+    them. When reader 1 leaves, only the first generation may go: reader 2 needs the
+    second."""
+    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    try:
+        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
+        led = w.ledger
+        log, dbs = led._balance_log, led._dbs
+        first = led._readers.reading()
+        first.__enter__()
+        assert w.apply(_transfer(w, 0, 1, 1))[0].applied  # 1,001
+        w.apply()
+        w.apply()  # swept: the first generation
+        while (led.height + 1) % 2 == _bucket(_key(1), 2):
+            w.apply()  # so the next transfer is not swept in its own block
+        assert w.apply(_transfer(w, 0, 1, 1))[0].applied  # 1,002, in the log
+        with led._readers.reading(), led._env.begin() as txn:
+            snapshot = led.height
+            first.__exit__(None, None, None)
+            w.apply()
+            w.apply()  # swept: the second generation; the floor passes the first only
+            w.apply()
+            assert log.read(txn, dbs, _key(1), snapshot) == encode_int(1_002)
+    finally:
+        w.close()
+
+
+def test_a_sweep_retires_a_generation_before_it_starts_the_next(tmp_path: Path) -> None:
+    """A reader of an older snapshot, looking while a sweep's generation is retired, must
+    find it in the current generation or among the retired ones, never in neither."""
+    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    try:
+        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
+        led = w.ledger
+        log, dbs = led._balance_log, led._dbs
+        bucket = _bucket(_key(1), 2)
+        while (led.height + 1) % 2 == bucket:
+            w.apply()  # so the transfer is not swept in its own block
+        assert w.apply(_transfer(w, 0, 1, 7))[0].applied
+        seen: list[bytes | None] = []
+        with led._readers.reading(), led._env.begin() as txn:
+            snapshot = led.height
+
+            class Watched(list[Any]):
+                def append(self, generation: Any) -> None:
+                    seen.append(log.read(txn, dbs, _key(1), snapshot))
+                    super().append(generation)
+
+            log._retired[bucket] = Watched(log._retired[bucket])
+            w.apply()
+            w.apply()  # one of them sweeps holder 1's bucket
+        assert seen == [encode_int(1_007)]
+    finally:
+        w.close()
+
+
+def test_a_whole_publication_between_a_readers_first_looks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader must take the sequence before the published height: a publication that
+    fits between the two would otherwise look like none."""
+    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    try:
+        w.reopen(balance_log_buckets=256, balance_log_from_entries=0)
+        led = w.ledger
+        log, dbs = led._balance_log, led._dbs
+        deferred: list[int] = []
+        real_write_committed = type(led).write_committed
+        monkeypatch.setattr(led, "write_committed", deferred.append)
+        slot: Any = vars(bucket_log.BucketLog)["_published"]  # the slot's descriptor
+
+        class PublishingOnFirstLook(bucket_log.BucketLog):
+            __slots__ = ()
+
+            @property
+            def _published(self) -> int:
+                value = slot.__get__(self)
+                while deferred:  # the writer publishes now, between the reader's looks
+                    real_write_committed(led, deferred.pop())
+                return int(value)
+
+            @_published.setter
+            def _published(self, value: int) -> None:
+                slot.__set__(self, value)
+
+        with led._readers.reading(), led._env.begin() as before:
+            previous = led.height
+            assert w.apply(_transfer(w, 0, 1, 7))[0].applied  # committed, not published
+            monkeypatch.undo()
+            log.__class__ = PublishingOnFirstLook
+            assert log.read(before, dbs, _key(1), previous) == encode_int(1_000)
+            log.__class__ = bucket_log.BucketLog
+        assert not deferred
+    finally:
+        w.close()
+
+
 def test_a_block_without_writes_still_sweeps(tmp_path: Path) -> None:
     w = _world(tmp_path / "w", **OFF)
     try:
