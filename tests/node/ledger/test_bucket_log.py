@@ -38,7 +38,7 @@ from tests.node.ledger.test_invariants import (
     ledger_examples,
     op_blocks,
 )
-from tests.node.ledger.test_pipeline import run_deep
+from tests.node.ledger.test_pipeline import replay, run_deep
 from tests.node.ledger.test_state_cache import run_across_a_reopen
 from tests.node.ledger.world import World
 
@@ -84,6 +84,15 @@ def _queries(w: World) -> dict[str, Any]:
         "accounts": [led.account(pk(p)) for p in PEOPLE],
         "history": [led.history(pk(p), limit=1_000) for p in PEOPLE],
     }
+
+
+def _logging_balances(tmp_path: Path, *, buckets: int) -> World:
+    """A world funded with the logs off (so its balance log starts empty), reopened to log
+    every balance write in `buckets` buckets, without the state cache (so evaluation and
+    `check` read balances through the log's index)."""
+    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    w.reopen(balance_log_buckets=buckets, balance_log_from_entries=0)
+    return w
 
 
 def _assert_same(w: World, reference: World) -> None:
@@ -178,8 +187,7 @@ def test_pipelined_groups_equal_one_at_a_time_without_a_log(
         plain = _world(Path(d) / "plain", **OFF)
         try:
             _, sent, got = run_deep(piped, blocks, depths)
-            for block, receipts in zip(sent, got, strict=True):
-                assert plain.ledger.apply_block(block) == receipts
+            replay(plain, sent, got)
             _assert_same(piped, plain)
         finally:
             piped.close()
@@ -187,9 +195,8 @@ def test_pipelined_groups_equal_one_at_a_time_without_a_log(
 
 
 def test_a_block_writes_a_record_per_bucket_and_sweeps_one_bucket(tmp_path: Path) -> None:
-    w = _world(tmp_path / "w", **OFF, **NO_CACHE)  # funded with the log off: it starts empty
+    w = _logging_balances(tmp_path, buckets=256)
     try:
-        w.reopen(balance_log_buckets=256, balance_log_from_entries=0)
         buckets = {_bucket(_key(i), 256) for i in (0, 1)}
         assert len(buckets) == 2, "the test needs two buckets"
         assert w.apply(_transfer(w, 0, 1, 7))[0].applied
@@ -327,9 +334,8 @@ def test_a_reader_keeps_a_swept_key_in_the_index_until_it_is_done(tmp_path: Path
     """A reader registered before a sweep committed must not miss the swept key in the
     index (it would read its snapshot's tree, which has the old value); a key written
     after its snapshot must not give it the new value."""
-    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    w = _logging_balances(tmp_path, buckets=2)
     try:
-        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
         led = w.ledger
         assert w.apply(_transfer(w, 0, 1, 7))[0].applied
         log, dbs = led._balance_log, led._dbs
@@ -354,9 +360,8 @@ def test_a_reader_keeps_a_swept_key_in_the_index_until_it_is_done(tmp_path: Path
 def test_a_key_swept_twice_while_a_reader_holds_an_old_snapshot(tmp_path: Path) -> None:
     """While an old reader keeps the index from forgetting, a bucket swept twice leaves two
     generations of a key behind: a new reader must get the newer one."""
-    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    w = _logging_balances(tmp_path, buckets=2)
     try:
-        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
         led = w.ledger
         log, dbs = led._balance_log, led._dbs
         with led._readers.reading(), led._env.begin():
@@ -397,9 +402,8 @@ def test_readers_during_a_publication_read_their_snapshots(
     """While the writer publishes a commit to the index (here: between its updates), a
     reader of the new snapshot must not trust an index that lacks the new records, and a
     reader of the previous one must not get them."""
-    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    w = _logging_balances(tmp_path, buckets=2)
     try:
-        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
         led = w.ledger
         log, dbs = led._balance_log, led._dbs
         seen: list[tuple[bytes | None, bytes | None]] = []
@@ -431,9 +435,8 @@ def test_a_publication_that_starts_during_a_read_sends_it_to_the_records(
 ) -> None:
     """A reader of the published snapshot that looks up the newest values while the writer
     publishes the next commit must notice and read its snapshot's records instead."""
-    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    w = _logging_balances(tmp_path, buckets=2)
     try:
-        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
         led = w.ledger
         log, dbs = led._balance_log, led._dbs
         deferred: list[int] = []
@@ -461,9 +464,8 @@ def test_a_publication_that_starts_during_a_read_sends_it_to_the_records(
 
 def test_a_write_after_the_snapshot_and_swept_since_is_not_read(tmp_path: Path) -> None:
     """A retired generation's records newer than a reader's snapshot are not its values."""
-    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    w = _logging_balances(tmp_path, buckets=2)
     try:
-        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
         led = w.ledger
         log, dbs = led._balance_log, led._dbs
         with led._readers.reading(), led._env.begin() as txn:
@@ -482,9 +484,8 @@ def test_the_floor_drops_a_buckets_oldest_generation_first(tmp_path: Path) -> No
     """Reader 1 holds the floor over two sweeps of a bucket; reader 2 registers between
     them. When reader 1 leaves, only the first generation may go: reader 2 needs the
     second."""
-    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    w = _logging_balances(tmp_path, buckets=2)
     try:
-        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
         led = w.ledger
         log, dbs = led._balance_log, led._dbs
         first = led._readers.reading()
@@ -509,9 +510,8 @@ def test_the_floor_drops_a_buckets_oldest_generation_first(tmp_path: Path) -> No
 def test_a_sweep_retires_a_generation_before_it_starts_the_next(tmp_path: Path) -> None:
     """A reader of an older snapshot, looking while a sweep's generation is retired, must
     find it in the current generation or among the retired ones, never in neither."""
-    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    w = _logging_balances(tmp_path, buckets=2)
     try:
-        w.reopen(balance_log_buckets=2, balance_log_from_entries=0)
         led = w.ledger
         log, dbs = led._balance_log, led._dbs
         bucket = _bucket(_key(1), 2)
@@ -540,9 +540,8 @@ def test_a_whole_publication_between_a_readers_first_looks(
 ) -> None:
     """A reader must take the sequence before the published height: a publication that
     fits between the two would otherwise look like none."""
-    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    w = _logging_balances(tmp_path, buckets=256)
     try:
-        w.reopen(balance_log_buckets=256, balance_log_from_entries=0)
         led = w.ledger
         log, dbs = led._balance_log, led._dbs
         deferred: list[int] = []
@@ -670,9 +669,8 @@ def test_a_reader_between_a_commit_and_its_publication_reads_its_snapshot(
 ) -> None:
     """The writer publishes a transaction's records to the index after the commit: a reader
     whose snapshot already holds them must not take the index's silence for the tree."""
-    w = _world(tmp_path / "w", **OFF, **NO_CACHE)
+    w = _logging_balances(tmp_path, buckets=256)
     try:
-        w.reopen(balance_log_buckets=256, balance_log_from_entries=0)
         led = w.ledger
         tx = _transfer(w, 0, 1, 7)
         w.time_ms += 1000

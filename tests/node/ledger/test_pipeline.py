@@ -214,6 +214,12 @@ def run_deep(
     return pipe, sent, got
 
 
+def replay(w: World, sent: list[Block], got: list[list[Receipt]]) -> None:
+    """Apply `sent` to `w` one block at a time: each block's receipts must equal `got`'s."""
+    for block, receipts in zip(sent, got, strict=True):
+        assert w.ledger.apply_block(block) == receipts
+
+
 # The cache at its default; evicting at every block (so only the keys the uncommitted blocks
 # wrote are left); and off (so every view decodes the overlays of the blocks below it).
 @pytest.mark.parametrize("cache_entries", [200_000, 1, 0])
@@ -238,8 +244,7 @@ def test_blocks_evaluated_several_ahead_equal_one_at_a_time(
             pipe, sent, got = run_deep(piped, blocks, depths)
             assert pipe.ahead == len(blocks) - 1
             assert max(len(g) for g in pipe.groups) <= pipe.group_blocks_max
-            for block, receipts in zip(sent, got, strict=True):
-                assert plain.ledger.apply_block(block) == receipts
+            replay(plain, sent, got)
             _assert_same(piped, plain)
         finally:
             piped.close()
